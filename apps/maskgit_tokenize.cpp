@@ -1,0 +1,151 @@
+// maskgit-tokenize: images ↔ token grids through a model's VQ tokenizer.
+#include <fmt/format.h>
+
+#include "cli/common.h"
+#include "common/error.h"
+#include "io/image.h"
+#include "io/json.h"
+#include "model/model_dir.h"
+#include "tokenizer/evaluate.h"
+#include "tokenizer/pipeline.h"
+#include "tokenizer/token_file.h"
+
+namespace {
+
+using namespace maskgit;
+
+struct Inputs {
+  std::vector<std::string> files;
+  DatasetSpec dataset;
+};
+
+void add_inputs(CLI::App& command, Inputs& inputs, const std::string& default_split) {
+  inputs.dataset.split = default_split;
+  command.add_option("images", inputs.files, "Image files (PNG/JPEG), all of one size");
+  command.add_option("-d,--data", inputs.dataset.path,
+                     "Instead of files: an IDX directory/file or an image folder");
+  command.add_option("--split", inputs.dataset.split, "IDX split: train or t10k")->capture_default_str()
+      ->check(CLI::IsMember({"train", "t10k"}));
+  command.add_option("--limit", inputs.dataset.limit, "Only the first N dataset images (-1 = all)")->capture_default_str();
+}
+
+void require_inputs(const Inputs& inputs) {
+  if (inputs.files.empty() && inputs.dataset.path.empty()) throw_usage("no input: give image files or --data");
+  if (!inputs.files.empty() && !inputs.dataset.path.empty()) throw_usage("give image files or --data, not both");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Encode images to token grids, decode token grids to images, reconstruct, or measure\n"
+               "reconstruction quality, with a model's VQ tokenizer.",
+               "maskgit-tokenize"};
+  app.require_subcommand(1);
+  std::string model_dir;
+  RuntimeOptions runtime;
+  int64_t batch_size = 256;
+  bool json_output = false;
+  add_model_option(app, model_dir);
+  add_runtime_options(app, runtime);
+  app.add_option("-b,--batch-size", batch_size, "Images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_flag("--json", json_output, "Machine-readable output on stdout (JSON lines)");
+
+  Inputs encode_inputs, reconstruct_inputs, evaluate_inputs;
+  std::string encode_output, decode_input, decode_output, reconstruct_output, originals_output;
+  auto* encode = app.add_subcommand("encode", "Images → token file (safetensors: ids [N,h,w])");
+  add_inputs(*encode, encode_inputs, "t10k");
+  encode->add_option("-o,--output", encode_output, "Token file to write")->required();
+  auto* decode = app.add_subcommand("decode", "Token file → images");
+  decode->add_option("-i,--input", decode_input, "Token file")->required();
+  decode->add_option("-o,--output", decode_output, "Output pattern, e.g. out/%05d.png")->required();
+  auto* reconstruct = app.add_subcommand("reconstruct", "Images → tokens → images, with PSNR per image");
+  add_inputs(*reconstruct, reconstruct_inputs, "t10k");
+  reconstruct->add_option("-o,--output", reconstruct_output, "Output pattern, e.g. out/%05d.png")->required();
+  reconstruct->add_option("--originals", originals_output,
+                          "Also write the inputs (as the model sees them) to this pattern, for side-by-side views");
+  auto* evaluate = app.add_subcommand("evaluate", "Mean PSNR and codebook use over a dataset (default: Fashion-MNIST test split)");
+  add_inputs(*evaluate, evaluate_inputs, "t10k");
+  evaluate_inputs.dataset.path = kFashionMnistDir;
+
+  return run_tool(app, argc, argv, [&] {
+    const torch::Device device = apply_runtime_options(runtime);
+    const ModelConfig config = read_model_config(model_dir);
+    const int channels = static_cast<int>(config.image_channels);
+
+    if (*decode) {
+      const TokenGrid grid = read_token_file(decode_input);
+      validate_output_pattern(decode_output, grid.ids.size(0), "--output");
+      VQTokenizer tokenizer = load_tokenizer(config, device);
+      if (grid.codebook_size != tokenizer->config().codebook_size)
+        throw_bad_input(fmt::format("{}: ids index a codebook of {}, the model's has {}", decode_input,
+                                    grid.codebook_size, tokenizer->config().codebook_size));
+      const torch::Tensor images = decode_in_batches(tokenizer, grid.ids, grid.image_height, grid.image_width, batch_size, device);
+      for (int64_t i = 0; i < images.size(0); ++i) {
+        const std::string path = format_output_path(decode_output, i);
+        write_png(path, images[i], {{"maskgit:model", model_dir}, {"maskgit:source", decode_input}});
+        if (json_output) fmt::print("{}\n", Json(Json::Object{{"file", path}, {"index", i}}).dump());
+      }
+      return;
+    }
+
+    Inputs& inputs = *encode ? encode_inputs : *reconstruct ? reconstruct_inputs : evaluate_inputs;
+    require_inputs(inputs);
+    const LabeledImages data = load_input_images(inputs.files, inputs.dataset, channels);
+    VQTokenizer tokenizer = load_tokenizer(config, device);
+
+    if (*encode) {
+      TokenGrid grid;
+      grid.ids = encode_in_batches(tokenizer, data.images, batch_size, device);
+      if (inputs.files.empty()) grid.labels = data.labels;
+      grid.image_height = data.images.size(2);
+      grid.image_width = data.images.size(3);
+      grid.codebook_size = tokenizer->config().codebook_size;
+      write_token_file(encode_output, grid);
+      if (json_output)
+        fmt::print("{}\n", Json(Json::Object{{"file", encode_output}, {"images", grid.ids.size(0)},
+                                             {"grid_height", grid.ids.size(1)}, {"grid_width", grid.ids.size(2)}})
+                               .dump());
+      else
+        fmt::print(stderr, "wrote {}: {} images as {}×{} tokens\n", encode_output, grid.ids.size(0), grid.ids.size(1), grid.ids.size(2));
+      return;
+    }
+
+    if (*reconstruct) {
+      validate_output_pattern(reconstruct_output, data.images.size(0), "--output");
+      if (!originals_output.empty()) validate_output_pattern(originals_output, data.images.size(0), "--originals");
+      const torch::Tensor ids = encode_in_batches(tokenizer, data.images, batch_size, device);
+      const torch::Tensor images = decode_in_batches(tokenizer, ids, data.images.size(2), data.images.size(3), batch_size, device);
+      const torch::Tensor psnr = per_image_psnr(images, data.images);
+      for (int64_t i = 0; i < images.size(0); ++i) {
+        const std::string path = format_output_path(reconstruct_output, i);
+        const std::string source = inputs.files.empty() ? fmt::format("{}[{}]", inputs.dataset.path, i) : inputs.files[i];
+        write_png(path, images[i], {{"maskgit:model", model_dir}, {"maskgit:source", source}});
+        if (!originals_output.empty()) write_png(format_output_path(originals_output, i), data.images[i]);
+        if (json_output)
+          fmt::print("{}\n", Json(Json::Object{{"file", path}, {"source", source}, {"psnr_db", psnr[i].item<double>()}}).dump());
+      }
+      if (!json_output)
+        fmt::print(stderr, "reconstructed {} images, mean PSNR {:.2f} dB\n", images.size(0), psnr.mean().item<double>());
+      return;
+    }
+
+    const ReconstructionStats stats = evaluate_reconstruction(tokenizer, data.images, batch_size, device);
+    if (json_output) {
+      fmt::print("{}\n", Json(Json::Object{{"model", model_dir},
+                                           {"images", stats.images},
+                                           {"mean_psnr_db", stats.mean_psnr_db},
+                                           {"mean_mse", stats.mean_mse},
+                                           {"codes_used", stats.codes_used},
+                                           {"codebook_size", stats.codebook_size},
+                                           {"tokens_per_image", stats.tokens_per_image},
+                                           {"parameters", count_parameters(*tokenizer)},
+                                           {"seconds", stats.seconds}})
+                             .dump());
+    } else {
+      fmt::print("images            {}\nmean PSNR         {:.2f} dB\ncodes used        {} / {} ({:.1f}%)\n"
+                 "tokens per image  {}\nparameters        {}\n",
+                 stats.images, stats.mean_psnr_db, stats.codes_used, stats.codebook_size,
+                 100.0 * stats.codes_used / stats.codebook_size, stats.tokens_per_image, count_parameters(*tokenizer));
+    }
+  });
+}

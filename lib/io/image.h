@@ -1,0 +1,52 @@
+#pragma once
+// Image files in and out. Pixels are float tensors in [0, 1]: one image is [C, H, W],
+// a batch is [N, C, H, W]. Reads PNG and JPEG (grey, grey+alpha, RGB, RGBA); writes PNG,
+// atomically, optionally with tEXt chunks that carry generation settings.
+#include <torch/torch.h>
+
+#include <map>
+#include <string>
+
+namespace maskgit {
+
+// Largest side accepted on read; larger files are rejected as absurd, not allocated.
+constexpr int kMaxImageSide = 16384;
+
+struct ImageInfo {
+  int width = 0;
+  int height = 0;
+  int channels = 0;  // as stored: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA
+};
+
+// Header-only probe. Throws Error(bad_input) naming the file for missing/unreadable files,
+// unsupported formats, and zero or absurd sizes.
+ImageInfo probe_image(const std::string& path);
+
+// Reads an image as [C, H, W] float in [0,1] with C the file's own channel count (1..4).
+// Same errors as probe_image.
+torch::Tensor read_image(const std::string& path);
+
+// Converts a [C, H, W] or [N, C, H, W] image to `channels` (1 or 3). Grey→RGB replicates,
+// RGB→grey uses Rec.601 luma, alpha is dropped (compositing over black would darken edges).
+torch::Tensor convert_channels(const torch::Tensor& image, int channels);
+
+// Reads an image and converts it to `channels`; if expected_width/height > 0 the size must
+// match exactly, otherwise Error(bad_input) says "<path>: image is WxH, expected WxH".
+torch::Tensor read_image_as(const std::string& path, int channels, int expected_width = 0,
+                            int expected_height = 0);
+
+// Writes a [C, H, W] (C = 1, 3 or 4) image as 8-bit PNG, clamping to [0,1] and rounding.
+// `text` entries become tEXt chunks (keyword → text, Latin-1 keywords of 1..79 chars).
+// Atomic. Throws Error(io_error) naming the path when it cannot be written.
+void write_png(const std::string& path, const torch::Tensor& image,
+               const std::map<std::string, std::string>& text = {});
+
+// Reads the tEXt chunks of a PNG file (for tests and for reproducing a run from a file).
+std::map<std::string, std::string> read_png_text(const std::string& path);
+
+// Expands an output pattern with one printf-style integer conversion (%d, %05d, ...).
+// A pattern without a conversion is used as-is when count == 1, otherwise Error(usage).
+std::string format_output_path(const std::string& pattern, int64_t index);
+void validate_output_pattern(const std::string& pattern, int64_t count, const std::string& flag);
+
+}  // namespace maskgit

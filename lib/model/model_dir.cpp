@@ -1,0 +1,130 @@
+#include "model/model_dir.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "common/error.h"
+#include "io/atomic_file.h"
+#include "io/safetensors.h"
+#include "io/tensor_io.h"
+
+namespace maskgit {
+namespace fs = std::filesystem;
+
+std::string ModelConfig::path_of(const std::string& file) const {
+  return (fs::path(directory) / file).string();
+}
+
+ModelConfig read_model_config(const std::string& directory) {
+  ModelConfig config;
+  config.directory = directory;
+  if (!fs::is_directory(directory))
+    throw_bad_input(fmt::format("{}: model directory not found", directory));
+  const std::string path = config.path_of(kModelConfigFile);
+  if (!fs::exists(path)) throw_bad_input(fmt::format("{}: missing (not a model directory?)", path));
+  try {
+    config.raw = Json::parse(read_file_bytes(path));
+  } catch (const JsonParseError& e) {
+    throw_bad_input(fmt::format("{}: invalid JSON: {}", path, e.what()));
+  }
+  try {
+    const Json& root = config.raw;
+    if (!root.is_object()) throw std::runtime_error("top level: expected an object");
+    const std::string format = json_string(root, "format", "");
+    if (format != "maskgit-cpp") throw std::runtime_error(fmt::format("format: expected \"maskgit-cpp\", got \"{}\"", format));
+    const int64_t version = json_int(root, "format_version", "");
+    if (version != kModelFormatVersion)
+      throw std::runtime_error(fmt::format("format_version: {} is not supported (this build reads {})",
+                                           version, kModelFormatVersion));
+    const Json& image = root.at("image");
+    config.image_width = json_int(image, "width", "image");
+    config.image_height = json_int(image, "height", "image");
+    config.image_channels = json_int(image, "channels", "image");
+    if (config.image_width < 1 || config.image_height < 1 || config.image_width > 4096 ||
+        config.image_height > 4096)
+      throw std::runtime_error("image: width and height must be in 1..4096");
+    if (config.image_channels != 1 && config.image_channels != 3)
+      throw std::runtime_error("image.channels: must be 1 or 3");
+    const Json* names = root.find("class_names");
+    if (!names || !names->is_array() || names->size() == 0)
+      throw std::runtime_error("class_names: expected a non-empty list of strings");
+    for (const Json& name : names->as_array()) {
+      if (!name.is_string() || name.as_string().empty())
+        throw std::runtime_error("class_names: every entry must be a non-empty string");
+      config.class_names.push_back(name.as_string());
+    }
+    if (const Json* tokenizer = root.find("tokenizer")) {
+      config.tokenizer = TokenizerConfig::from_json(*tokenizer, "tokenizer");
+      if (config.tokenizer->channels != config.image_channels)
+        throw std::runtime_error("tokenizer.channels: differs from image.channels");
+    }
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw_bad_input(fmt::format("{}: {}", path, e.what()));
+  }
+  return config;
+}
+
+void write_model_config(const ModelConfig& config) {
+  Json root = config.raw.is_object() ? config.raw : Json::object();
+  root.set("format", "maskgit-cpp");
+  root.set("format_version", kModelFormatVersion);
+  Json image = Json::object();
+  image.set("width", config.image_width);
+  image.set("height", config.image_height);
+  image.set("channels", config.image_channels);
+  root.set("image", image);
+  Json names = Json::array();
+  for (const auto& name : config.class_names) names.push_back(name);
+  root.set("class_names", names);
+  if (config.tokenizer) root.set("tokenizer", config.tokenizer->to_json());
+  ensure_directory(config.directory);
+  write_file_atomic(config.path_of(kModelConfigFile), root.dump(2) + "\n");
+}
+
+VQTokenizer load_tokenizer(const ModelConfig& config, const torch::Device& device) {
+  if (!config.tokenizer)
+    throw_bad_input(fmt::format("{}: the model has no \"tokenizer\" section",
+                                config.path_of(kModelConfigFile)));
+  VQTokenizer tokenizer(*config.tokenizer);
+  const std::string path = config.path_of(kTokenizerWeightsFile);
+  SafetensorsFile file;
+  try {
+    file = read_safetensors(path);
+  } catch (const SafetensorsError& e) {
+    throw_bad_input(e.what());
+  }
+  load_module_state(*tokenizer, file, path);
+  tokenizer->to(device);
+  tokenizer->eval();
+  return tokenizer;
+}
+
+void save_tokenizer_weights(const ModelConfig& config, VQTokenizer& tokenizer) {
+  SafetensorsFile file;
+  append_module_state(file, *tokenizer);
+  file.metadata["format"] = "pt";
+  file.metadata["stage"] = "tokenizer";
+  ensure_directory(config.directory);
+  write_safetensors(config.path_of(kTokenizerWeightsFile), file);
+}
+
+std::string default_model_dir() {
+  if (const char* from_env = std::getenv("MASKGIT_MODEL"); from_env && *from_env) return from_env;
+  if (fs::is_directory(MASKGIT_DEFAULT_MODEL_DIR)) return MASKGIT_DEFAULT_MODEL_DIR;
+  // An installed binary: <prefix>/bin/tool → <prefix>/share/maskgit-cpp/models/fashion-mnist.
+  std::error_code error;
+  const fs::path executable = fs::read_symlink("/proc/self/exe", error);
+  if (!error) {
+    const fs::path installed =
+        executable.parent_path().parent_path() / "share/maskgit-cpp/models/fashion-mnist";
+    if (fs::is_directory(installed)) return installed.string();
+  }
+  return MASKGIT_DEFAULT_MODEL_DIR;
+}
+
+}  // namespace maskgit

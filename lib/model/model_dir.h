@@ -1,0 +1,50 @@
+#pragma once
+// A model is a directory: config.json (image geometry, class names, one section per stage)
+// plus one safetensors file per stage. Loading validates the config field by field and the
+// weights tensor by tensor, and names the file and field on any problem.
+#include <torch/torch.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "io/json.h"
+#include "tokenizer/config.h"
+#include "tokenizer/vqgan.h"
+
+namespace maskgit {
+
+constexpr const char* kModelConfigFile = "config.json";
+constexpr const char* kTokenizerWeightsFile = "tokenizer.safetensors";
+constexpr int kModelFormatVersion = 1;
+
+struct ModelConfig {
+  std::string directory;
+  int64_t image_width = 28;
+  int64_t image_height = 28;
+  int64_t image_channels = 1;
+  std::vector<std::string> class_names;
+  std::optional<TokenizerConfig> tokenizer;
+  // The whole parsed config.json, so that writing one stage keeps the other stages' sections.
+  Json raw = Json::object();
+
+  std::string path_of(const std::string& file) const;
+  int64_t num_classes() const { return static_cast<int64_t>(class_names.size()); }
+};
+
+// Reads and validates DIR/config.json. Throws Error(bad_input) naming the file and field.
+ModelConfig read_model_config(const std::string& directory);
+// Writes DIR/config.json atomically (creating DIR), merging into `config.raw`.
+void write_model_config(const ModelConfig& config);
+
+// Loads the tokenizer stage onto `device`, in eval mode. Throws Error(bad_input) when the
+// model has no tokenizer section or its weights file is missing, corrupt or mismatched.
+VQTokenizer load_tokenizer(const ModelConfig& config, const torch::Device& device);
+// Saves tokenizer weights (weights only, atomically) as DIR/tokenizer.safetensors.
+void save_tokenizer_weights(const ModelConfig& config, VQTokenizer& tokenizer);
+
+// The model used when none is named: $MASKGIT_MODEL if set, else the project's shipped
+// models/fashion-mnist (source tree, or <prefix>/share/maskgit-cpp/models next to the binary).
+std::string default_model_dir();
+
+}  // namespace maskgit

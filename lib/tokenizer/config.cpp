@@ -1,0 +1,98 @@
+#include "tokenizer/config.h"
+
+#include <fmt/format.h>
+
+#include <sstream>
+#include <stdexcept>
+
+namespace maskgit {
+
+void TokenizerConfig::validate(const std::string& path) const {
+  auto require = [&](bool ok, const char* field, const std::string& why) {
+    if (!ok) throw std::runtime_error(fmt::format("{}.{}: {}", path, field, why));
+  };
+  require(channels == 1 || channels == 3, "channels", fmt::format("must be 1 or 3, got {}", channels));
+  require(filters > 0, "filters", "must be positive");
+  require(!channel_multipliers.empty() && channel_multipliers.size() <= 8, "channel_multipliers",
+          "must list 1 to 8 levels");
+  for (int64_t multiplier : channel_multipliers)
+    require(multiplier > 0, "channel_multipliers", "every multiplier must be positive");
+  require(num_res_blocks >= 0 && num_res_blocks <= 16, "num_res_blocks", "must be in 0..16");
+  require(codebook_size >= 2 && codebook_size <= (int64_t{1} << 24), "codebook_size",
+          "must be in 2..2^24");
+  require(embedding_dim > 0, "embedding_dim", "must be positive");
+  require(norm_groups > 0, "norm_groups", "must be positive");
+  require(norm_eps > 0, "norm_eps", "must be positive");
+  for (int64_t multiplier : channel_multipliers)
+    require((filters * multiplier) % norm_groups == 0, "norm_groups",
+            fmt::format("{} does not divide the width {} (filters × multiplier)", norm_groups,
+                        filters * multiplier));
+}
+
+Json TokenizerConfig::to_json() const {
+  Json json = Json::object();
+  json.set("channels", channels);
+  json.set("filters", filters);
+  Json multipliers = Json::array();
+  for (int64_t multiplier : channel_multipliers) multipliers.push_back(multiplier);
+  json.set("channel_multipliers", multipliers);
+  json.set("num_res_blocks", num_res_blocks);
+  json.set("codebook_size", codebook_size);
+  json.set("embedding_dim", embedding_dim);
+  json.set("norm_groups", norm_groups);
+  json.set("norm_eps", norm_eps);
+  json.set("release_shortcut", release_shortcut);
+  return json;
+}
+
+TokenizerConfig TokenizerConfig::from_json(const Json& json, const std::string& path) {
+  if (!json.is_object()) throw std::runtime_error(path + ": expected an object");
+  TokenizerConfig config;
+  config.channels = json_int(json, "channels", path);
+  config.filters = json_int(json, "filters", path);
+  config.channel_multipliers = json_int_list(json, "channel_multipliers", path);
+  config.num_res_blocks = json_int(json, "num_res_blocks", path);
+  config.codebook_size = json_int(json, "codebook_size", path);
+  config.embedding_dim = json_int(json, "embedding_dim", path);
+  config.norm_groups = json_int(json, "norm_groups", path);
+  config.norm_eps = json_double(json, "norm_eps", path);
+  config.release_shortcut = json_bool(json, "release_shortcut", path);
+  config.validate(path);
+  return config;
+}
+
+TokenizerConfig TokenizerConfig::official_imagenet() {
+  TokenizerConfig config;
+  config.channels = 3;
+  config.filters = 128;
+  config.channel_multipliers = {1, 1, 2, 2, 4};
+  config.num_res_blocks = 2;
+  config.codebook_size = 1024;
+  config.embedding_dim = 256;
+  config.norm_groups = 32;
+  config.norm_eps = 1e-6;
+  config.release_shortcut = true;
+  return config;
+}
+
+std::vector<int64_t> parse_int_list(const std::string& text) {
+  std::vector<int64_t> values;
+  std::stringstream stream(text);
+  std::string item;
+  while (std::getline(stream, item, ',')) {
+    size_t used = 0;
+    int64_t value = 0;
+    try {
+      value = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size())
+      throw std::runtime_error(fmt::format("\"{}\" is not a comma-separated list of integers", text));
+    values.push_back(value);
+  }
+  if (values.empty()) throw std::runtime_error("empty list");
+  return values;
+}
+
+}  // namespace maskgit

@@ -1,0 +1,39 @@
+#include "tokenizer/evaluate.h"
+
+#include <chrono>
+
+namespace maskgit {
+
+torch::Tensor per_image_psnr(const torch::Tensor& reconstruction, const torch::Tensor& original) {
+  torch::Tensor mse = (reconstruction.clamp(0, 1) - original).pow(2).flatten(1).mean(1);
+  return 10.0 * torch::log10(1.0 / mse.clamp_min(1e-12));
+}
+
+ReconstructionStats evaluate_reconstruction(VQTokenizer& tokenizer, const torch::Tensor& images,
+                                            int64_t batch_size, const torch::Device& device) {
+  const auto started = std::chrono::steady_clock::now();
+  ReconstructionStats stats;
+  stats.images = images.size(0);
+  stats.codebook_size = tokenizer->config().codebook_size;
+  stats.tokens_per_image = tokenizer->grid_size(images.size(2)) * tokenizer->grid_size(images.size(3));
+  torch::Tensor usage = torch::zeros({stats.codebook_size}, torch::kLong);
+  double psnr_sum = 0, mse_sum = 0;
+  for (int64_t begin = 0; begin < stats.images; begin += batch_size) {
+    const int64_t end = std::min(stats.images, begin + batch_size);
+    torch::Tensor batch = images.slice(0, begin, end).to(device);
+    torch::Tensor ids = tokenizer->encode(batch);
+    torch::Tensor reconstruction = tokenizer->decode(ids, batch.size(2), batch.size(3)).clamp(0, 1);
+    psnr_sum += per_image_psnr(reconstruction, batch).sum().item<double>();
+    mse_sum += (reconstruction - batch).pow(2).flatten(1).mean(1).sum().item<double>();
+    usage += torch::bincount(ids.flatten().to(torch::kCPU), {}, stats.codebook_size);
+  }
+  if (stats.images > 0) {
+    stats.mean_psnr_db = psnr_sum / stats.images;
+    stats.mean_mse = mse_sum / stats.images;
+  }
+  stats.codes_used = (usage > 0).sum().item<int64_t>();
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return stats;
+}
+
+}  // namespace maskgit

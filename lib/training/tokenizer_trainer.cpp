@@ -1,0 +1,265 @@
+#include "training/tokenizer_trainer.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "common/error.h"
+#include "compat/torch_compat.h"
+#include "data/batcher.h"
+#include "io/atomic_file.h"
+#include "io/safetensors.h"
+#include "io/tensor_io.h"
+#include "model/model_dir.h"
+#include "tokenizer/vqgan.h"
+#include "training/adam.h"
+#include "training/interrupt.h"
+#include "training/metrics_log.h"
+
+namespace maskgit {
+namespace fs = std::filesystem;
+
+std::string TokenizerTrainOptions::state_path() const {
+  return (fs::path(model_dir) / "train-state" / "tokenizer.safetensors").string();
+}
+
+std::string TokenizerTrainOptions::resolved_metrics_path() const {
+  if (!metrics_path.empty()) return metrics_path;
+  return (fs::path(model_dir) / "train-state" / "tokenizer-metrics.jsonl").string();
+}
+
+namespace {
+
+double psnr_from_mse(double mse) { return 10.0 * std::log10(1.0 / std::max(mse, 1e-12)); }
+
+std::string format_duration(double seconds) {
+  const auto total = static_cast<int64_t>(seconds + 0.5);
+  if (total >= 3600) return fmt::format("{}h{:02}m", total / 3600, (total % 3600) / 60);
+  if (total >= 60) return fmt::format("{}m{:02}s", total / 60, total % 60);
+  return fmt::format("{}s", total);
+}
+
+int64_t metadata_int(const SafetensorsFile& file, const std::string& key, const std::string& source) {
+  auto it = file.metadata.find(key);
+  if (it == file.metadata.end()) throw_bad_input(fmt::format("{}: missing metadata \"{}\"", source, key));
+  try {
+    size_t used = 0;
+    const int64_t value = std::stoll(it->second, &used);
+    if (used == it->second.size()) return value;
+  } catch (const std::exception&) {
+  }
+  throw_bad_input(fmt::format("{}: metadata \"{}\" is not an integer", source, key));
+}
+
+// Flattened encoder outputs [M, D] of `images`, for seeding and restarting codes.
+torch::Tensor flat_latents(const torch::Tensor& latents) {
+  return latents.detach().permute({0, 2, 3, 1}).reshape({-1, latents.size(1)});
+}
+
+// Replaces the rows of `codebook` selected by `rows` with random encoder outputs.
+void reseed_codes(torch::Tensor& codebook, const torch::Tensor& rows, const torch::Tensor& latents,
+                  uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  const int64_t count = rows.numel();
+  if (count == 0) return;
+  auto generator = compat::make_cpu_generator(seed);
+  torch::Tensor picks = torch::randint(latents.size(0), {count}, generator, torch::kLong);
+  torch::Tensor chosen = latents.to(torch::kCPU).index_select(0, picks);
+  // A little noise so that codes restarted on near-identical latents separate.
+  chosen += 0.01 * chosen.std() * torch::randn(chosen.sizes(), generator);
+  codebook.index_copy_(0, rows.to(codebook.device()), chosen.to(codebook.device()));
+}
+
+}  // namespace
+
+TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& requested) {
+  TokenizerTrainOptions options = requested;
+  const std::string state_path = options.state_path();
+  SafetensorsFile resume_state;
+  int64_t start_step = 0;
+  if (options.resume) {
+    if (!file_exists(state_path))
+      throw_bad_input(fmt::format("--resume: no checkpoint at {}", state_path));
+    try {
+      resume_state = read_safetensors(state_path);
+    } catch (const SafetensorsError& e) {
+      throw_bad_input(e.what());
+    }
+    // Architecture, seed and batch size come from the checkpoint so that the resumed run
+    // continues the same data order and model.
+    auto config_text = resume_state.metadata.find("tokenizer_config");
+    if (config_text == resume_state.metadata.end())
+      throw_bad_input(fmt::format("{}: missing metadata \"tokenizer_config\"", state_path));
+    try {
+      options.config = TokenizerConfig::from_json(Json::parse(config_text->second));
+    } catch (const std::exception& e) {
+      throw_bad_input(fmt::format("{}: bad tokenizer_config: {}", state_path, e.what()));
+    }
+    start_step = metadata_int(resume_state, "step", state_path);
+    options.seed = static_cast<uint64_t>(metadata_int(resume_state, "seed", state_path));
+    options.batch_size = metadata_int(resume_state, "batch_size", state_path);
+  }
+  options.config.validate();
+
+  options.data.channels = static_cast<int>(options.config.channels);
+  LabeledImages data = load_dataset(options.data);
+  const int64_t dataset_size = data.images.size(0);
+  if (dataset_size < options.batch_size)
+    throw_usage(fmt::format("--batch-size: {} is larger than the dataset ({} images)", options.batch_size, dataset_size));
+
+  ModelConfig model;
+  model.directory = options.model_dir;
+  if (file_exists(model.path_of(kModelConfigFile))) model = read_model_config(options.model_dir);
+  model.image_height = data.images.size(2);
+  model.image_width = data.images.size(3);
+  model.image_channels = options.config.channels;
+  model.class_names = data.class_names;
+  model.tokenizer = options.config;
+
+  torch::manual_seed(options.seed);  // parameter initialisation
+  VQTokenizer tokenizer(options.config);
+  tokenizer->to(options.device);
+  tokenizer->train();
+  std::vector<std::pair<std::string, torch::Tensor>> named;
+  for (const auto& item : tokenizer->named_parameters()) named.emplace_back(item.key(), item.value());
+  Adam adam(named, AdamOptions{});
+  const int64_t codebook_size = options.config.codebook_size;
+  torch::Tensor code_usage = torch::zeros({codebook_size}, torch::kLong);
+
+  Batcher batcher(dataset_size, options.batch_size, options.seed);
+  const int64_t batches_per_epoch = batcher.batches_per_epoch();
+  auto batch_images = [&](int64_t step) {
+    const auto indices = batcher.batch_indices(step / batches_per_epoch, step % batches_per_epoch);
+    torch::Tensor index = torch::tensor(indices, torch::kLong);
+    return tokenizer->pad_to_multiple(data.images.index_select(0, index)).to(options.device);
+  };
+
+  if (options.resume) {
+    load_module_state(*tokenizer, resume_state, state_path, "model.");
+    adam.load_state(resume_state, state_path);
+    const SafetensorsEntry* usage = resume_state.find("trainer.code_usage");
+    if (!usage) throw_bad_input(fmt::format("{}: missing tensor \"trainer.code_usage\"", state_path));
+    code_usage = entry_to_tensor(*usage).to(torch::kLong);
+    if (code_usage.numel() != codebook_size)
+      throw_bad_input(fmt::format("{}: \"trainer.code_usage\" has the wrong size", state_path));
+    if (!options.quiet)
+      fmt::print(stderr, "resuming from step {} of {} (configuration, seed and batch size from the checkpoint)\n",
+                 start_step, state_path);
+  } else {
+    // Seed the codebook from encoder outputs so that every code starts where data lives.
+    torch::NoGradGuard no_grad;
+    torch::Tensor latents = flat_latents(tokenizer->encoder(batch_images(0)));
+    torch::Tensor all_rows = torch::arange(codebook_size, torch::kLong);
+    reseed_codes(tokenizer->quantizer->codebook, all_rows, latents, mix_seed(options.seed, 0xC0DEB00C));
+  }
+
+  ensure_directory(fs::path(state_path).parent_path().string());
+  MetricsLog metrics(options.resolved_metrics_path(), options.resume ? start_step : -1);
+
+  auto save_checkpoint = [&](int64_t steps_done) {
+    SafetensorsFile state;
+    append_module_state(state, *tokenizer, "model.");
+    adam.save_state(state);
+    state.tensors.push_back(tensor_to_entry("trainer.code_usage", code_usage));
+    state.metadata["step"] = std::to_string(steps_done);
+    state.metadata["seed"] = std::to_string(options.seed);
+    state.metadata["batch_size"] = std::to_string(options.batch_size);
+    state.metadata["tokenizer_config"] = options.config.to_json().dump();
+    state.metadata["data"] = options.data.path;
+    write_safetensors(state_path, state);
+    write_model_config(model);
+    save_tokenizer_weights(model, tokenizer);
+  };
+
+  TokenizerTrainResult result;
+  result.steps_done = start_step;
+  if (!options.quiet)
+    fmt::print(stderr, "tokenizer: {} parameters, codebook {}×{}, {} tokens per image, {} training images\n",
+               count_parameters(*tokenizer), codebook_size, options.config.embedding_dim,
+               tokenizer->grid_size(model.image_height) * tokenizer->grid_size(model.image_width), dataset_size);
+
+  const auto started = std::chrono::steady_clock::now();
+  auto window_started = started;
+  double window_loss = 0, window_mse = 0;
+  int64_t window_steps = 0;
+  bool first_window = true;
+  for (int64_t step = start_step; step < options.steps; ++step) {
+    if (interrupt_requested()) {
+      save_checkpoint(step);
+      result.interrupted = true;
+      if (!options.quiet) fmt::print(stderr, "interrupted: checkpoint saved at step {} ({})\n", step, state_path);
+      break;
+    }
+    torch::Tensor images = batch_images(step);
+    Reconstruction out = tokenizer->forward(images);
+    torch::Tensor reconstruction_loss = (out.images - images).pow(2).mean();
+    torch::Tensor loss = reconstruction_loss + options.codebook_weight * out.quantized.codebook_loss +
+                         options.commitment_weight * out.quantized.commitment_loss;
+    adam.zero_grad();
+    loss.backward();
+    const double learning_rate = warmup_cosine_lr(step, options.steps, options.warmup_steps,
+                                                  options.learning_rate, options.final_lr_fraction);
+    adam.step(learning_rate);
+
+    code_usage += torch::bincount(out.quantized.ids.flatten().to(torch::kCPU), {}, codebook_size);
+    window_loss += loss.item<double>();
+    window_mse += reconstruction_loss.item<double>();
+    ++window_steps;
+    const int64_t steps_done = step + 1;
+    result.steps_done = steps_done;
+
+    if (steps_done % options.log_every == 0 || steps_done == options.steps) {
+      const auto now = std::chrono::steady_clock::now();
+      const double window_seconds = std::chrono::duration<double>(now - window_started).count();
+      const double mean_loss = window_loss / window_steps;
+      const double psnr = psnr_from_mse(window_mse / window_steps);
+      const double images_per_second = window_steps * options.batch_size / std::max(window_seconds, 1e-9);
+      const double elapsed = std::chrono::duration<double>(now - started).count();
+      const double eta = (options.steps - steps_done) * window_seconds / window_steps;
+      // Codes hit since the last restart window began.
+      const int64_t codes_in_use = (code_usage > 0).sum().item<int64_t>();
+      if (first_window) result.first_loss = mean_loss;
+      first_window = false;
+      result.last_loss = mean_loss;
+      result.last_psnr = psnr;
+      if (!options.quiet)
+        fmt::print(stderr,
+                   "tokenizer step {}/{} | loss {:.5f} | psnr {:.2f} dB | codes {}/{} | lr {:.2e} | {:.0f} img/s | eta {}\n",
+                   steps_done, options.steps, mean_loss, psnr, codes_in_use, codebook_size, learning_rate,
+                   images_per_second, format_duration(eta));
+      Json record = Json::object();
+      record.set("step", steps_done);
+      record.set("loss", mean_loss);
+      record.set("reconstruction_mse", window_mse / window_steps);
+      record.set("psnr_db", psnr);
+      record.set("codes_in_use", codes_in_use);
+      record.set("learning_rate", learning_rate);
+      record.set("images_per_second", images_per_second);
+      record.set("elapsed_seconds", elapsed);
+      metrics.write(record);
+      window_loss = window_mse = 0;
+      window_steps = 0;
+      window_started = now;
+    }
+    if (options.dead_code_window > 0 && steps_done % options.dead_code_window == 0) {
+      torch::Tensor dead = (code_usage == 0).nonzero().flatten();
+      result.codes_used = codebook_size - dead.numel();
+      reseed_codes(tokenizer->quantizer->codebook, dead, flat_latents(out.latents),
+                   mix_seed(options.seed, static_cast<uint64_t>(steps_done)));
+      code_usage.zero_();
+    }
+
+    const bool stopping = options.stop_after >= 0 && steps_done - start_step >= options.stop_after;
+    if (steps_done % options.checkpoint_every == 0 || steps_done == options.steps || stopping)
+      save_checkpoint(steps_done);
+    if (stopping) break;
+  }
+  if (start_step >= options.steps && !options.quiet)
+    fmt::print(stderr, "nothing to do: the checkpoint is already at step {} (raise --steps to continue)\n", start_step);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return result;
+}
+
+}  // namespace maskgit

@@ -1,0 +1,396 @@
+#include <torch/torch.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "io/image.h"
+
+// LibTorch pulls in glog, whose CHECK(cond) aborts the process; it must be gone before Catch
+// defines its own, so everything that includes torch comes first.
+#undef CHECK
+#include <catch2/catch.hpp>
+
+// The test's own stb_image_write (static, so it cannot clash with the library's copy) makes
+// JPEG files, which the library never writes.
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#include <stb/stb_image_write.h>
+#pragma GCC diagnostic pop
+
+namespace fs = std::filesystem;
+using Catch::Matchers::Contains;
+using maskgit::Error;
+using maskgit::ExitCode;
+
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path_ = fs::temp_directory_path() /
+            ("maskgit-test-image-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void spit(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out << bytes;
+}
+
+// Runs `action`, which must throw maskgit::Error with `code`; returns the message.
+std::string error_of(const std::function<void()>& action, ExitCode code) {
+  try {
+    action();
+  } catch (const Error& e) {
+    CHECK(static_cast<int>(e.code()) == static_cast<int>(code));
+    const std::string message = e.what();
+    CHECK(message.find('\n') == std::string::npos);
+    return message;
+  }
+  FAIL("expected maskgit::Error");
+  return {};
+}
+
+// What an 8-bit file can hold of `image`.
+torch::Tensor quantized(const torch::Tensor& image) {
+  return image.clamp(0, 1).mul(255).round().to(torch::kUInt8).to(torch::kFloat32).div(255);
+}
+
+uint32_t be32(const std::string& bytes, size_t offset) {
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data() + offset);
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+
+void put_be32(std::string& bytes, size_t offset, uint32_t value) {
+  for (int i = 0; i < 4; ++i) bytes[offset + static_cast<size_t>(i)] = static_cast<char>(value >> (24 - 8 * i));
+}
+
+struct Chunk {
+  std::string type;
+  bool crc_ok;
+};
+
+// An independent walk over a PNG's chunks, checking each CRC.
+std::vector<Chunk> png_chunks(const std::string& bytes) {
+  std::vector<Chunk> chunks;
+  size_t offset = 8;
+  while (offset + 12 <= bytes.size()) {
+    const uint32_t length = be32(bytes, offset);
+    REQUIRE(offset + 12 + length <= bytes.size());
+    const auto* typed = reinterpret_cast<const Bytef*>(bytes.data() + offset + 4);
+    const uint32_t crc = static_cast<uint32_t>(crc32(0L, typed, length + 4));
+    chunks.push_back({bytes.substr(offset + 4, 4), crc == be32(bytes, offset + 8 + length)});
+    offset += 12 + length;
+  }
+  return chunks;
+}
+
+std::string write_jpeg(const TempDir& dir, const std::string& name, int width, int height, int channels,
+                       const std::vector<unsigned char>& pixels) {
+  const std::string path = dir.file(name);
+  REQUIRE(stbi_write_jpg(path.c_str(), width, height, channels, pixels.data(), 95) != 0);
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("PNG round trip is exact to 8-bit quantization", "[image]") {
+  TempDir dir;
+  torch::manual_seed(1);
+  for (const int64_t channels : {1, 3, 4}) {
+    DYNAMIC_SECTION("channels " << channels) {
+      const torch::Tensor image = torch::rand({channels, 7, 5});
+      const std::string path = dir.file("round-" + std::to_string(channels) + ".png");
+      maskgit::write_png(path, image);
+      const maskgit::ImageInfo info = maskgit::probe_image(path);
+      CHECK(info.width == 5);
+      CHECK(info.height == 7);
+      CHECK(info.channels == channels);
+      const torch::Tensor back = maskgit::read_image(path);
+      REQUIRE(back.sizes() == image.sizes());
+      CHECK(back.scalar_type() == torch::kFloat32);
+      CHECK(torch::equal(back, quantized(image)));
+    }
+  }
+}
+
+TEST_CASE("write_png clamps, accepts a batch of one and other dtypes", "[image]") {
+  TempDir dir;
+  const std::string path = dir.file("clamp.png");
+  const torch::Tensor image =
+      torch::tensor({-0.5, 0.0, 0.25, 1.0, 2.0, std::nan("")}, torch::kFloat64).view({1, 1, 2, 3});
+  maskgit::write_png(path, image);
+  const torch::Tensor back = maskgit::read_image(path);
+  REQUIRE(back.sizes() == torch::IntArrayRef({1, 2, 3}));
+  const torch::Tensor expected =
+      torch::tensor({0.0f, 0.0f, 64.0f / 255.0f, 1.0f, 1.0f, 0.0f}).view({1, 2, 3});
+  CHECK(torch::equal(back, expected));
+
+  CHECK_THROWS_AS(maskgit::write_png(dir.file("bad.png"), torch::zeros({2, 4, 4})), std::invalid_argument);
+  CHECK_THROWS_AS(maskgit::write_png(dir.file("bad.png"), torch::zeros({4, 4})), std::invalid_argument);
+  CHECK_FALSE(fs::exists(dir.file("bad.png")));
+}
+
+TEST_CASE("write_png reports unwritable paths as io_error", "[image]") {
+  TempDir dir;
+  const std::string path = dir.file("missing-dir/out.png");
+  const std::string message =
+      error_of([&] { maskgit::write_png(path, torch::zeros({1, 2, 2})); }, ExitCode::io_error);
+  CHECK_THAT(message, Contains(path));
+}
+
+TEST_CASE("tEXt chunks round trip and sit right after IHDR", "[image]") {
+  TempDir dir;
+  const std::string path = dir.file("text.png");
+  const std::map<std::string, std::string> text = {
+      {"maskgit:model", "models/fashion-mnist"},
+      {"maskgit:seed", "42"},
+      {"Comment", "spaces, symbols: 100% & \xe9 and\nnewlines"},
+      {"empty", ""},
+  };
+  maskgit::write_png(path, torch::rand({3, 4, 4}), text);
+  CHECK(maskgit::read_png_text(path) == text);
+
+  const std::vector<Chunk> chunks = png_chunks(slurp(path));
+  REQUIRE(chunks.size() >= 2 + text.size());
+  CHECK(chunks.front().type == "IHDR");
+  for (size_t i = 1; i <= text.size(); ++i) CHECK(chunks[i].type == "tEXt");
+  CHECK(chunks.back().type == "IEND");
+  for (const Chunk& chunk : chunks) CHECK(chunk.crc_ok);
+
+  // The pixels must still decode with the extra chunks in place.
+  CHECK(maskgit::read_image(path).sizes() == torch::IntArrayRef({3, 4, 4}));
+
+  maskgit::write_png(dir.file("plain.png"), torch::rand({1, 2, 2}));
+  CHECK(maskgit::read_png_text(dir.file("plain.png")).empty());
+}
+
+TEST_CASE("write_png rejects keywords PNG does not allow", "[image]") {
+  TempDir dir;
+  const torch::Tensor image = torch::zeros({1, 2, 2});
+  for (const std::string& keyword : {std::string(), std::string(80, 'k'), std::string(" lead"),
+                                    std::string("two  spaces"), std::string("tab\there")}) {
+    CHECK_THROWS_AS(maskgit::write_png(dir.file("k.png"), image, {{keyword, "x"}}), std::invalid_argument);
+  }
+  CHECK_THROWS_AS(maskgit::write_png(dir.file("k.png"), image, {{"key", std::string("a\0b", 3)}}),
+                  std::invalid_argument);
+  maskgit::write_png(dir.file("k.png"), image, {{std::string(79, 'k'), "ok"}});
+  CHECK(maskgit::read_png_text(dir.file("k.png")).count(std::string(79, 'k')) == 1);
+}
+
+TEST_CASE("JPEG files are read", "[image]") {
+  TempDir dir;
+  const int width = 16;
+  const int height = 8;
+  std::vector<unsigned char> rgb;
+  for (int i = 0; i < width * height; ++i) {
+    rgb.push_back(200);
+    rgb.push_back(100);
+    rgb.push_back(50);
+  }
+  const std::string color = write_jpeg(dir, "color.jpg", width, height, 3, rgb);
+  const maskgit::ImageInfo info = maskgit::probe_image(color);
+  CHECK(info.width == width);
+  CHECK(info.height == height);
+  CHECK(info.channels == 3);
+  const torch::Tensor image = maskgit::read_image(color);
+  REQUIRE(image.sizes() == torch::IntArrayRef({3, height, width}));
+  const torch::Tensor expected = torch::tensor({200.0f, 100.0f, 50.0f}).div(255).view({3, 1, 1}).expand_as(image);
+  CHECK((image - expected).abs().max().item<float>() < 0.03f);
+
+  // stb's JPEG writer always stores YCbCr, so grey input comes back as three equal channels.
+  const std::vector<unsigned char> grey(static_cast<size_t>(width * height), 128);
+  const std::string grey_path = write_jpeg(dir, "grey.JPEG", width, height, 1, grey);
+  const torch::Tensor grey_image = maskgit::read_image_as(grey_path, 1, width, height);
+  REQUIRE(grey_image.sizes() == torch::IntArrayRef({1, height, width}));
+  CHECK((grey_image - 128.0f / 255.0f).abs().max().item<float>() < 0.02f);
+}
+
+TEST_CASE("unreadable images are bad input naming the file", "[image]") {
+  TempDir dir;
+
+  SECTION("missing file") {
+    const std::string path = dir.file("nope.png");
+    const std::string message = error_of([&] { maskgit::read_image(path); }, ExitCode::bad_input);
+    CHECK(message == path + ": no such file");
+    error_of([&] { maskgit::probe_image(path); }, ExitCode::bad_input);
+    error_of([&] { maskgit::read_png_text(path); }, ExitCode::bad_input);
+  }
+
+  SECTION("not an image") {
+    const std::string path = dir.file("notes.png");
+    spit(path, "this is plain text, not pixels\n");
+    const std::string message = error_of([&] { maskgit::read_image(path); }, ExitCode::bad_input);
+    CHECK_THAT(message, Contains(path + ": not a PNG or JPEG image ("));
+    error_of([&] { maskgit::read_png_text(path); }, ExitCode::bad_input);
+  }
+
+  SECTION("empty file") {
+    const std::string path = dir.file("empty.png");
+    spit(path, "");
+    CHECK_THAT(error_of([&] { maskgit::probe_image(path); }, ExitCode::bad_input),
+               Contains(path + ": not a PNG or JPEG image"));
+  }
+
+  SECTION("a directory") {
+    CHECK_THAT(error_of([&] { maskgit::read_image(dir.file("")); }, ExitCode::bad_input), Contains(dir.file("")));
+  }
+
+  SECTION("zero-sized and oversized PNG") {
+    const std::string good = dir.file("good.png");
+    maskgit::write_png(good, torch::rand({1, 3, 3}));
+    std::string bytes = slurp(good);
+    put_be32(bytes, 16, 0);  // IHDR width
+    const std::string zero = dir.file("zero.png");
+    spit(zero, bytes);
+    CHECK(error_of([&] { maskgit::probe_image(zero); }, ExitCode::bad_input) ==
+          zero + ": image size 0x3 is out of range (1..16384 per side)");
+
+    put_be32(bytes, 16, 3);
+    put_be32(bytes, 20, maskgit::kMaxImageSide + 1);  // IHDR height
+    const std::string huge = dir.file("huge.png");
+    spit(huge, bytes);
+    CHECK_THAT(error_of([&] { maskgit::read_image(huge); }, ExitCode::bad_input),
+               Contains(huge + ": image size 3x16385 is out of range"));
+  }
+
+  SECTION("truncated PNG") {
+    const std::string good = dir.file("good.png");
+    maskgit::write_png(good, torch::rand({3, 32, 32}), {{"key", "value"}});
+    const std::string bytes = slurp(good);
+
+    const std::string cut = dir.file("cut.png");
+    spit(cut, bytes.substr(0, bytes.size() / 2));
+    CHECK_THAT(error_of([&] { maskgit::read_image(cut); }, ExitCode::bad_input), Contains(cut + ": "));
+    CHECK_THAT(error_of([&] { maskgit::read_png_text(cut); }, ExitCode::bad_input),
+               Contains(cut + ": truncated PNG"));
+
+    const std::string header_only = dir.file("header.png");
+    spit(header_only, bytes.substr(0, 20));
+    CHECK_THAT(error_of([&] { maskgit::read_image(header_only); }, ExitCode::bad_input),
+               Contains(header_only + ": "));
+  }
+}
+
+TEST_CASE("read_image_as converts channels and checks the size", "[image]") {
+  TempDir dir;
+  const std::string path = dir.file("rgba.png");
+  maskgit::write_png(path, torch::rand({4, 4, 6}));
+
+  const torch::Tensor grey = maskgit::read_image_as(path, 1, 6, 4);
+  CHECK(grey.sizes() == torch::IntArrayRef({1, 4, 6}));
+  CHECK(maskgit::read_image_as(path, 3).sizes() == torch::IntArrayRef({3, 4, 6}));
+  CHECK(maskgit::read_image_as(path, 3, 6).sizes() == torch::IntArrayRef({3, 4, 6}));
+
+  CHECK(error_of([&] { maskgit::read_image_as(path, 1, 5, 4); }, ExitCode::bad_input) ==
+        path + ": image is 6x4, expected 5x4");
+  CHECK(error_of([&] { maskgit::read_image_as(path, 1, 0, 28); }, ExitCode::bad_input) ==
+        path + ": image is 6x4, expected 6x28");
+}
+
+TEST_CASE("convert_channels", "[image]") {
+  const torch::Tensor rgb = torch::tensor({1.0f, 0.0f, 0.5f}).view({3, 1, 1});
+
+  SECTION("RGB to grey uses Rec.601 luma") {
+    const torch::Tensor grey = maskgit::convert_channels(rgb, 1);
+    REQUIRE(grey.sizes() == torch::IntArrayRef({1, 1, 1}));
+    CHECK(grey.item<float>() == Approx(0.299 + 0.114 * 0.5));
+  }
+  SECTION("grey to RGB replicates") {
+    const torch::Tensor grey = torch::rand({1, 2, 3});
+    const torch::Tensor color = maskgit::convert_channels(grey, 3);
+    REQUIRE(color.sizes() == torch::IntArrayRef({3, 2, 3}));
+    for (int64_t c = 0; c < 3; ++c) CHECK(torch::equal(color[c], grey[0]));
+  }
+  SECTION("alpha is dropped") {
+    const torch::Tensor rgba = torch::cat({rgb, torch::full({1, 1, 1}, 0.25f)});
+    CHECK(torch::equal(maskgit::convert_channels(rgba, 3), rgb));
+    const torch::Tensor grey_alpha = torch::tensor({0.75f, 0.0f}).view({2, 1, 1});
+    CHECK(torch::equal(maskgit::convert_channels(grey_alpha, 1), torch::full({1, 1, 1}, 0.75f)));
+    CHECK(torch::equal(maskgit::convert_channels(grey_alpha, 3), torch::full({3, 1, 1}, 0.75f)));
+  }
+  SECTION("same channels is a no-op") {
+    CHECK(torch::equal(maskgit::convert_channels(rgb, 3), rgb));
+  }
+  SECTION("batches") {
+    const torch::Tensor batch = torch::rand({5, 3, 4, 4});
+    const torch::Tensor grey = maskgit::convert_channels(batch, 1);
+    REQUIRE(grey.sizes() == torch::IntArrayRef({5, 1, 4, 4}));
+    CHECK(torch::allclose(grey[2], maskgit::convert_channels(batch[2], 1)));
+    CHECK(maskgit::convert_channels(grey, 3).sizes() == torch::IntArrayRef({5, 3, 4, 4}));
+  }
+  SECTION("bad arguments") {
+    CHECK_THROWS_AS(maskgit::convert_channels(rgb, 2), std::invalid_argument);
+    CHECK_THROWS_AS(maskgit::convert_channels(torch::zeros({4, 4}), 1), std::invalid_argument);
+    CHECK_THROWS_AS(maskgit::convert_channels(torch::zeros({5, 4, 4}), 1), std::invalid_argument);
+  }
+}
+
+TEST_CASE("format_output_path expands one integer conversion", "[image]") {
+  using maskgit::format_output_path;
+  CHECK(format_output_path("out-%d.png", 7) == "out-7.png");
+  CHECK(format_output_path("out-%i.png", 12) == "out-12.png");
+  CHECK(format_output_path("out-%05d.png", 7) == "out-00007.png");
+  CHECK(format_output_path("out-%5d.png", 7) == "out-    7.png");
+  CHECK(format_output_path("%03d", 12345) == "12345");
+  CHECK(format_output_path("%05d", -3) == "-0003");
+  CHECK(format_output_path("100%%-%d.png", 3) == "100%-3.png");
+  CHECK(format_output_path("%d%%", 3) == "3%");
+  CHECK(format_output_path("single.png", 0) == "single.png");
+  CHECK(format_output_path("single.png", 9) == "single.png");
+  CHECK(format_output_path("50%%.png", 9) == "50%.png");
+
+  for (const char* bad : {"a-%s.png", "%d-%d.png", "trailing%", "%x", "%5", "%-d", "%ld"}) {
+    CAPTURE(bad);
+    CHECK_THAT(error_of([&] { format_output_path(bad, 1); }, ExitCode::usage), Contains(bad));
+  }
+}
+
+TEST_CASE("validate_output_pattern", "[image]") {
+  using maskgit::validate_output_pattern;
+  CHECK_NOTHROW(validate_output_pattern("one.png", 1, "--output"));
+  CHECK_NOTHROW(validate_output_pattern("many-%03d.png", 10, "--output"));
+  CHECK_NOTHROW(validate_output_pattern("many-%d.png", 1, "--output"));
+  CHECK(error_of([] { validate_output_pattern("one.png", 3, "--output"); }, ExitCode::usage) ==
+        "--output: pattern \"one.png\" needs one %d conversion to write 3 files");
+  CHECK(error_of([] { validate_output_pattern("100%%.png", 2, "--output"); }, ExitCode::usage) ==
+        "--output: pattern \"100%%.png\" needs one %d conversion to write 2 files");
+  CHECK_THAT(error_of([] { validate_output_pattern("a-%d-%d.png", 4, "--originals"); }, ExitCode::usage),
+             Contains("--originals: pattern \"a-%d-%d.png\""));
+  CHECK_THAT(error_of([] { validate_output_pattern("a-%s.png", 1, "--output"); }, ExitCode::usage),
+             Contains("--output: pattern \"a-%s.png\""));
+  CHECK_THAT(error_of([] { validate_output_pattern("", 1, "--output"); }, ExitCode::usage), Contains("--output"));
+}

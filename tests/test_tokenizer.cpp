@@ -1,0 +1,214 @@
+#include <filesystem>
+#include <set>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "io/atomic_file.h"
+#include "io/safetensors.h"
+#include "io/tensor_io.h"
+#include "model/model_dir.h"
+#include "tokenizer/config.h"
+#include "tokenizer/token_file.h"
+#include "tokenizer/vqgan.h"
+
+// Catch2 comes last: LibTorch pulls in glog, whose CHECK macro would replace Catch's.
+#include <catch2/catch.hpp>
+
+using namespace maskgit;
+namespace fs = std::filesystem;
+
+namespace {
+
+TokenizerConfig tiny_config() {
+  TokenizerConfig config;
+  config.filters = 8;
+  config.channel_multipliers = {1, 2};
+  config.num_res_blocks = 1;
+  config.codebook_size = 16;
+  config.embedding_dim = 4;
+  config.norm_groups = 4;
+  return config;
+}
+
+fs::path fresh_temp_dir(const std::string& name) {
+  fs::path dir = fs::temp_directory_path() / ("maskgit-test-" + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+}  // namespace
+
+TEST_CASE("tokenizer grid shapes follow the number of levels", "[tokenizer]") {
+  torch::manual_seed(0);
+  struct Case {
+    std::vector<int64_t> multipliers;
+    int64_t channels, size, grid;
+  };
+  for (const Case& c : {Case{{1}, 1, 28, 28}, Case{{1, 2}, 1, 28, 14}, Case{{1, 2, 4}, 1, 28, 7},
+                        Case{{1, 2, 2, 4}, 3, 32, 4}}) {
+    TokenizerConfig config = tiny_config();
+    config.channel_multipliers = c.multipliers;
+    config.channels = c.channels;
+    VQTokenizer tokenizer(config);
+    tokenizer->eval();
+    torch::Tensor images = torch::rand({2, c.channels, c.size, c.size});
+    torch::Tensor ids = tokenizer->encode(images);
+    CHECK(ids.sizes() == torch::IntArrayRef({2, c.grid, c.grid}));
+    CHECK(ids.scalar_type() == torch::kLong);
+    CHECK(ids.min().item<int64_t>() >= 0);
+    CHECK(ids.max().item<int64_t>() < config.codebook_size);
+    torch::Tensor decoded = tokenizer->decode(ids);
+    CHECK(decoded.sizes() == torch::IntArrayRef({2, c.channels, c.grid * config.downsample_factor(),
+                                                 c.grid * config.downsample_factor()}));
+  }
+}
+
+TEST_CASE("images of any size are padded to whole tokens and cropped back", "[tokenizer]") {
+  torch::manual_seed(1);
+  VQTokenizer tokenizer(tiny_config());  // f = 2
+  tokenizer->eval();
+  torch::Tensor images = torch::rand({1, 1, 9, 13});
+  torch::Tensor ids = tokenizer->encode(images);
+  CHECK(ids.sizes() == torch::IntArrayRef({1, 5, 7}));
+  CHECK(tokenizer->decode(ids, 9, 13).sizes() == torch::IntArrayRef({1, 1, 9, 13}));
+}
+
+TEST_CASE("the quantizer returns the true nearest code", "[tokenizer]") {
+  torch::manual_seed(2);
+  TokenizerConfig config = tiny_config();
+  config.codebook_size = 37;
+  config.embedding_dim = 5;
+  VectorQuantizer quantizer(config);
+  {
+    torch::NoGradGuard no_grad;
+    quantizer->codebook.normal_();
+  }
+  torch::Tensor latents = torch::randn({3, 5, 4, 6});
+  torch::Tensor ids = quantizer->nearest_ids(latents);
+  for (int64_t n = 0; n < 3; ++n)
+    for (int64_t y = 0; y < 4; ++y)
+      for (int64_t x = 0; x < 6; ++x) {
+        torch::Tensor vector = latents.index({n, torch::indexing::Slice(), y, x});
+        int64_t best = -1;
+        double best_distance = 1e300;
+        for (int64_t k = 0; k < 37; ++k) {
+          const double distance = (quantizer->codebook[k] - vector).pow(2).sum().item<double>();
+          if (distance < best_distance) best_distance = distance, best = k;
+        }
+        REQUIRE(ids[n][y][x].item<int64_t>() == best);
+      }
+  // The straight-through output carries the chosen codes forward.
+  Quantized q = quantizer->forward(latents);
+  CHECK(torch::allclose(q.latents, quantizer->lookup(ids), 1e-5, 1e-5));
+  CHECK(q.commitment_loss.item<double>() > 0);
+}
+
+TEST_CASE("the release shortcut quirk changes the 1x1 conv's input", "[tokenizer]") {
+  TokenizerConfig config = tiny_config();
+  auto shortcut_shape = [&](bool quirk) {
+    config.release_shortcut = quirk;
+    VQTokenizer tokenizer(config);
+    // encoder.ResBlock_1 maps 8 → 16 channels.
+    return module_state(*tokenizer).at("encoder.ResBlock_1.Conv_2.weight").sizes().vec();
+  };
+  CHECK((shortcut_shape(true) == std::vector<int64_t>{16, 16, 1, 1}));
+  CHECK((shortcut_shape(false) == std::vector<int64_t>{16, 8, 1, 1}));
+
+  // With the quirk, zeroing the block's second conv zeroes its output whatever the input:
+  // nothing of x passes through.
+  config.release_shortcut = true;
+  ResBlock block(8, 16, config);
+  {
+    torch::NoGradGuard no_grad;
+    module_state(*block).at("Conv_1.weight").zero_();
+  }
+  CHECK(block->forward(torch::randn({1, 8, 4, 4})).abs().max().item<double>() == 0.0);
+}
+
+TEST_CASE("the official ImageNet configuration has the release's parameter layout", "[tokenizer]") {
+  const TokenizerConfig config = TokenizerConfig::official_imagenet();
+  CHECK(config.downsample_factor() == 16);
+  VQTokenizer tokenizer(config);
+  const auto state = module_state(*tokenizer);
+  auto shape = [&](const std::string& key) {
+    INFO(key);
+    REQUIRE(state.count(key) == 1);
+    return state.at(key).sizes().vec();
+  };
+  CHECK((shape("encoder.Conv_0.weight") == std::vector<int64_t>{128, 3, 3, 3}));
+  CHECK((shape("encoder.ResBlock_4.Conv_2.weight") == std::vector<int64_t>{256, 256, 1, 1}));
+  CHECK((shape("encoder.ResBlock_11.Conv_1.weight") == std::vector<int64_t>{512, 512, 3, 3}));
+  CHECK((shape("encoder.GroupNorm_0.weight") == std::vector<int64_t>{512}));
+  CHECK((shape("encoder.Conv_1.weight") == std::vector<int64_t>{256, 512, 1, 1}));
+  CHECK((shape("decoder.Conv_0.weight") == std::vector<int64_t>{512, 256, 3, 3}));
+  CHECK((shape("decoder.ResBlock_4.Conv_2.weight") == std::vector<int64_t>{256, 256, 1, 1}));
+  CHECK((shape("decoder.Conv_4.weight") == std::vector<int64_t>{128, 128, 3, 3}));
+  CHECK((shape("decoder.Conv_5.weight") == std::vector<int64_t>{3, 128, 3, 3}));
+  CHECK((shape("quantizer.codebook") == std::vector<int64_t>{1024, 256}));
+  CHECK(state.count("encoder.ResBlock_12.Conv_0.weight") == 0);
+  CHECK(state.count("decoder.Conv_6.weight") == 0);
+  // Expressible in (and recoverable from) config.json.
+  const TokenizerConfig parsed = TokenizerConfig::from_json(Json::parse(config.to_json().dump()));
+  CHECK(parsed.to_json().dump() == config.to_json().dump());
+}
+
+TEST_CASE("config validation names the field", "[tokenizer]") {
+  TokenizerConfig config = tiny_config();
+  config.norm_groups = 3;
+  CHECK_THROWS_WITH(config.validate(), Catch::Contains("tokenizer.norm_groups"));
+  Json json = tiny_config().to_json();
+  json.set("codebook_size", "many");
+  CHECK_THROWS_WITH(TokenizerConfig::from_json(json), Catch::Contains("codebook_size"));
+}
+
+TEST_CASE("a model directory round-trips and rejects mismatched weights", "[tokenizer][model]") {
+  const fs::path dir = fresh_temp_dir("modeldir");
+  torch::manual_seed(3);
+  ModelConfig config;
+  config.directory = dir.string();
+  config.class_names = {"a", "b"};
+  config.tokenizer = tiny_config();
+  VQTokenizer tokenizer(*config.tokenizer);
+  tokenizer->eval();
+  write_model_config(config);
+  save_tokenizer_weights(config, tokenizer);
+
+  const ModelConfig loaded = read_model_config(dir.string());
+  CHECK(loaded.class_names == config.class_names);
+  VQTokenizer restored = load_tokenizer(loaded, torch::kCPU);
+  torch::Tensor images = torch::rand({2, 1, 8, 8});
+  CHECK(torch::equal(tokenizer->encode(images), restored->encode(images)));
+
+  // Same file, different architecture in config.json: a shape error naming the tensor.
+  ModelConfig wider = loaded;
+  wider.tokenizer->embedding_dim = 6;
+  CHECK_THROWS_WITH(load_tokenizer(wider, torch::kCPU), Catch::Contains("shape"));
+  // A truncated weights file is rejected with the file's name.
+  fs::resize_file(dir / kTokenizerWeightsFile, 100);
+  CHECK_THROWS_WITH(load_tokenizer(loaded, torch::kCPU), Catch::Contains("tokenizer.safetensors"));
+  // A config.json that is not JSON.
+  write_file_atomic((dir / kModelConfigFile).string(), "{\"format\": ");
+  CHECK_THROWS_WITH(read_model_config(dir.string()), Catch::Contains("config.json"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("token files round-trip and are validated", "[tokenizer]") {
+  const fs::path dir = fresh_temp_dir("tokens");
+  TokenGrid grid;
+  grid.ids = torch::randint(0, 16, {3, 4, 5}, torch::kLong);
+  grid.labels = torch::tensor({0, 1, 2}, torch::kLong);
+  grid.image_height = 8;
+  grid.image_width = 10;
+  grid.codebook_size = 16;
+  const std::string path = (dir / "t.safetensors").string();
+  write_token_file(path, grid);
+  const TokenGrid read = read_token_file(path);
+  CHECK(torch::equal(read.ids, grid.ids));
+  CHECK(torch::equal(read.labels, grid.labels));
+  CHECK(read.image_width == 10);
+  grid.codebook_size = 8;  // ids now out of range for the declared codebook
+  write_token_file(path, grid);
+  CHECK_THROWS_WITH(read_token_file(path), Catch::Contains("outside"));
+  fs::remove_all(dir);
+}
