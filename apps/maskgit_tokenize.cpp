@@ -51,7 +51,8 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json_output, "Machine-readable output on stdout (JSON lines)");
 
   Inputs encode_inputs, reconstruct_inputs, evaluate_inputs;
-  std::string encode_output, decode_input, decode_output, reconstruct_output, originals_output;
+  std::string encode_output, decode_input, decode_output, reconstruct_output, originals_output, grid_output;
+  int64_t grid_scale = 4;
   auto* encode = app.add_subcommand("encode", "Images → token file (safetensors: ids [N,h,w])");
   add_inputs(*encode, encode_inputs, "t10k");
   encode->add_option("-o,--output", encode_output, "Token file to write")->required();
@@ -63,6 +64,9 @@ int main(int argc, char** argv) {
   reconstruct->add_option("-o,--output", reconstruct_output, "Output pattern, e.g. out/%05d.png")->required();
   reconstruct->add_option("--originals", originals_output,
                           "Also write the inputs (as the model sees them) to this pattern, for side-by-side views");
+  reconstruct->add_option("--grid", grid_output, "Also write one picture: originals (odd rows) above reconstructions (even rows)");
+  reconstruct->add_option("--grid-scale", grid_scale, "Enlargement of each image in --grid")->capture_default_str()
+      ->check(CLI::Range(1, 32));
   auto* evaluate = app.add_subcommand("evaluate", "Mean PSNR and codebook use over a dataset (default: Fashion-MNIST test split)");
   add_inputs(*evaluate, evaluate_inputs, "t10k");
   evaluate_inputs.dataset.path = kFashionMnistDir;
@@ -123,6 +127,21 @@ int main(int argc, char** argv) {
         if (!originals_output.empty()) write_png(format_output_path(originals_output, i), data.images[i]);
         if (json_output)
           fmt::print("{}\n", Json(Json::Object{{"file", path}, {"source", source}, {"psnr_db", psnr[i].item<double>()}}).dump());
+      }
+      if (!grid_output.empty()) {
+        // Rows of up to 10: originals, then their reconstructions underneath.
+        const int64_t columns = std::min<int64_t>(10, images.size(0));
+        std::vector<torch::Tensor> rows;
+        for (int64_t begin = 0; begin < images.size(0); begin += columns) {
+          const int64_t end = std::min(images.size(0), begin + columns);
+          auto pad_row = [&](const torch::Tensor& row) {
+            if (row.size(0) == columns) return row;
+            return torch::cat({row, torch::ones({columns - row.size(0), row.size(1), row.size(2), row.size(3)})});
+          };
+          rows.push_back(pad_row(data.images.slice(0, begin, end)));
+          rows.push_back(pad_row(images.slice(0, begin, end)));
+        }
+        write_png(grid_output, tile_images(torch::cat(rows), columns, 2, grid_scale), {{"maskgit:model", model_dir}});
       }
       if (!json_output)
         fmt::print(stderr, "reconstructed {} images, mean PSNR {:.2f} dB\n", images.size(0), psnr.mean().item<double>());

@@ -38,14 +38,14 @@ tokenize=("$bin/maskgit-tokenize" --threads 1)
 "$bin/maskgit-tokenize" -m "$work/model" reconstruct --data "$data" --limit 2 -o "$work/ok-%d.png" 2>/dev/null
 check "reconstruct writes files" test -f "$work/ok-1.png"
 
-expect 2 "--bogus" -- "$bin/maskgit-train" --bogus
+expect 2 "--bogus" -- "$bin/maskgit-train" --stage tokenizer -o "$work/x" --bogus
 expect 2 "--stage" -- "$bin/maskgit-train" --stage nonsense -o "$work/x"
 expect 2 "--channel-mult" -- "${train[@]}" --channel-mult 1,two -o "$work/x"
 expect 2 "--device" -- "${train[@]}" --device tpu -o "$work/x"
 expect 2 "--steps" -- "${train[@]}" --steps -5 -o "$work/x"
-expect 3 "/no/such/dataset" -- "${train[@]}" --data /no/such/dataset -o "$work/x"
+expect 3 "/no/such/dataset" -- "$bin/maskgit-train" --stage tokenizer --data /no/such/dataset -o "$work/x"
 expect 3 "--resume" -- "${train[@]}" --resume -o "$work/fresh"
-expect 2 "--bogus" -- "$bin/maskgit-tokenize" --bogus
+expect 2 "--bogus" -- "$bin/maskgit-tokenize" evaluate --bogus
 expect 3 "missing.png" -- "${tokenize[@]}" -m "$work/model" reconstruct "$work/missing.png" -o "$work/r.png"
 echo "not an image" >"$work/text.png"
 expect 3 "text.png" -- "${tokenize[@]}" -m "$work/model" reconstruct "$work/text.png" -o "$work/r.png"

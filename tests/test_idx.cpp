@@ -204,13 +204,27 @@ TEST_CASE("broken gzip streams and missing files are bad input", "[idx]") {
 
   const std::string cut = dir.file("cut.gz");
   write_raw(cut, bytes.substr(0, bytes.size() / 2));
-  CHECK_THAT(error_of([&] { maskgit::read_idx_u8(cut); }, ExitCode::bad_input), Contains(cut + ": "));
+  CHECK(error_of([&] { maskgit::read_idx_u8(cut); }, ExitCode::bad_input) == cut + ": truncated gzip stream");
 
   std::string damaged = bytes;
   for (size_t i = 12; i < damaged.size() - 8; i += 5) damaged[i] = static_cast<char>(~damaged[i]);
   const std::string corrupt = dir.file("corrupt.gz");
   write_raw(corrupt, damaged);
-  CHECK_THAT(error_of([&] { maskgit::read_idx_u8(corrupt); }, ExitCode::bad_input), Contains(corrupt + ": "));
+  CHECK_THAT(error_of([&] { maskgit::read_idx_u8(corrupt); }, ExitCode::bad_input),
+             Contains(corrupt + ": corrupt gzip stream ("));
+
+  // Intact deflate data with a wrong CRC-32 in the trailer: only the checksum catches it.
+  std::string bad_crc = bytes;
+  bad_crc[bad_crc.size() - 8] = static_cast<char>(~bad_crc[bad_crc.size() - 8]);
+  const std::string crc = dir.file("crc.gz");
+  write_raw(crc, bad_crc);
+  CHECK_THAT(error_of([&] { maskgit::read_idx_u8(crc); }, ExitCode::bad_input),
+             Contains(crc + ": corrupt gzip stream (incorrect data check)"));
+
+  // A gzip header with nothing after it.
+  const std::string stub = dir.file("stub.gz");
+  write_raw(stub, bytes.substr(0, 10));
+  CHECK_THAT(error_of([&] { maskgit::read_idx_u8(stub); }, ExitCode::bad_input), Contains(stub + ": "));
 
   const std::string missing = dir.file("missing-idx3-ubyte");
   CHECK_THAT(error_of([&] { maskgit::read_idx_u8(missing); }, ExitCode::bad_input), Contains(missing));
@@ -296,9 +310,26 @@ TEST_CASE("the installed Fashion-MNIST test split reads", "[idx][fashion-mnist]"
   CHECK(y.min().item<int64_t>() >= 0);
   CHECK(y.max().item<int64_t>() < 10);
 
+  // Every class is present in the test split.
+  const torch::Tensor per_class = torch::bincount(y, {}, 10);
+  CHECK(per_class.size(0) == 10);
+  CHECK(per_class.min().item<int64_t>() > 0);
+
   maskgit::DatasetSpec spec;
   spec.path = root.string();
   spec.split = "t10k";
+  const maskgit::LabeledImages all = maskgit::load_dataset(spec);
+  CHECK(all.images.sizes() == torch::IntArrayRef({10000, 1, 28, 28}));
+  CHECK(all.images.scalar_type() == torch::kFloat32);
+  CHECK(all.images.min().item<float>() >= 0.0f);
+  CHECK(all.images.max().item<float>() <= 1.0f);
+  CHECK(all.images.max().item<float>() == 1.0f);  // 8-bit data scaled by 1/255, not left as bytes
+  CHECK(torch::equal(all.images, x));
+  CHECK(torch::equal(all.labels, y));
+  REQUIRE(all.class_names.size() == 10);
+  CHECK(all.class_names.front() == "T-shirt/top");
+  CHECK(all.class_names.back() == "Ankle boot");
+
   spec.limit = 100;
   spec.width = 28;
   spec.height = 28;

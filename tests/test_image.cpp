@@ -147,6 +147,30 @@ TEST_CASE("PNG round trip is exact to 8-bit quantization", "[image]") {
   }
 }
 
+TEST_CASE("PNG round trip keeps every 8-bit level exactly", "[image]") {
+  TempDir dir;
+  for (const int64_t channels : {1, 3, 4}) {
+    DYNAMIC_SECTION("channels " << channels) {
+      // 16x16 per channel with a per-channel offset: every level 0..255 occurs in each channel,
+      // and channels differ, so a swapped or dropped channel shows.
+      const torch::Tensor levels = (torch::arange(channels * 16 * 16, torch::kLong).view({channels, 16, 16}) +
+                                    torch::arange(channels, torch::kLong).mul(37).view({channels, 1, 1})) %
+                                   256;
+      const torch::Tensor image = levels.to(torch::kFloat32).div(255.0f);
+      const std::string path = dir.file("levels-" + std::to_string(channels) + ".png");
+      maskgit::write_png(path, image);
+      const torch::Tensor back = maskgit::read_image(path);
+      REQUIRE(back.sizes() == image.sizes());
+      CHECK(torch::equal(back, image));
+      CHECK(torch::equal(back.mul(255.0f).round().to(torch::kLong), levels));
+      // Spot values, independent of the tensor helpers above.
+      CHECK(back[0][0][0].item<float>() == 0.0f);
+      CHECK(back[0][15][15].item<float>() == 1.0f);
+      CHECK(back[channels - 1][0][1].item<float>() == static_cast<float>((37 * (channels - 1) + 1) % 256) / 255.0f);
+    }
+  }
+}
+
 TEST_CASE("write_png clamps, accepts a batch of one and other dtypes", "[image]") {
   TempDir dir;
   const std::string path = dir.file("clamp.png");
@@ -350,7 +374,19 @@ TEST_CASE("convert_channels", "[image]") {
     const torch::Tensor grey = maskgit::convert_channels(batch, 1);
     REQUIRE(grey.sizes() == torch::IntArrayRef({5, 1, 4, 4}));
     CHECK(torch::allclose(grey[2], maskgit::convert_channels(batch[2], 1)));
-    CHECK(maskgit::convert_channels(grey, 3).sizes() == torch::IntArrayRef({5, 3, 4, 4}));
+    const torch::Tensor luma = batch.select(1, 0) * 0.299f + batch.select(1, 1) * 0.587f + batch.select(1, 2) * 0.114f;
+    CHECK(torch::allclose(grey.squeeze(1), luma, 1e-6, 1e-6));
+
+    const torch::Tensor color = maskgit::convert_channels(grey, 3);
+    REQUIRE(color.sizes() == torch::IntArrayRef({5, 3, 4, 4}));
+    for (int64_t c = 0; c < 3; ++c) CHECK(torch::equal(color.select(1, c), grey.select(1, 0)));
+
+    const torch::Tensor rgba = torch::cat({batch, torch::full({5, 1, 4, 4}, 0.5f)}, 1);
+    CHECK(torch::equal(maskgit::convert_channels(rgba, 3), batch));
+    CHECK(torch::allclose(maskgit::convert_channels(rgba, 1), grey));
+    const torch::Tensor grey_alpha = torch::cat({grey, torch::zeros({5, 1, 4, 4})}, 1);
+    CHECK(torch::equal(maskgit::convert_channels(grey_alpha, 1), grey));
+    CHECK(torch::equal(maskgit::convert_channels(grey_alpha, 3), color));
   }
   SECTION("bad arguments") {
     CHECK_THROWS_AS(maskgit::convert_channels(rgb, 2), std::invalid_argument);
@@ -361,6 +397,9 @@ TEST_CASE("convert_channels", "[image]") {
 
 TEST_CASE("format_output_path expands one integer conversion", "[image]") {
   using maskgit::format_output_path;
+  CHECK(format_output_path("out/%05d.png", 7) == "out/00007.png");
+  CHECK(format_output_path("%d", 42) == "42");
+  CHECK(format_output_path("%%", 42) == "%");
   CHECK(format_output_path("out-%d.png", 7) == "out-7.png");
   CHECK(format_output_path("out-%i.png", 12) == "out-12.png");
   CHECK(format_output_path("out-%05d.png", 7) == "out-00007.png");

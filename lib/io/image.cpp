@@ -281,6 +281,22 @@ void write_png(const std::string& path, const torch::Tensor& image, const std::m
   write_file_atomic(path, png);
 }
 
+torch::Tensor tile_images(const torch::Tensor& images, int64_t columns, int64_t padding, int64_t scale) {
+  if (images.dim() != 4 || images.size(0) == 0) throw std::invalid_argument("tile_images: expected a non-empty [N,C,H,W] batch");
+  if (columns < 1 || padding < 0 || scale < 1) throw std::invalid_argument("tile_images: bad layout");
+  torch::Tensor cells = images.detach().to(torch::kCPU, torch::kFloat32);
+  if (scale > 1) cells = cells.repeat_interleave(scale, 2).repeat_interleave(scale, 3);
+  const int64_t count = cells.size(0), channels = cells.size(1), height = cells.size(2), width = cells.size(3);
+  const int64_t rows = (count + columns - 1) / columns;
+  torch::Tensor canvas = torch::ones({channels, rows * (height + padding) + padding, columns * (width + padding) + padding});
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t top = padding + (i / columns) * (height + padding);
+    const int64_t left = padding + (i % columns) * (width + padding);
+    canvas.slice(1, top, top + height).slice(2, left, left + width).copy_(cells[i]);
+  }
+  return canvas;
+}
+
 std::map<std::string, std::string> read_png_text(const std::string& path) {
   const std::string bytes = read_image_file(path);
   if (!has_png_signature(bytes)) throw_bad_input(fmt::format("{}: not a PNG file (bad signature)", path));

@@ -41,6 +41,11 @@ torch::Tensor read_image_as(const std::string& path, int channels, int expected_
 void write_png(const std::string& path, const torch::Tensor& image,
                const std::map<std::string, std::string>& text = {});
 
+// Tiles a batch [N, C, H, W] into one picture [C, rows·(H+pad)+pad, columns·(W+pad)+pad] on a
+// white background, each image enlarged `scale` times (nearest neighbour) so small images can
+// be seen.
+torch::Tensor tile_images(const torch::Tensor& images, int64_t columns, int64_t padding = 2, int64_t scale = 1);
+
 // Reads the tEXt chunks of a PNG file (for tests and for reproducing a run from a file).
 std::map<std::string, std::string> read_png_text(const std::string& path);
 
