@@ -1,0 +1,157 @@
+#include <set>
+
+#include "compat/torch_compat.h"
+#include "decoding/decoder.h"
+#include "decoding/schedule.h"
+
+// Catch2 comes last: LibTorch pulls in glog, whose CHECK macro would replace Catch's.
+#include <catch2/catch.hpp>
+
+using namespace maskgit;
+
+namespace {
+
+// Masked counts after each step of a full decode from all-masked, the release's arithmetic.
+std::vector<int64_t> masked_counts(const MaskSchedule& schedule, int64_t tokens, int64_t steps) {
+  std::vector<int64_t> counts;
+  int64_t unknown = tokens;
+  for (int64_t step = 0; step < steps; ++step) {
+    unknown = masked_after_step(schedule, step, steps, tokens, unknown);
+    counts.push_back(unknown);
+  }
+  return counts;
+}
+
+std::vector<at::Generator> generators(int64_t count, uint64_t seed) {
+  std::vector<at::Generator> out;
+  for (int64_t i = 0; i < count; ++i) out.push_back(compat::make_cpu_generator(seed + static_cast<uint64_t>(i)));
+  return out;
+}
+
+// A stand-in model: fixed random logits per position, independent of the input.
+LogitsFunction fixed_logits(int64_t tokens, int64_t vocabulary) {
+  torch::Tensor table = torch::randn({tokens, vocabulary}, compat::make_cpu_generator(42));
+  return [table](const torch::Tensor& ids, const torch::Tensor&) {
+    return table.unsqueeze(0).expand({ids.size(0), -1, -1}).clone();
+  };
+}
+
+}  // namespace
+
+TEST_CASE("cosine schedule matches SPEC.md's test vectors", "[decoding]") {
+  const MaskSchedule cosine = parse_schedule("cosine");
+  CHECK((masked_counts(cosine, 256, 8) == std::vector<int64_t>{251, 236, 212, 181, 142, 97, 49, 1}));
+  CHECK((masked_counts(cosine, 256, 12) == std::vector<int64_t>{253, 247, 236, 221, 203, 181, 155, 128, 97, 66, 33, 1}));
+  CHECK((masked_counts(cosine, 1024, 12) ==
+         std::vector<int64_t>{1015, 989, 946, 886, 812, 724, 623, 512, 391, 265, 133, 1}));
+}
+
+TEST_CASE("every schedule is parsed, bounded and monotone", "[decoding]") {
+  for (const auto& name : schedule_names()) {
+    INFO(name);
+    const MaskSchedule schedule = parse_schedule(name);
+    CHECK(schedule.name() == name);
+    double previous = 2;
+    for (int i = 0; i <= 20; ++i) {
+      const double value = schedule.gamma(i / 20.0, 256);
+      CHECK(value >= 1e-6);
+      CHECK(value <= 1.0);
+      CHECK(value <= previous + 1e-12);
+      previous = value;
+    }
+  }
+  CHECK(parse_schedule("linear").gamma(0.25, 10) == Approx(0.75));
+  CHECK(parse_schedule("square").gamma(0.5, 10) == Approx(0.75));
+  CHECK(parse_schedule("arccos").gamma(1.0, 10) == Approx(1e-6));
+  CHECK_THROWS_WITH(parse_schedule("cosin"), Catch::Contains("cosine"));
+  CHECK_THROWS(parse_schedule("custom:3,0"));
+  const MaskSchedule custom = parse_schedule("custom:10,20,19");
+  CHECK((masked_counts(custom, 49, 3) == std::vector<int64_t>{39, 19, 1}));
+}
+
+TEST_CASE("the decoder follows the schedule and fills every position", "[decoding]") {
+  const int64_t tokens = 256, vocabulary = 16, mask_id = 16;
+  DecodeRequest request;
+  request.ids = torch::full({2, tokens}, mask_id, torch::kLong);
+  request.class_tokens = torch::zeros({2}, torch::kLong);
+  request.mask_id = mask_id;
+  request.generators = generators(2, 7);
+  std::vector<int64_t> observed;
+  const torch::Tensor out = decode_tokens(request, DecodeOptions{}, fixed_logits(tokens, vocabulary),
+                                          [&](int64_t, const torch::Tensor& masked) {
+                                            observed.push_back(masked[0].sum().item<int64_t>());
+                                          });
+  CHECK((observed == std::vector<int64_t>{251, 236, 212, 181, 142, 97, 49, 0}));
+  CHECK((out == mask_id).sum().item<int64_t>() == 0);
+  CHECK(out.max().item<int64_t>() < vocabulary);
+}
+
+TEST_CASE("known ids never change", "[decoding]") {
+  const int64_t tokens = 49, mask_id = 10;
+  torch::Tensor ids = torch::randint(0, 10, {3, tokens}, compat::make_cpu_generator(1));
+  torch::Tensor unknown = torch::rand({3, tokens}, compat::make_cpu_generator(2)) < 0.5;
+  ids.masked_fill_(unknown, mask_id);
+  for (bool halton : {false, true}) {
+    DecodeRequest request;
+    request.ids = ids;
+    request.class_tokens = torch::zeros({3}, torch::kLong);
+    request.mask_id = mask_id;
+    request.grid_width = 7;
+    request.generators = generators(3, 11);
+    DecodeOptions options;
+    options.halton_order = halton;
+    options.steps = 12;
+    options.start_step = 2;
+    const torch::Tensor out = decode_tokens(request, options, fixed_logits(tokens, 10));
+    CHECK(torch::equal(out.masked_select(unknown.logical_not()), ids.masked_select(unknown.logical_not())));
+    CHECK((out == mask_id).sum().item<int64_t>() == 0);
+  }
+}
+
+TEST_CASE("an image depends on its own seed, not on its batch", "[decoding]") {
+  const int64_t tokens = 49, mask_id = 8;
+  auto decode = [&](int64_t batch, uint64_t first_seed) {
+    DecodeRequest request;
+    request.ids = torch::full({batch, tokens}, mask_id, torch::kLong);
+    request.class_tokens = torch::zeros({batch}, torch::kLong);
+    request.mask_id = mask_id;
+    request.generators = generators(batch, first_seed);
+    return decode_tokens(request, DecodeOptions{}, fixed_logits(tokens, 8));
+  };
+  const torch::Tensor batch_of_four = decode(4, 100);
+  CHECK(torch::equal(decode(1, 102)[0], batch_of_four[2]));
+  CHECK_FALSE(torch::equal(batch_of_four[0], batch_of_four[1]));
+}
+
+TEST_CASE("guidance combines conditional and unconditional logits", "[decoding]") {
+  // Conditional logits favour id 1, unconditional id 2; with s = 3, u + s(c − u) strongly
+  // favours 1, so (top-k 1) every sample is 1.
+  const int64_t tokens = 9, mask_id = 3, no_class = 5;
+  LogitsFunction logits_of = [&](const torch::Tensor& ids, const torch::Tensor& classes) {
+    torch::Tensor logits = torch::zeros({ids.size(0), tokens, 3});
+    for (int64_t b = 0; b < ids.size(0); ++b) logits[b].select(1, classes[b].item<int64_t>() == no_class ? 2 : 1).fill_(2.0);
+    return logits;
+  };
+  DecodeRequest request;
+  request.ids = torch::full({1, tokens}, mask_id, torch::kLong);
+  request.class_tokens = torch::zeros({1}, torch::kLong);
+  request.mask_id = mask_id;
+  request.no_class_token = no_class;
+  request.generators = generators(1, 3);
+  DecodeOptions options;
+  options.guidance_scale = 3.0;
+  options.top_k = 1;
+  CHECK((decode_tokens(request, options, logits_of) == 1).all().item<bool>());
+  options.guidance_scale = 1.0;  // conditional only: still id 1
+  CHECK((decode_tokens(request, options, logits_of) == 1).all().item<bool>());
+  options.guidance_scale = 0.0;  // unconditional only: id 2
+  CHECK((decode_tokens(request, options, logits_of) == 2).all().item<bool>());
+}
+
+TEST_CASE("the Halton order covers every cell once", "[decoding]") {
+  for (auto [h, w] : std::vector<std::pair<int64_t, int64_t>>{{7, 7}, {16, 16}, {3, 10}}) {
+    const auto order = halton_order(h, w);
+    CHECK(static_cast<int64_t>(order.size()) == h * w);
+    CHECK(static_cast<int64_t>(std::set<int64_t>(order.begin(), order.end()).size()) == h * w);
+  }
+}
