@@ -14,5 +14,5 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 exec "$root/build/apps/maskgit-train" --stage tokenizer -o "$out" \
   --data /usr/share/datasets/fashion-mnist --split train \
   --filters 16 --channel-mult 1,2,4 --res-blocks 1 --codebook-size 512 --embedding-dim 32 --norm-groups 8 \
-  --steps 6000 --batch-size 128 --lr 1e-3 --warmup 200 --dead-code-window 100 --seed 1 \
+  --steps 4000 --batch-size 128 --lr 1e-3 --warmup 200 --dead-code-window 100 --seed 1 \
   --checkpoint-every 250 --log-every 50 "${resume[@]}"
