@@ -5,78 +5,151 @@
 #include "common/error.h"
 #include "training/interrupt.h"
 #include "training/tokenizer_trainer.h"
+#include "training/transformer_trainer.h"
+
+namespace {
+
+using namespace maskgit;
+
+// Flags every stage shares; a stage's own defaults apply where a flag is not given.
+struct CommonTrainingFlags {
+  DatasetSpec data;
+  std::string model_dir;
+  int64_t steps = 0, batch_size = 0, warmup = -1, checkpoint_every = 0, log_every = 0, stop_after = -1;
+  double learning_rate = 0;
+  uint64_t seed = 1;
+  std::string metrics;
+  bool resume = false, quiet = false;
+
+  template <typename Options>
+  void apply_to(Options& options) const {
+    options.data = data;
+    options.model_dir = model_dir;
+    if (steps > 0) options.steps = steps;
+    if (batch_size > 0) options.batch_size = batch_size;
+    if (learning_rate > 0) options.learning_rate = learning_rate;
+    if (warmup >= 0) options.warmup_steps = warmup;
+    if (checkpoint_every > 0) options.checkpoint_every = checkpoint_every;
+    if (log_every > 0) options.log_every = log_every;
+    options.stop_after = stop_after;
+    options.seed = seed;
+    options.metrics_path = metrics;
+    options.resume = resume;
+    options.quiet = quiet;
+  }
+};
+
+template <typename Result>
+void finish(const Result& result, const CommonTrainingFlags& flags) {
+  if (result.interrupted)
+    throw Error(ExitCode::interrupted, fmt::format("interrupted at step {}; continue with --resume", result.steps_done));
+  if (!flags.quiet)
+    fmt::print(stderr, "done: step {}, {:.1f} s this run, model in {}\n", result.steps_done, result.seconds, flags.model_dir);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  using namespace maskgit;
-  CLI::App app{"Train a stage of a MaskGIT model (the VQ tokenizer) on an IDX dataset or an image folder.\n"
+  CLI::App app{"Train a stage of a MaskGIT model on an IDX dataset or an image folder:\n"
+               "  tokenizer    the VQ autoencoder (images -> token grids)\n"
+               "  transformer  the bidirectional transformer over token grids (needs the tokenizer)\n"
                "Checkpoints atomically; --resume continues after a kill; Ctrl-C saves and exits (status 130).",
                "maskgit-train"};
   std::string stage;
-  TokenizerTrainOptions options;
-  options.data.path = kFashionMnistDir;
+  CommonTrainingFlags flags;
+  flags.data.path = kFashionMnistDir;
+  TokenizerTrainOptions tokenizer;
+  TransformerTrainOptions transformer;
   RuntimeOptions runtime;
   std::string channel_multipliers = "1,2,4";
 
-  app.add_option("--stage", stage, "Stage to train: tokenizer")->required()->check(CLI::IsMember({"tokenizer"}));
-  app.add_option("-o,--out", options.model_dir, "Model directory to write (config.json, weights, train-state/)")->required();
+  app.add_option("--stage", stage, "Stage to train: tokenizer or transformer")->required()
+      ->check(CLI::IsMember({"tokenizer", "transformer"}));
+  app.add_option("-o,--out", flags.model_dir, "Model directory (config.json, weights, train-state/)")->required();
   auto* data = app.add_option_group("Data");
-  data->add_option("-d,--data", options.data.path,
+  data->add_option("-d,--data", flags.data.path,
                    "IDX directory (Fashion-MNIST layout), an idx3 images file, or an image folder with one sub-folder per class")
       ->capture_default_str();
-  data->add_option("--split", options.data.split, "IDX split to read: train or t10k")->capture_default_str()
+  data->add_option("--split", flags.data.split, "IDX split to read: train or t10k")->capture_default_str()
       ->check(CLI::IsMember({"train", "t10k"}));
-  data->add_option("--limit", options.data.limit, "Use only the first N images (-1 = all)")->capture_default_str();
+  data->add_option("--limit", flags.data.limit, "Use only the first N images (-1 = all)")->capture_default_str();
 
-  auto* architecture = app.add_option_group("Tokenizer architecture (ignored with --resume)");
-  architecture->add_option("--channels", options.config.channels, "Image channels: 1 or 3")->capture_default_str();
-  architecture->add_option("--filters", options.config.filters, "Base width F")->capture_default_str();
-  architecture->add_option("--channel-mult", channel_multipliers, "Width multipliers per level; levels-1 halvings")
+  auto* tokenizer_group = app.add_option_group("Tokenizer architecture (--stage tokenizer; ignored with --resume)");
+  tokenizer_group->add_option("--channels", tokenizer.config.channels, "Image channels: 1 or 3")->capture_default_str();
+  tokenizer_group->add_option("--filters", tokenizer.config.filters, "Base width F")->capture_default_str();
+  tokenizer_group->add_option("--channel-mult", channel_multipliers, "Width multipliers per level; levels-1 halvings")
       ->capture_default_str();
-  architecture->add_option("--res-blocks", options.config.num_res_blocks, "ResBlocks per level")->capture_default_str();
-  architecture->add_option("--codebook-size", options.config.codebook_size, "Codebook entries K")->capture_default_str();
-  architecture->add_option("--embedding-dim", options.config.embedding_dim, "Code dimension D")->capture_default_str();
-  architecture->add_option("--norm-groups", options.config.norm_groups, "GroupNorm groups")->capture_default_str();
-  architecture->add_flag("--release-shortcut", options.config.release_shortcut,
-                         "Reproduce the release's width-changing ResBlock (h + Conv1x1(h))");
-
-  auto* training = app.add_option_group("Training");
-  training->add_option("--steps", options.steps, "Total optimisation steps")->capture_default_str()->check(CLI::PositiveNumber);
-  training->add_option("-b,--batch-size", options.batch_size, "Images per step")->capture_default_str()->check(CLI::PositiveNumber);
-  training->add_option("--lr", options.learning_rate, "Peak learning rate (Adam)")->capture_default_str()->check(CLI::PositiveNumber);
-  training->add_option("--warmup", options.warmup_steps, "Linear warm-up steps, then cosine decay")->capture_default_str()->check(CLI::NonNegativeNumber);
-  training->add_option("--commitment", options.commitment_weight, "Commitment loss weight")->capture_default_str();
-  training->add_option("--dead-code-window", options.dead_code_window,
-                       "Restart codes unused over this many steps on encoder outputs (0 = never)")
+  tokenizer_group->add_option("--res-blocks", tokenizer.config.num_res_blocks, "ResBlocks per level")->capture_default_str();
+  tokenizer_group->add_option("--codebook-size", tokenizer.config.codebook_size, "Codebook entries K")->capture_default_str();
+  tokenizer_group->add_option("--embedding-dim", tokenizer.config.embedding_dim, "Code dimension D")->capture_default_str();
+  tokenizer_group->add_option("--norm-groups", tokenizer.config.norm_groups, "GroupNorm groups")->capture_default_str();
+  tokenizer_group->add_flag("--release-shortcut", tokenizer.config.release_shortcut,
+                            "Reproduce the release's width-changing ResBlock (h + Conv1x1(h))");
+  tokenizer_group->add_option("--commitment", tokenizer.commitment_weight, "Commitment loss weight")->capture_default_str();
+  tokenizer_group->add_option("--dead-code-window", tokenizer.dead_code_window,
+                              "Restart codes unused over this many steps on encoder outputs (0 = never)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
-  training->add_option("-s,--seed", options.seed, "Seed for initialisation, data order and code restarts")->capture_default_str();
-  training->add_option("--checkpoint-every", options.checkpoint_every, "Save a checkpoint every N steps")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  training->add_option("--log-every", options.log_every, "Progress line and metrics record every N steps")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  training->add_option("--metrics", options.metrics_path, "Metrics log, JSON lines (default: OUT/train-state/tokenizer-metrics.jsonl)");
-  training->add_option("--stop-after", options.stop_after,
+
+  auto* transformer_group = app.add_option_group("Transformer (--stage transformer; architecture ignored with --resume)");
+  transformer_group->add_option("--layers", transformer.config.num_layers, "Transformer layers")->capture_default_str();
+  transformer_group->add_option("--hidden", transformer.config.hidden_size, "Hidden size")->capture_default_str();
+  transformer_group->add_option("--heads", transformer.config.num_heads, "Attention heads")->capture_default_str();
+  transformer_group->add_option("--mlp-dim", transformer.config.mlp_dim, "MLP width")->capture_default_str();
+  transformer_group->add_option("--dropout", transformer.config.dropout, "Dropout (also on attention weights)")
+      ->capture_default_str()->check(CLI::Range(0.0, 0.99));
+  transformer_group->add_option("--class-dropout", transformer.class_dropout,
+                                "Probability of training on the no-class token (enables guidance and unconditional decoding)")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  transformer_group->add_option("--label-smoothing", transformer.label_smoothing, "Label smoothing of the masked-token loss")
+      ->capture_default_str()->check(CLI::Range(0.0, 0.99));
+  transformer_group->add_option("--weight-decay", transformer.weight_decay, "AdamW decoupled weight decay")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  transformer_group->add_option("--ema", transformer.ema_decay, "EMA decay of the shipped weights (0 = off, e.g. 0.999)")
+      ->capture_default_str()->check(CLI::Range(0.0, 0.999999));
+
+  auto* training = app.add_option_group("Training (defaults differ per stage: tokenizer / transformer)");
+  training->add_option("--steps", flags.steps, "Total optimisation steps (6000 / 10000)")->check(CLI::PositiveNumber);
+  training->add_option("-b,--batch-size", flags.batch_size, "Images per step (128 / 256)")->check(CLI::PositiveNumber);
+  training->add_option("--lr", flags.learning_rate, "Peak learning rate (1e-3 / 1e-3)")->check(CLI::PositiveNumber);
+  training->add_option("--warmup", flags.warmup, "Linear warm-up steps, then cosine decay (200 / 500)")->check(CLI::NonNegativeNumber);
+  training->add_option("-s,--seed", flags.seed, "Seed for initialisation, data order and every random choice")->capture_default_str();
+  training->add_option("--checkpoint-every", flags.checkpoint_every, "Save a checkpoint every N steps (500)")->check(CLI::PositiveNumber);
+  training->add_option("--log-every", flags.log_every, "Progress line and metrics record every N steps (50)")->check(CLI::PositiveNumber);
+  training->add_option("--metrics", flags.metrics, "Metrics log, JSON lines (default: OUT/train-state/<stage>-metrics.jsonl)");
+  training->add_option("--stop-after", flags.stop_after,
                        "Stop with a checkpoint after N steps of this run (-1 = run to --steps); --resume continues")
       ->capture_default_str();
-  training->add_flag("--resume", options.resume, "Continue from OUT/train-state/tokenizer.safetensors");
-  training->add_flag("-q,--quiet", options.quiet, "No progress on stderr");
+  training->add_flag("--resume", flags.resume, "Continue from OUT/train-state/<stage>.safetensors");
+  training->add_flag("-q,--quiet", flags.quiet, "No progress on stderr");
   add_runtime_options(app, runtime);
 
   return run_tool(app, argc, argv, [&] {
-    try {
-      options.config.channel_multipliers = parse_int_list(channel_multipliers);
-    } catch (const std::exception& e) {
-      throw_usage(fmt::format("--channel-mult: {}", e.what()));
-    }
-    try {
-      options.config.validate();
-    } catch (const std::exception& e) {
-      throw_usage(e.what());
-    }
-    options.device = apply_runtime_options(runtime);
+    const torch::Device device = apply_runtime_options(runtime);
     install_interrupt_handlers();
-    const TokenizerTrainResult result = train_tokenizer(options);
-    if (result.interrupted) throw Error(ExitCode::interrupted, fmt::format("interrupted at step {}; continue with --resume", result.steps_done));
-    if (!options.quiet)
-      fmt::print(stderr, "done: {} steps, {:.1f} s this run, model in {}\n", result.steps_done, result.seconds, options.model_dir);
+    if (stage == "tokenizer") {
+      try {
+        tokenizer.config.channel_multipliers = parse_int_list(channel_multipliers);
+      } catch (const std::exception& e) {
+        throw_usage(fmt::format("--channel-mult: {}", e.what()));
+      }
+      try {
+        tokenizer.config.validate();
+      } catch (const std::exception& e) {
+        throw_usage(e.what());
+      }
+      flags.apply_to(tokenizer);
+      tokenizer.device = device;
+      finish(train_tokenizer(tokenizer), flags);
+    } else {
+      try {
+        transformer.config.validate();
+      } catch (const std::exception& e) {
+        throw_usage(e.what());
+      }
+      flags.apply_to(transformer);
+      transformer.config.attention_dropout = transformer.config.dropout;
+      transformer.device = device;
+      finish(train_transformer(transformer), flags);
+    }
   });
 }

@@ -69,6 +69,27 @@ sed -i 's/"codebook_size": 16/"codebook_size": 32/' "$work/mismatch/config.json"
 expect 3 "quantizer.codebook" -- "${tokenize[@]}" -m "$work/mismatch" reconstruct "$work/ok-0.png" -o "$work/r.png"
 check "no output after failed loads" test ! -e "$work/r.png"
 
+# Generation with a tiny transformer on top of the tiny tokenizer.
+cp -r "$work/model" "$work/gen"
+"$bin/maskgit-train" --stage transformer -o "$work/gen" --data "$data" --split t10k --limit 64 --steps 2 -b 32 \
+  --layers 1 --hidden 16 --heads 2 --mlp-dim 32 --threads 1 -q 2>"$work/err" || { echo "FAIL: tiny transformer"; cat "$work/err"; }
+sample=("$bin/maskgit-sample" -m "$work/gen" --threads 1)
+"${sample[@]}" -c 1 -n 3 -s 5 -b 1 -o "$work/b1-%d.png" 2>/dev/null
+"${sample[@]}" -c 1 -n 3 -s 5 -b 3 -o "$work/b3-%d.png" --json >"$work/lines" 2>/dev/null
+check "sampling writes PNGs" test -f "$work/b3-2.png"
+check "image i is the same whatever the batch size" cmp -s "$work/b1-2.png" "$work/b3-2.png"
+"${sample[@]}" -c 1 -n 1 -s 7 -o "$work/again.png" 2>/dev/null
+check "seed + i reproduces image i" cmp -s "$work/again.png" "$work/b3-2.png"
+check "--json prints one line per image" test "$(wc -l <"$work/lines")" -eq 3
+check "PNG text chunk carries the settings" grep -q '"schedule":"cosine"' "$work/b3-0.png"
+expect 2 "--class" -- "${sample[@]}" -c Spaceship -o "$work/x%d.png"
+expect 2 "--class" -- "${sample[@]}" -c 99 -o "$work/x%d.png"
+expect 2 "--schedule" -- "${sample[@]}" --schedule wiggly -o "$work/x%d.png"
+expect 2 "--steps" -- "${sample[@]}" --steps 0 -o "$work/x%d.png"
+expect 4 "/no/such/dir" -- "${sample[@]}" -c 0 -o "/no/such/dir/x%d.png"
+expect 3 "transformer" -- "$bin/maskgit-sample" -m "$work/model" --threads 1 -o "$work/x%d.png"
+check "no output after failed sampling" test -z "$(find "$work" -maxdepth 1 -name 'x*.png')"
+
 # Ctrl-C saves a checkpoint and exits 130; --resume then finishes the run.
 "${train[@]}" --steps 100000 --log-every 1 --checkpoint-every 100000 -o "$work/interrupted" 2>"$work/err" &
 pid=$!

@@ -22,6 +22,22 @@ inline at::Generator make_cpu_generator(uint64_t seed) {
   return at::make_generator<at::CPUGeneratorImpl>(seed);
 }
 
+// Fused scaled-dot-product attention (2.x) or the caller's plain fallback (1.13).
+template <typename Fallback>
+torch::Tensor fused_attention_or(const torch::Tensor& query, const torch::Tensor& key, const torch::Tensor& value,
+                                 double dropout, Fallback&& fallback) {
+#if MASKGIT_HAS_FUSED_SDPA
+  (void)fallback;
+  return at::scaled_dot_product_attention(query, key, value, /*attn_mask=*/{}, dropout);
+#else
+  (void)query, (void)key, (void)value, (void)dropout;
+  return fallback();
+#endif
+}
+
+// GELU with the tanh approximation (SPEC.md section 3).
+inline torch::Tensor gelu_tanh(const torch::Tensor& x) { return torch::gelu(x, "tanh"); }
+
 // A generator on `device` seeded explicitly; CUDA generators only when CUDA is compiled in.
 at::Generator make_generator(const torch::Device& device, uint64_t seed);
 

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 
@@ -61,6 +63,13 @@ ModelConfig read_model_config(const std::string& directory) {
       if (config.tokenizer->channels != config.image_channels)
         throw std::runtime_error("tokenizer.channels: differs from image.channels");
     }
+    if (const Json* transformer = root.find("transformer")) {
+      config.transformer = TransformerConfig::from_json(*transformer, "transformer");
+      if (config.transformer->num_classes != config.num_classes())
+        throw std::runtime_error("transformer.num_classes: differs from the number of class_names");
+      if (config.tokenizer && config.transformer->codebook_size != config.tokenizer->codebook_size)
+        throw std::runtime_error("transformer.codebook_size: differs from tokenizer.codebook_size");
+    }
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
@@ -82,35 +91,88 @@ void write_model_config(const ModelConfig& config) {
   for (const auto& name : config.class_names) names.push_back(name);
   root.set("class_names", names);
   if (config.tokenizer) root.set("tokenizer", config.tokenizer->to_json());
+  if (config.transformer) root.set("transformer", config.transformer->to_json());
   ensure_directory(config.directory);
   write_file_atomic(config.path_of(kModelConfigFile), root.dump(2) + "\n");
 }
 
-VQTokenizer load_tokenizer(const ModelConfig& config, const torch::Device& device) {
-  if (!config.tokenizer)
-    throw_bad_input(fmt::format("{}: the model has no \"tokenizer\" section",
-                                config.path_of(kModelConfigFile)));
-  VQTokenizer tokenizer(*config.tokenizer);
-  const std::string path = config.path_of(kTokenizerWeightsFile);
+namespace {
+
+void load_stage_weights(torch::nn::Module& module, const ModelConfig& config, const char* file_name,
+                        const torch::Device& device) {
+  const std::string path = config.path_of(file_name);
   SafetensorsFile file;
   try {
     file = read_safetensors(path);
   } catch (const SafetensorsError& e) {
     throw_bad_input(e.what());
   }
-  load_module_state(*tokenizer, file, path);
-  tokenizer->to(device);
-  tokenizer->eval();
+  load_module_state(module, file, path);
+  module.to(device);
+  module.eval();
+}
+
+void save_stage_weights(const torch::nn::Module& module, const ModelConfig& config, const char* file_name,
+                        const char* stage) {
+  SafetensorsFile file;
+  append_module_state(file, module);
+  file.metadata["format"] = "pt";
+  file.metadata["stage"] = stage;
+  ensure_directory(config.directory);
+  write_safetensors(config.path_of(file_name), file);
+}
+
+[[noreturn]] void throw_missing_stage(const ModelConfig& config, const char* stage) {
+  throw_bad_input(fmt::format("{}: the model has no \"{}\" section", config.path_of(kModelConfigFile), stage));
+}
+
+}  // namespace
+
+VQTokenizer load_tokenizer(const ModelConfig& config, const torch::Device& device) {
+  if (!config.tokenizer) throw_missing_stage(config, "tokenizer");
+  VQTokenizer tokenizer(*config.tokenizer);
+  load_stage_weights(*tokenizer, config, kTokenizerWeightsFile, device);
   return tokenizer;
 }
 
 void save_tokenizer_weights(const ModelConfig& config, VQTokenizer& tokenizer) {
-  SafetensorsFile file;
-  append_module_state(file, *tokenizer);
-  file.metadata["format"] = "pt";
-  file.metadata["stage"] = "tokenizer";
-  ensure_directory(config.directory);
-  write_safetensors(config.path_of(kTokenizerWeightsFile), file);
+  save_stage_weights(*tokenizer, config, kTokenizerWeightsFile, "tokenizer");
+}
+
+BidirectionalTransformer load_transformer(const ModelConfig& config, const torch::Device& device) {
+  if (!config.transformer) throw_missing_stage(config, "transformer");
+  BidirectionalTransformer transformer(*config.transformer);
+  load_stage_weights(*transformer, config, kTransformerWeightsFile, device);
+  return transformer;
+}
+
+void save_transformer_weights(const ModelConfig& config, BidirectionalTransformer& transformer) {
+  save_stage_weights(*transformer, config, kTransformerWeightsFile, "transformer");
+}
+
+std::vector<int64_t> resolve_classes(const ModelConfig& config, const std::vector<std::string>& words,
+                                     const std::string& flag) {
+  auto lower = [](std::string text) {
+    for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return text;
+  };
+  std::vector<int64_t> ids;
+  for (const auto& word : words) {
+    int64_t id = -1;
+    if (!word.empty() && std::all_of(word.begin(), word.end(), [](unsigned char c) { return std::isdigit(c); })) {
+      id = word.size() <= 9 ? std::stoll(word) : config.num_classes();
+      if (id >= config.num_classes())
+        throw_usage(fmt::format("{}: class {} is out of range (the model has classes 0..{})", flag, word,
+                                config.num_classes() - 1));
+    } else {
+      for (int64_t c = 0; c < config.num_classes(); ++c)
+        if (lower(config.class_names[static_cast<size_t>(c)]) == lower(word)) id = c;
+      if (id < 0)
+        throw_usage(fmt::format("{}: unknown class \"{}\" (classes: {})", flag, word, fmt::join(config.class_names, ", ")));
+    }
+    ids.push_back(id);
+  }
+  return ids;
 }
 
 std::string default_model_dir() {

@@ -11,11 +11,14 @@
 #include "io/json.h"
 #include "tokenizer/config.h"
 #include "tokenizer/vqgan.h"
+#include "transformer/config.h"
+#include "transformer/transformer.h"
 
 namespace maskgit {
 
 constexpr const char* kModelConfigFile = "config.json";
 constexpr const char* kTokenizerWeightsFile = "tokenizer.safetensors";
+constexpr const char* kTransformerWeightsFile = "transformer.safetensors";
 constexpr int kModelFormatVersion = 1;
 
 struct ModelConfig {
@@ -25,6 +28,7 @@ struct ModelConfig {
   int64_t image_channels = 1;
   std::vector<std::string> class_names;
   std::optional<TokenizerConfig> tokenizer;
+  std::optional<TransformerConfig> transformer;
   // The whole parsed config.json, so that writing one stage keeps the other stages' sections.
   Json raw = Json::object();
 
@@ -42,6 +46,15 @@ void write_model_config(const ModelConfig& config);
 VQTokenizer load_tokenizer(const ModelConfig& config, const torch::Device& device);
 // Saves tokenizer weights (weights only, atomically) as DIR/tokenizer.safetensors.
 void save_tokenizer_weights(const ModelConfig& config, VQTokenizer& tokenizer);
+
+// Loads the transformer stage onto `device`, in eval mode; same errors as load_tokenizer.
+BidirectionalTransformer load_transformer(const ModelConfig& config, const torch::Device& device);
+void save_transformer_weights(const ModelConfig& config, BidirectionalTransformer& transformer);
+
+// Class ids from user words: each is a class id ("3") or a class name ("Sneaker", matched
+// case-insensitively). Throws Error(usage) naming `flag` and listing the names.
+std::vector<int64_t> resolve_classes(const ModelConfig& config, const std::vector<std::string>& words,
+                                     const std::string& flag);
 
 // The model used when none is named: $MASKGIT_MODEL if set, else the project's shipped
 // models/fashion-mnist (source tree, or <prefix>/share/maskgit-cpp/models next to the binary).

@@ -17,6 +17,7 @@
 #include "training/adam.h"
 #include "training/interrupt.h"
 #include "training/metrics_log.h"
+#include "training/progress.h"
 
 namespace maskgit {
 namespace fs = std::filesystem;
@@ -33,13 +34,6 @@ std::string TokenizerTrainOptions::resolved_metrics_path() const {
 namespace {
 
 double psnr_from_mse(double mse) { return 10.0 * std::log10(1.0 / std::max(mse, 1e-12)); }
-
-std::string format_duration(double seconds) {
-  const auto total = static_cast<int64_t>(seconds + 0.5);
-  if (total >= 3600) return fmt::format("{}h{:02}m", total / 3600, (total % 3600) / 60);
-  if (total >= 60) return fmt::format("{}m{:02}s", total / 60, total % 60);
-  return fmt::format("{}s", total);
-}
 
 int64_t metadata_int(const SafetensorsFile& file, const std::string& key, const std::string& source) {
   auto it = file.metadata.find(key);

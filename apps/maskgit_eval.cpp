@@ -1,0 +1,153 @@
+// maskgit-eval: judges generated images with the evaluation classifier (class accuracy and
+// Fréchet distance of classifier features against real images, next to its real-data floor).
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "cli/common.h"
+#include "common/error.h"
+#include "data/dataset.h"
+#include "eval/classifier.h"
+#include "eval/sample_quality.h"
+#include "io/json.h"
+
+namespace {
+
+using namespace maskgit;
+
+std::string percent(double fraction) {
+  return std::isfinite(fraction) ? fmt::format("{:.1f}%", 100.0 * fraction) : "n/a";
+}
+
+std::string number(double value) { return std::isfinite(value) ? fmt::format("{:.3f}", value) : "n/a"; }
+
+size_t name_width(const std::vector<std::string>& class_names) {
+  size_t width = 5;  // "class"
+  for (const auto& name : class_names) width = std::max(width, name.size());
+  return width;
+}
+
+void print_quality(const SampleQuality& quality, const std::string& classifier_dir, bool json_output) {
+  if (json_output) {
+    Json root = Json::object();
+    root.set("classifier", classifier_dir);
+    const Json fields = quality.to_json();
+    for (const auto& [key, value] : fields.as_object()) root.set(key, value);
+    fmt::print("{}\n", root.dump());
+    return;
+  }
+  fmt::print("classifier        {}\n", classifier_dir);
+  fmt::print("images            {}\n", quality.images());
+  fmt::print("class accuracy    {}  (the intended class is the one predicted)\n", percent(quality.accuracy()));
+  fmt::print("Fréchet distance  {}  (classifier features, against {} images of {})\n", number(quality.frechet_distance),
+             quality.reference_images, quality.reference_name);
+  fmt::print("floor             {}  ({} real images of {}, against the same reference)\n", number(quality.floor_distance),
+             quality.floor_images, quality.floor_name);
+  fmt::print("classifier on the reference: {} accuracy\n\n", percent(quality.reference_accuracy));
+  const size_t width = name_width(quality.class_names);
+  fmt::print("{:>3}  {:<{}}  {:>6}  {:>8}  {:>9}\n", "id", "class", width, "images", "accuracy", "predicted");
+  for (size_t i = 0; i < quality.class_names.size(); ++i)
+    fmt::print("{:>3}  {:<{}}  {:>6}  {:>8}  {:>9}\n", i, quality.class_names[i], width, quality.classes.images[i],
+               percent(quality.classes.class_accuracy(i)), quality.classes.predicted[i]);
+}
+
+// The classifier on real labelled images: how far its judgement can be trusted.
+void run_self_test(LoadedClassifier& classifier, const ReferenceOptions& reference, int64_t batch_size,
+                   const torch::Device& device, bool json_output) {
+  DatasetSpec spec;
+  spec.path = reference.path;
+  spec.split = reference.split;
+  spec.channels = static_cast<int>(classifier.config().channels);
+  spec.width = static_cast<int>(classifier.config().width);
+  spec.height = static_cast<int>(classifier.config().height);
+  const LabeledImages data = load_dataset(spec);
+  if (data.class_names != classifier.class_names)
+    throw_bad_input(fmt::format("{}: its classes differ from those of the classifier {}", reference.path,
+                                classifier.directory));
+  const ClassifierOutputs outputs = classify_in_batches(classifier.model, data.images, batch_size, device);
+  const ClassAccuracy tally = tally_predictions(outputs.logits.argmax(1), data.labels, classifier.num_classes());
+  const std::string data_name = fmt::format("{} ({})", reference.path, reference.split);
+  if (json_output) {
+    Json classes = Json::array();
+    for (size_t i = 0; i < classifier.class_names.size(); ++i)
+      classes.push_back(Json(Json::Object{{"id", static_cast<int64_t>(i)},
+                                          {"name", classifier.class_names[i]},
+                                          {"images", tally.images[i]},
+                                          {"accuracy", tally.class_accuracy(i)}}));
+    fmt::print("{}\n", Json(Json::Object{{"classifier", classifier.directory},
+                                         {"data", data_name},
+                                         {"images", tally.total_images},
+                                         {"accuracy", tally.accuracy()},
+                                         {"classes", classes}})
+                           .dump());
+    return;
+  }
+  fmt::print("classifier  {}\ndata        {}\nimages      {}\naccuracy    {}\n\n", classifier.directory, data_name,
+             tally.total_images, fmt::format("{:.2f}%", 100.0 * tally.accuracy()));
+  const size_t width = name_width(classifier.class_names);
+  fmt::print("{:>3}  {:<{}}  {:>6}  {:>8}\n", "id", "class", width, "images", "accuracy");
+  for (size_t i = 0; i < classifier.class_names.size(); ++i)
+    fmt::print("{:>3}  {:<{}}  {:>6}  {:>8}\n", i, classifier.class_names[i], width, tally.images[i],
+               percent(tally.class_accuracy(i)));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Judge generated images with the evaluation classifier: how often the intended class is the one\n"
+               "predicted, and the Fréchet distance of classifier features against real reference images, next\n"
+               "to the floor (the same distance for as many real training images).\n"
+               "Images: --images DIR (one sub-folder per class, named by class id or name; or PNGs whose\n"
+               "\"maskgit:class\" text chunk holds the class id), or such PNG files as arguments.",
+               "maskgit-eval"};
+  std::string classifier_dir = default_classifier_dir();
+  std::string images_dir;
+  std::vector<std::string> files;
+  ReferenceOptions reference;
+  RuntimeOptions runtime;
+  int64_t batch_size = 256;
+  bool json_output = false;
+  bool self_test = false;
+
+  app.add_option("-c,--classifier", classifier_dir, "Classifier directory (config.json + classifier.safetensors); "
+                                                    "default: $MASKGIT_CLASSIFIER or the shipped one")
+      ->capture_default_str();
+  app.add_option("--images", images_dir, "Folder of generated images (class sub-folders, or PNGs with maskgit:class)");
+  app.add_option("files", files, "Generated PNG files, each with its class id in a maskgit:class text chunk");
+  auto* data = app.add_option_group("Reference data");
+  data->add_option("--reference", reference.path, "Real images: IDX directory/file or image folder")->capture_default_str();
+  data->add_option("--reference-split", reference.split, "IDX split of the reference: train or t10k")
+      ->capture_default_str()->check(CLI::IsMember({"train", "t10k"}));
+  data->add_option("--floor-data", reference.floor_path, "Real images for the floor (default: --reference)");
+  data->add_option("--floor-split", reference.floor_split, "IDX split of the floor images: train or t10k")
+      ->capture_default_str()->check(CLI::IsMember({"train", "t10k"}));
+  data->add_option("--floor-count", reference.floor_count,
+                   "Floor images (0 = as many as the evaluated images, at most 10000)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  data->add_option("-s,--seed", reference.seed, "Seed that picks the floor images")->capture_default_str();
+  app.add_option("-b,--batch-size", batch_size, "Images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_flag("--json", json_output, "One JSON object on stdout instead of the table");
+  app.add_flag("--self-test", self_test,
+               "Instead of judging images: the classifier's accuracy on the labelled reference images, per class");
+  add_runtime_options(app, runtime);
+
+  return run_tool(app, argc, argv, [&] {
+    const bool have_images = !images_dir.empty() || !files.empty();
+    if (self_test && have_images) throw_usage("--self-test judges the classifier itself; give no images with it");
+    if (!self_test && !have_images) throw_usage("no images: give --images DIR or PNG files (or --self-test)");
+    if (!images_dir.empty() && !files.empty()) throw_usage("give --images DIR or PNG files, not both");
+    const torch::Device device = apply_runtime_options(runtime);
+    LoadedClassifier classifier = read_classifier(classifier_dir, device);
+    if (self_test) {
+      run_self_test(classifier, reference, batch_size, device, json_output);
+      return;
+    }
+    const LabeledSamples samples = images_dir.empty()
+                                       ? read_labeled_sample_files(files, classifier.class_names, classifier.config())
+                                       : read_labeled_samples(images_dir, classifier.class_names, classifier.config());
+    const ReferenceSets references = load_reference_sets(reference, classifier.config(), samples.images.size(0));
+    const SampleQuality quality =
+        evaluate_sample_quality(classifier, samples.images, samples.labels, references, batch_size, device);
+    print_quality(quality, classifier_dir, json_output);
+  });
+}

@@ -1,0 +1,121 @@
+// maskgit-sample: class-conditional generation with confidence-based parallel decoding.
+#include <fmt/format.h>
+
+#include "cli/common.h"
+#include "cli/sampler_options.h"
+#include "common/error.h"
+#include "generation/sampler.h"
+#include "io/image.h"
+#include "model/model_dir.h"
+#include "tokenizer/pipeline.h"
+#include "tokenizer/token_file.h"
+
+int main(int argc, char** argv) {
+  using namespace maskgit;
+  CLI::App app{"Generate images of given classes: start from an all-[MASK] token grid, predict every token at\n"
+               "once, keep the most confident, re-mask the rest along the schedule, and decode the grid to pixels.\n"
+               "Image i of a run depends only on (seed + i) and the settings, whatever the batch size.",
+               "maskgit-sample"};
+  std::string model_dir;
+  RuntimeOptions runtime;
+  SamplerCliOptions sampler;
+  std::vector<std::string> class_words;
+  int64_t per_class = 1;
+  uint64_t seed = 0;
+  int64_t batch_size = 64;
+  std::string output = "samples/%05d.png";
+  std::string grid_output, tokens_output;
+  int64_t grid_scale = 2;
+  bool json_output = false;
+  add_model_option(app, model_dir);
+  app.add_option("-c,--class", class_words,
+                 "Classes, by id or name (case-insensitive), repeatable or comma-separated; default: every class")
+      ->delimiter(',');
+  app.add_option("-n,--num", per_class, "Images per class")->capture_default_str()->check(CLI::Range(1, 1000000));
+  app.add_option("-s,--seed", seed, "Seed of the first image; image i uses seed + i")->capture_default_str();
+  app.add_option("-b,--batch-size", batch_size, "Images decoded together (does not change the results)")
+      ->capture_default_str()->check(CLI::Range(1, 65536));
+  app.add_option("-o,--output", output, "Output PNG pattern with one %d (the image index); \"\" = no PNG files")
+      ->capture_default_str();
+  app.add_option("--grid", grid_output, "Also write one picture of all samples, a row per class");
+  app.add_option("--grid-scale", grid_scale, "Enlargement of each image in --grid")->capture_default_str()->check(CLI::Range(1, 32));
+  app.add_option("--save-tokens", tokens_output, "Also write the token grids (safetensors: ids, labels)");
+  app.add_flag("--json", json_output, "One JSON line per image on stdout: file, class, seed, settings");
+  add_sampler_options(app, sampler);
+  add_runtime_options(app, runtime);
+
+  return run_tool(app, argc, argv, [&] {
+    const DecodeOptions decode = to_decode_options(sampler);
+    const torch::Device device = apply_runtime_options(runtime);
+    const ModelConfig config = read_model_config(model_dir);
+    std::vector<int64_t> classes;
+    if (class_words.empty()) {
+      for (int64_t c = 0; c < config.num_classes(); ++c) classes.push_back(c);
+    } else {
+      classes = resolve_classes(config, class_words, "--class");
+    }
+    const int64_t total = static_cast<int64_t>(classes.size()) * per_class;
+    if (!output.empty()) validate_output_pattern(output, total, "--output");
+    if (output.empty() && grid_output.empty() && tokens_output.empty() && !json_output)
+      throw_usage("--output: empty, and no --grid, --save-tokens or --json: nothing would be produced");
+    VQTokenizer tokenizer = load_tokenizer(config, device);
+    BidirectionalTransformer transformer = load_transformer(config, device);
+    const TransformerConfig& shape = transformer->config();
+
+    std::vector<int64_t> image_classes;
+    std::vector<uint64_t> image_seeds;
+    for (int64_t c : classes)
+      for (int64_t k = 0; k < per_class; ++k) {
+        image_seeds.push_back(seed + image_classes.size());
+        image_classes.push_back(c);
+      }
+    const Json settings = decode_settings_json(decode);
+    std::vector<torch::Tensor> all_ids, all_images;
+    for (int64_t begin = 0; begin < total; begin += batch_size) {
+      const int64_t end = std::min(total, begin + batch_size);
+      const std::vector<int64_t> batch_classes(image_classes.begin() + begin, image_classes.begin() + end);
+      const std::vector<uint64_t> batch_seeds(image_seeds.begin() + begin, image_seeds.begin() + end);
+      const torch::Tensor ids = generate_tokens(transformer, batch_classes, batch_seeds, decode, device);
+      const torch::Tensor grids = ids.view({-1, shape.grid_height, shape.grid_width});
+      const torch::Tensor images =
+          decode_in_batches(tokenizer, grids, config.image_height, config.image_width, batch_size, device);
+      for (int64_t i = begin; i < end; ++i) {
+        const auto index = static_cast<size_t>(i);
+        Json record = Json::object();
+        record.set("model", model_dir);
+        record.set("class", image_classes[index]);
+        record.set("class_name", config.class_names[static_cast<size_t>(image_classes[index])]);
+        record.set("seed", image_seeds[index]);
+        record.set("settings", settings);
+        std::string path;
+        if (!output.empty()) {
+          path = format_output_path(output, i);
+          write_png(path, images[i - begin],
+                    {{"maskgit", record.dump()}, {"maskgit:class", std::to_string(image_classes[index])}});
+        }
+        if (json_output) {
+          Json line = Json::object();
+          line.set("file", path.empty() ? Json() : Json(path));
+          line.set("index", i);
+          for (const auto& [key, value] : record.as_object()) line.set(key, value);
+          fmt::print("{}\n", line.dump());
+        }
+      }
+      if (!grid_output.empty()) all_images.push_back(images);
+      if (!tokens_output.empty()) all_ids.push_back(grids);
+      fmt::print(stderr, "\rsampled {}/{}", end, total);
+    }
+    fmt::print(stderr, "\n");
+    if (!grid_output.empty())
+      write_png(grid_output, tile_images(torch::cat(all_images), per_class, 2, grid_scale), {{"maskgit", settings.dump()}});
+    if (!tokens_output.empty()) {
+      TokenGrid grid;
+      grid.ids = torch::cat(all_ids);
+      grid.labels = torch::tensor(image_classes, torch::kLong);
+      grid.image_height = config.image_height;
+      grid.image_width = config.image_width;
+      grid.codebook_size = shape.codebook_size;
+      write_token_file(tokens_output, grid);
+    }
+  });
+}

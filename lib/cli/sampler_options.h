@@ -1,0 +1,28 @@
+#pragma once
+// Sampler flags shared by maskgit-sample and the editing tools, defined once.
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "decoding/decoder.h"
+
+namespace maskgit {
+
+struct SamplerCliOptions {
+  int64_t steps = 8;
+  int64_t start_step = 0;
+  std::string schedule = "cosine";
+  double choice_temperature = 4.5;
+  double temperature = 1.0;
+  int64_t top_k = 0;
+  double cfg_scale = 1.0;
+  std::string order = "confidence";
+};
+
+// --steps, --start-step, --schedule, --choice-temperature, --temperature, --top-k,
+// --cfg-scale, --order; the values in `options` are the defaults shown in --help.
+void add_sampler_options(CLI::App& app, SamplerCliOptions& options);
+// Validates the combination; Error(usage) naming the flag.
+DecodeOptions to_decode_options(const SamplerCliOptions& options);
+
+}  // namespace maskgit

@@ -1,0 +1,66 @@
+#include "generation/sampler.h"
+
+#include <fmt/format.h>
+
+#include "common/error.h"
+#include "compat/torch_compat.h"
+
+namespace maskgit {
+
+int64_t class_token_for(const TransformerConfig& config, int64_t class_id) {
+  if (class_id < 0) {
+    if (!config.no_class_token)
+      throw_usage("this model was trained without a \"no class\" token: give a class (or a guidance scale of 1)");
+    return config.no_class_token_id();
+  }
+  if (class_id >= config.num_classes)
+    throw_usage(fmt::format("class {} is out of range (0..{})", class_id, config.num_classes - 1));
+  return config.class_token(class_id);
+}
+
+torch::Tensor complete_tokens(BidirectionalTransformer& transformer, const torch::Tensor& ids,
+                              const std::vector<int64_t>& classes, const std::vector<uint64_t>& seeds,
+                              const DecodeOptions& options, const torch::Device& device) {
+  const TransformerConfig& config = transformer->config();
+  if (options.guidance_scale != 1.0 && !config.no_class_token)
+    throw_usage("--cfg-scale: this model was trained without a \"no class\" token, so guidance is unavailable");
+  DecodeRequest request;
+  request.ids = ids.to(torch::kCPU).to(torch::kLong);
+  std::vector<int64_t> class_tokens;
+  for (int64_t class_id : classes) class_tokens.push_back(class_token_for(config, class_id));
+  request.class_tokens = torch::tensor(class_tokens, torch::kLong);
+  request.mask_id = config.mask_token();
+  request.no_class_token = config.no_class_token_id();
+  request.grid_width = config.grid_width;
+  for (uint64_t seed : seeds) request.generators.push_back(compat::make_cpu_generator(seed));
+  torch::NoGradGuard no_grad;
+  transformer->eval();
+  const LogitsFunction logits_of = [&](const torch::Tensor& batch_ids, const torch::Tensor& batch_classes) {
+    return transformer->image_logits(batch_ids.to(device), batch_classes.to(device));
+  };
+  return decode_tokens(request, options, logits_of).to(torch::kCPU);
+}
+
+torch::Tensor generate_tokens(BidirectionalTransformer& transformer, const std::vector<int64_t>& classes,
+                              const std::vector<uint64_t>& seeds, const DecodeOptions& options,
+                              const torch::Device& device) {
+  const TransformerConfig& config = transformer->config();
+  const torch::Tensor all_masked = torch::full({static_cast<int64_t>(classes.size()), config.tokens_per_image()},
+                                               config.mask_token(), torch::kLong);
+  return complete_tokens(transformer, all_masked, classes, seeds, options, device);
+}
+
+Json decode_settings_json(const DecodeOptions& options) {
+  Json json = Json::object();
+  json.set("steps", options.steps);
+  json.set("start_step", options.start_step);
+  json.set("schedule", options.schedule.name());
+  json.set("choice_temperature", options.choice_temperature);
+  json.set("temperature", options.temperature);
+  json.set("top_k", options.top_k);
+  json.set("cfg_scale", options.guidance_scale);
+  json.set("order", options.halton_order ? "halton" : "confidence");
+  return json;
+}
+
+}  // namespace maskgit

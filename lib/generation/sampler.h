@@ -1,0 +1,35 @@
+#pragma once
+// Class-conditional generation: all-[MASK] grids decoded by the transformer, then turned into
+// pixels by the tokenizer. Image i depends only on (seeds[i], class, settings), never on the
+// batch it was decoded in.
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "decoding/decoder.h"
+#include "io/json.h"
+#include "tokenizer/vqgan.h"
+#include "transformer/transformer.h"
+
+namespace maskgit {
+
+// Decodes token grids [B, N] (CPU, int64) from fully masked inputs. A class of -1 decodes
+// unconditionally with the "no class" token.
+torch::Tensor generate_tokens(BidirectionalTransformer& transformer, const std::vector<int64_t>& classes,
+                              const std::vector<uint64_t>& seeds, const DecodeOptions& options,
+                              const torch::Device& device);
+
+// Decodes from partly known grids: `ids` [B, N] with the mask token where unknown.
+torch::Tensor complete_tokens(BidirectionalTransformer& transformer, const torch::Tensor& ids,
+                              const std::vector<int64_t>& classes, const std::vector<uint64_t>& seeds,
+                              const DecodeOptions& options, const torch::Device& device);
+
+// The class token for class c (or the "no class" token for -1); Error(usage) when the model
+// has no "no class" token but one is needed.
+int64_t class_token_for(const TransformerConfig& config, int64_t class_id);
+
+// Generation settings as stored in PNG metadata and printed by --json.
+Json decode_settings_json(const DecodeOptions& options);
+
+}  // namespace maskgit

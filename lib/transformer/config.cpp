@@ -1,0 +1,76 @@
+#include "transformer/config.h"
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+namespace maskgit {
+
+void TransformerConfig::validate(const std::string& path) const {
+  auto require = [&](bool ok, const char* field, const std::string& why) {
+    if (!ok) throw std::runtime_error(fmt::format("{}.{}: {}", path, field, why));
+  };
+  require(codebook_size >= 2, "codebook_size", "must be at least 2");
+  require(num_classes >= 1, "num_classes", "must be positive");
+  require(grid_height >= 1 && grid_width >= 1 && grid_height * grid_width <= 65536, "grid_height",
+          "grid must have 1..65536 cells");
+  require(hidden_size >= 1, "hidden_size", "must be positive");
+  require(num_layers >= 1 && num_layers <= 256, "num_layers", "must be in 1..256");
+  require(num_heads >= 1 && hidden_size % num_heads == 0, "num_heads",
+          fmt::format("must divide hidden_size {}", hidden_size));
+  require(mlp_dim >= 1, "mlp_dim", "must be positive");
+  require(dropout >= 0 && dropout < 1, "dropout", "must be in [0, 1)");
+  require(attention_dropout >= 0 && attention_dropout < 1, "attention_dropout", "must be in [0, 1)");
+}
+
+Json TransformerConfig::to_json() const {
+  Json json = Json::object();
+  json.set("codebook_size", codebook_size);
+  json.set("num_classes", num_classes);
+  json.set("grid_height", grid_height);
+  json.set("grid_width", grid_width);
+  json.set("hidden_size", hidden_size);
+  json.set("num_layers", num_layers);
+  json.set("num_heads", num_heads);
+  json.set("mlp_dim", mlp_dim);
+  json.set("dropout", dropout);
+  json.set("attention_dropout", attention_dropout);
+  json.set("no_class_token", no_class_token);
+  return json;
+}
+
+TransformerConfig TransformerConfig::from_json(const Json& json, const std::string& path) {
+  if (!json.is_object()) throw std::runtime_error(path + ": expected an object");
+  TransformerConfig config;
+  config.codebook_size = json_int(json, "codebook_size", path);
+  config.num_classes = json_int(json, "num_classes", path);
+  config.grid_height = json_int(json, "grid_height", path);
+  config.grid_width = json_int(json, "grid_width", path);
+  config.hidden_size = json_int(json, "hidden_size", path);
+  config.num_layers = json_int(json, "num_layers", path);
+  config.num_heads = json_int(json, "num_heads", path);
+  config.mlp_dim = json_int(json, "mlp_dim", path);
+  config.dropout = json_double(json, "dropout", path);
+  config.attention_dropout = json_double(json, "attention_dropout", path);
+  config.no_class_token = json_bool(json, "no_class_token", path);
+  config.validate(path);
+  return config;
+}
+
+TransformerConfig TransformerConfig::official_imagenet() {
+  TransformerConfig config;
+  config.codebook_size = 1024;
+  config.num_classes = 1000;
+  config.grid_height = 16;
+  config.grid_width = 16;
+  config.hidden_size = 768;
+  config.num_layers = 24;
+  config.num_heads = 16;
+  config.mlp_dim = 3072;
+  config.dropout = 0.1;
+  config.attention_dropout = 0.1;
+  config.no_class_token = false;
+  return config;
+}
+
+}  // namespace maskgit

@@ -1,0 +1,41 @@
+#pragma once
+// Settings of the bidirectional transformer (SPEC.md section 3). The official ImageNet model
+// is one value of this struct; ours is a small one sized for CPU training.
+#include <cstdint>
+#include <string>
+
+#include "io/json.h"
+
+namespace maskgit {
+
+struct TransformerConfig {
+  int64_t codebook_size = 512;  // K: image-code ids are 0..K-1
+  int64_t num_classes = 10;     // C: class c is token K + c
+  int64_t grid_height = 7;
+  int64_t grid_width = 7;
+  int64_t hidden_size = 256;
+  int64_t num_layers = 4;
+  int64_t num_heads = 8;
+  int64_t mlp_dim = 1024;
+  double dropout = 0.1;
+  double attention_dropout = 0.1;
+  // A "no class" token (K + C) learnt by class dropout, for unconditional decoding and
+  // classifier-free guidance. The release has none.
+  bool no_class_token = true;
+
+  int64_t tokens_per_image() const { return grid_height * grid_width; }
+  int64_t sequence_length() const { return 1 + tokens_per_image(); }
+  int64_t class_token(int64_t class_id) const { return codebook_size + class_id; }
+  int64_t no_class_token_id() const { return no_class_token ? codebook_size + num_classes : -1; }
+  // The mask token is the last id of the vocabulary (the release writes -1 for it).
+  int64_t vocabulary_size() const { return codebook_size + num_classes + (no_class_token ? 1 : 0) + 1; }
+  int64_t mask_token() const { return vocabulary_size() - 1; }
+
+  void validate(const std::string& path = "transformer") const;
+  Json to_json() const;
+  static TransformerConfig from_json(const Json& json, const std::string& path = "transformer");
+  // google-research/maskgit's 256×256 ImageNet transformer (≈172M parameters).
+  static TransformerConfig official_imagenet();
+};
+
+}  // namespace maskgit

@@ -1,0 +1,114 @@
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "compat/torch_compat.h"
+#include "io/tensor_io.h"
+#include "model/model_dir.h"
+#include "training/transformer_trainer.h"
+#include "transformer/attention.h"
+#include "transformer/config.h"
+#include "transformer/transformer.h"
+
+// Catch2 comes last: LibTorch pulls in glog, whose CHECK macro would replace Catch's.
+#include <catch2/catch.hpp>
+
+using namespace maskgit;
+namespace fs = std::filesystem;
+
+namespace {
+
+TransformerConfig tiny_transformer() {
+  TransformerConfig config;
+  config.codebook_size = 16;
+  config.num_classes = 3;
+  config.grid_height = 3;
+  config.grid_width = 3;
+  config.hidden_size = 32;
+  config.num_layers = 2;
+  config.num_heads = 4;
+  config.mlp_dim = 64;
+  config.dropout = 0;
+  config.attention_dropout = 0;
+  return config;
+}
+
+}  // namespace
+
+TEST_CASE("attention dispatch agrees with the plain formula", "[transformer]") {
+  torch::manual_seed(0);
+  const torch::Tensor q = torch::randn({2, 4, 10, 8}), k = torch::randn({2, 4, 10, 8}), v = torch::randn({2, 4, 10, 8});
+  INFO("fused kernels in this build: " << attention_is_fused());
+  CHECK(torch::allclose(attend(q, k, v, 0.0, false), attend_plain(q, k, v, 0.0, false), 1e-5, 1e-5));
+}
+
+TEST_CASE("vocabulary layout: codes, classes, no-class, mask last", "[transformer]") {
+  TransformerConfig config = tiny_transformer();
+  CHECK(config.class_token(2) == 18);
+  CHECK(config.no_class_token_id() == 19);
+  CHECK(config.mask_token() == 20);
+  CHECK(config.vocabulary_size() == 21);
+  config.no_class_token = false;  // the release: V = K + C + 1, mask = K + C
+  CHECK(config.mask_token() == 19);
+  CHECK(config.no_class_token_id() == -1);
+}
+
+TEST_CASE("the transformer is bidirectional and returns image-code logits", "[transformer]") {
+  torch::manual_seed(1);
+  BidirectionalTransformer model(tiny_transformer());
+  model->reset_parameters_like_release(3);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  torch::Tensor ids = torch::randint(0, 16, {2, 9});
+  const torch::Tensor classes = torch::tensor({16, 17}, torch::kLong);
+  const torch::Tensor logits = model->image_logits(ids, classes);
+  CHECK(logits.sizes() == torch::IntArrayRef({2, 9, 16}));
+  // Changing the last token changes the first position's logits: attention looks both ways.
+  torch::Tensor changed = ids.clone();
+  changed[0][8] = (changed[0][8].item<int64_t>() + 1) % 16;
+  CHECK_FALSE(torch::allclose(model->image_logits(changed, classes)[0][0], logits[0][0]));
+  // Initialisation: truncated normal within ±2σ, zero biases, unit LayerNorm scales.
+  const auto state = module_state(*model);
+  CHECK(state.at("Embed_0.word_embeddings.weight").abs().max().item<double>() <= 0.04 + 1e-7);
+  CHECK(state.at("TransformerLayer_0.Attention_0.self_attention.query.bias").abs().max().item<double>() == 0.0);
+  CHECK(state.at("TransformerLayer_1.Mlp_0.layer_output_ln.weight").eq(1.0).all().item<bool>());
+}
+
+TEST_CASE("the official ImageNet configuration has the release's layout and size", "[transformer]") {
+  const TransformerConfig config = TransformerConfig::official_imagenet();
+  BidirectionalTransformer model(config);
+  const auto state = module_state(*model);
+  auto shape = [&](const std::string& key) {
+    INFO(key);
+    REQUIRE(state.count(key) == 1);
+    return state.at(key).sizes().vec();
+  };
+  CHECK((shape("Embed_0.word_embeddings.weight") == std::vector<int64_t>{2025, 768}));
+  CHECK((shape("Embed_0.position_embeddings.weight") == std::vector<int64_t>{257, 768}));
+  CHECK((shape("TransformerLayer_23.Attention_0.self_attention.out.weight") == std::vector<int64_t>{768, 768}));
+  CHECK((shape("TransformerLayer_23.Mlp_0.intermediate_output.weight") == std::vector<int64_t>{3072, 768}));
+  CHECK((shape("MlmLayer_0.mlm_bias") == std::vector<int64_t>{2025}));
+  CHECK(state.count("TransformerLayer_24.Mlp_0.layer_output.weight") == 0);
+  int64_t parameters = 0;
+  for (const auto& p : model->parameters()) parameters += p.numel();
+  CHECK(parameters > 170'000'000);
+  CHECK(parameters < 175'000'000);
+}
+
+TEST_CASE("training masks follow the cosine ratio and never mask nothing", "[transformer]") {
+  auto generator = compat::make_cpu_generator(5);
+  const torch::Tensor mask = sample_training_mask(4000, 49, generator);
+  const torch::Tensor counts = mask.sum(1);
+  CHECK(counts.min().item<int64_t>() >= 1);
+  CHECK(counts.max().item<int64_t>() <= 49);
+  // E[cos(π/2·r)] = 2/π ≈ 0.64 of the tokens (plus the ceiling).
+  CHECK(counts.to(torch::kDouble).mean().item<double>() / 49.0 == Approx(2.0 / M_PI).margin(0.03));
+}
+
+TEST_CASE("config round-trips through JSON and validation names fields", "[transformer]") {
+  const TransformerConfig config = tiny_transformer();
+  CHECK(TransformerConfig::from_json(Json::parse(config.to_json().dump())).to_json().dump() == config.to_json().dump());
+  TransformerConfig bad = config;
+  bad.num_heads = 5;
+  CHECK_THROWS_WITH(bad.validate(), Catch::Contains("transformer.num_heads"));
+}
