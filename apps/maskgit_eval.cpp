@@ -5,6 +5,9 @@
 #include <cmath>
 
 #include "cli/common.h"
+#include "cli/sampler_options.h"
+#include "generation/sampler.h"
+#include "model/model_dir.h"
 #include "common/error.h"
 #include "data/dataset.h"
 #include "eval/classifier.h"
@@ -25,6 +28,35 @@ size_t name_width(const std::vector<std::string>& class_names) {
   size_t width = 5;  // "class"
   for (const auto& name : class_names) width = std::max(width, name.size());
   return width;
+}
+
+// Samples every class of `model_dir` (whose class names must match the classifier's).
+LabeledSamples sample_model_for_evaluation(const std::string& model_dir, const LoadedClassifier& classifier,
+                                           int64_t per_class, uint64_t seed, const DecodeOptions& decode,
+                                           int64_t batch_size, const torch::Device& device) {
+  const ModelConfig config = read_model_config(model_dir);
+  if (config.class_names != classifier.class_names)
+    throw_usage(fmt::format("--sample-model: {} has other classes than the classifier", model_dir));
+  VQTokenizer tokenizer = load_tokenizer(config, device);
+  BidirectionalTransformer transformer = load_transformer(config, device);
+  std::vector<int64_t> classes;
+  std::vector<uint64_t> seeds;
+  for (int64_t c = 0; c < config.num_classes(); ++c)
+    for (int64_t k = 0; k < per_class; ++k) {
+      seeds.push_back(seed + classes.size());
+      classes.push_back(c);
+    }
+  std::vector<torch::Tensor> images;
+  generate_images(transformer, tokenizer, config.image_height, config.image_width, classes, seeds, decode, batch_size,
+                  device, [&](int64_t begin, const torch::Tensor&, const torch::Tensor& batch) {
+                    images.push_back(batch);
+                    fmt::print(stderr, "\rsampled {}/{}", begin + batch.size(0), classes.size());
+                  });
+  fmt::print(stderr, "\n");
+  LabeledSamples samples;
+  samples.images = torch::cat(images);
+  samples.labels = torch::tensor(classes, torch::kLong);
+  return samples;
 }
 
 void print_quality(const SampleQuality& quality, const std::string& classifier_dir, bool json_output) {
@@ -108,6 +140,10 @@ int main(int argc, char** argv) {
   int64_t batch_size = 256;
   bool json_output = false;
   bool self_test = false;
+  std::string sample_model;
+  int64_t per_class = 1000;
+  uint64_t sample_seed = 0;
+  SamplerCliOptions sampler;
 
   app.add_option("-c,--classifier", classifier_dir, "Classifier directory (config.json + classifier.safetensors); "
                                                     "default: $MASKGIT_CLASSIFIER or the shipped one")
@@ -129,10 +165,17 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json_output, "One JSON object on stdout instead of the table");
   app.add_flag("--self-test", self_test,
                "Instead of judging images: the classifier's accuracy on the labelled reference images, per class");
+  auto* sampling = app.add_option_group("Sampling a model itself (instead of reading images)");
+  sampling->add_option("--sample-model", sample_model, "Model directory to sample: every class, --per-class images each");
+  sampling->add_option("--per-class", per_class, "Images per class when sampling")->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  sampling->add_option("--sample-seed", sample_seed, "Seed of the first sampled image (image i uses seed + i)")
+      ->capture_default_str();
+  add_sampler_options(app, sampler);
   add_runtime_options(app, runtime);
 
   return run_tool(app, argc, argv, [&] {
-    const bool have_images = !images_dir.empty() || !files.empty();
+    const bool have_images = !images_dir.empty() || !files.empty() || !sample_model.empty();
     if (self_test && have_images) throw_usage("--self-test judges the classifier itself; give no images with it");
     if (!self_test && !have_images) throw_usage("no images: give --images DIR or PNG files (or --self-test)");
     if (!images_dir.empty() && !files.empty()) throw_usage("give --images DIR or PNG files, not both");
@@ -142,9 +185,16 @@ int main(int argc, char** argv) {
       run_self_test(classifier, reference, batch_size, device, json_output);
       return;
     }
-    const LabeledSamples samples = images_dir.empty()
-                                       ? read_labeled_sample_files(files, classifier.class_names, classifier.config())
-                                       : read_labeled_samples(images_dir, classifier.class_names, classifier.config());
+    if (!sample_model.empty() && (!images_dir.empty() || !files.empty()))
+      throw_usage("--sample-model: give a model to sample or images to read, not both");
+    LabeledSamples samples;
+    if (!sample_model.empty()) {
+      samples = sample_model_for_evaluation(sample_model, classifier, per_class, sample_seed, to_decode_options(sampler),
+                                            batch_size, device);
+    } else {
+      samples = images_dir.empty() ? read_labeled_sample_files(files, classifier.class_names, classifier.config())
+                                   : read_labeled_samples(images_dir, classifier.class_names, classifier.config());
+    }
     const ReferenceSets references = load_reference_sets(reference, classifier.config(), samples.images.size(0));
     const SampleQuality quality =
         evaluate_sample_quality(classifier, samples.images, samples.labels, references, batch_size, device);

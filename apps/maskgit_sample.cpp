@@ -7,7 +7,6 @@
 #include "generation/sampler.h"
 #include "io/image.h"
 #include "model/model_dir.h"
-#include "tokenizer/pipeline.h"
 #include "tokenizer/token_file.h"
 
 int main(int argc, char** argv) {
@@ -71,15 +70,9 @@ int main(int argc, char** argv) {
       }
     const Json settings = decode_settings_json(decode);
     std::vector<torch::Tensor> all_ids, all_images;
-    for (int64_t begin = 0; begin < total; begin += batch_size) {
-      const int64_t end = std::min(total, begin + batch_size);
-      const std::vector<int64_t> batch_classes(image_classes.begin() + begin, image_classes.begin() + end);
-      const std::vector<uint64_t> batch_seeds(image_seeds.begin() + begin, image_seeds.begin() + end);
-      const torch::Tensor ids = generate_tokens(transformer, batch_classes, batch_seeds, decode, device);
-      const torch::Tensor grids = ids.view({-1, shape.grid_height, shape.grid_width});
-      const torch::Tensor images =
-          decode_in_batches(tokenizer, grids, config.image_height, config.image_width, batch_size, device);
-      for (int64_t i = begin; i < end; ++i) {
+    generate_images(transformer, tokenizer, config.image_height, config.image_width, image_classes, image_seeds, decode,
+                    batch_size, device, [&](int64_t begin, const torch::Tensor& ids, const torch::Tensor& images) {
+      for (int64_t i = begin; i < begin + images.size(0); ++i) {
         const auto index = static_cast<size_t>(i);
         Json record = Json::object();
         record.set("model", model_dir);
@@ -102,9 +95,9 @@ int main(int argc, char** argv) {
         }
       }
       if (!grid_output.empty()) all_images.push_back(images);
-      if (!tokens_output.empty()) all_ids.push_back(grids);
-      fmt::print(stderr, "\rsampled {}/{}", end, total);
-    }
+      if (!tokens_output.empty()) all_ids.push_back(ids.view({-1, shape.grid_height, shape.grid_width}));
+      fmt::print(stderr, "\rsampled {}/{}", begin + images.size(0), total);
+    });
     fmt::print(stderr, "\n");
     if (!grid_output.empty())
       write_png(grid_output, tile_images(torch::cat(all_images), per_class, 2, grid_scale), {{"maskgit", settings.dump()}});

@@ -3,6 +3,7 @@
 
 #include "cli/common.h"
 #include "common/error.h"
+#include "training/classifier_trainer.h"
 #include "training/interrupt.h"
 #include "training/tokenizer_trainer.h"
 #include "training/transformer_trainer.h"
@@ -24,7 +25,6 @@ struct CommonTrainingFlags {
   template <typename Options>
   void apply_to(Options& options) const {
     options.data = data;
-    options.model_dir = model_dir;
     if (steps > 0) options.steps = steps;
     if (batch_size > 0) options.batch_size = batch_size;
     if (learning_rate > 0) options.learning_rate = learning_rate;
@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Train a stage of a MaskGIT model on an IDX dataset or an image folder:\n"
                "  tokenizer    the VQ autoencoder (images -> token grids)\n"
                "  transformer  the bidirectional transformer over token grids (needs the tokenizer)\n"
+               "  classifier   the evaluation classifier used by maskgit-eval (its own directory)\n"
                "Checkpoints atomically; --resume continues after a kill; Ctrl-C saves and exits (status 130).",
                "maskgit-train"};
   std::string stage;
@@ -60,11 +61,13 @@ int main(int argc, char** argv) {
   flags.data.path = kFashionMnistDir;
   TokenizerTrainOptions tokenizer;
   TransformerTrainOptions transformer;
+  ClassifierTrainOptions classifier;
+  std::string evaluation_split;
   RuntimeOptions runtime;
   std::string channel_multipliers = "1,2,4";
 
-  app.add_option("--stage", stage, "Stage to train: tokenizer or transformer")->required()
-      ->check(CLI::IsMember({"tokenizer", "transformer"}));
+  app.add_option("--stage", stage, "Stage to train: tokenizer, transformer or classifier")->required()
+      ->check(CLI::IsMember({"tokenizer", "transformer", "classifier"}));
   app.add_option("-o,--out", flags.model_dir, "Model directory (config.json, weights, train-state/)")->required();
   auto* data = app.add_option_group("Data");
   data->add_option("-d,--data", flags.data.path,
@@ -107,6 +110,15 @@ int main(int argc, char** argv) {
   transformer_group->add_option("--ema", transformer.ema_decay, "EMA decay of the shipped weights (0 = off, e.g. 0.999)")
       ->capture_default_str()->check(CLI::Range(0.0, 0.999999));
 
+  auto* classifier_group = app.add_option_group("Classifier (--stage classifier)");
+  classifier_group->add_option("--epochs", classifier.epochs, "Epochs (when --steps is not given)")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  classifier_group->add_option("--eval-split", evaluation_split, "After training, report accuracy on this split of --data (t10k)")
+      ->check(CLI::IsMember({"train", "t10k"}));
+  classifier_group->add_option("--width-multiplier", classifier.config.width_multiplier, "Channel width multiplier")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  classifier_group->add_flag("--augment", classifier.augment, "Random 2-pixel shifts and horizontal flips");
+
   auto* training = app.add_option_group("Training (defaults differ per stage: tokenizer / transformer)");
   training->add_option("--steps", flags.steps, "Total optimisation steps (6000 / 10000)")->check(CLI::PositiveNumber);
   training->add_option("-b,--batch-size", flags.batch_size, "Images per step (128 / 256)")->check(CLI::PositiveNumber);
@@ -138,8 +150,22 @@ int main(int argc, char** argv) {
         throw_usage(e.what());
       }
       flags.apply_to(tokenizer);
+      tokenizer.model_dir = flags.model_dir;
       tokenizer.device = device;
       finish(train_tokenizer(tokenizer), flags);
+    } else if (stage == "classifier") {
+      flags.apply_to(classifier);
+      classifier.out_dir = flags.model_dir;
+      if (!evaluation_split.empty()) {
+        classifier.evaluation.path = flags.data.path;
+        classifier.evaluation.split = evaluation_split;
+      }
+      classifier.device = device;
+      const ClassifierTrainResult result = train_classifier(classifier);
+      if (!result.interrupted && result.evaluation_accuracy >= 0)
+        fmt::print(stderr, "accuracy on {} ({}): {:.2f}% of {} images\n", flags.data.path, evaluation_split,
+                   100.0 * result.evaluation_accuracy, result.evaluation_images);
+      finish(result, flags);
     } else {
       try {
         transformer.config.validate();
@@ -147,6 +173,7 @@ int main(int argc, char** argv) {
         throw_usage(e.what());
       }
       flags.apply_to(transformer);
+      transformer.model_dir = flags.model_dir;
       transformer.config.attention_dropout = transformer.config.dropout;
       transformer.device = device;
       finish(train_transformer(transformer), flags);

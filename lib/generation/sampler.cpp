@@ -50,6 +50,26 @@ torch::Tensor generate_tokens(BidirectionalTransformer& transformer, const std::
   return complete_tokens(transformer, all_masked, classes, seeds, options, device);
 }
 
+torch::Tensor tokens_to_images(VQTokenizer& tokenizer, const TransformerConfig& shape, const torch::Tensor& ids,
+                               int64_t height, int64_t width, const torch::Device& device) {
+  const torch::Tensor grids = ids.view({-1, shape.grid_height, shape.grid_width}).to(device);
+  return tokenizer->decode(grids, height, width).clamp(0, 1).to(torch::kCPU);
+}
+
+void generate_images(BidirectionalTransformer& transformer, VQTokenizer& tokenizer, int64_t height, int64_t width,
+                     const std::vector<int64_t>& classes, const std::vector<uint64_t>& seeds,
+                     const DecodeOptions& options, int64_t batch_size, const torch::Device& device,
+                     const GeneratedBatchCallback& on_batch) {
+  const auto total = static_cast<int64_t>(classes.size());
+  for (int64_t begin = 0; begin < total; begin += batch_size) {
+    const int64_t end = std::min(total, begin + batch_size);
+    const std::vector<int64_t> batch_classes(classes.begin() + begin, classes.begin() + end);
+    const std::vector<uint64_t> batch_seeds(seeds.begin() + begin, seeds.begin() + end);
+    const torch::Tensor ids = generate_tokens(transformer, batch_classes, batch_seeds, options, device);
+    on_batch(begin, ids, tokens_to_images(tokenizer, transformer->config(), ids, height, width, device));
+  }
+}
+
 Json decode_settings_json(const DecodeOptions& options) {
   Json json = Json::object();
   json.set("steps", options.steps);

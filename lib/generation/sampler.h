@@ -4,6 +4,7 @@
 // batch it was decoded in.
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,19 @@ torch::Tensor generate_tokens(BidirectionalTransformer& transformer, const std::
 torch::Tensor complete_tokens(BidirectionalTransformer& transformer, const torch::Tensor& ids,
                               const std::vector<int64_t>& classes, const std::vector<uint64_t>& seeds,
                               const DecodeOptions& options, const torch::Device& device);
+
+// Tokens decoded to pixels: images [B, C, height, width] on the CPU in [0, 1].
+torch::Tensor tokens_to_images(VQTokenizer& tokenizer, const TransformerConfig& shape, const torch::Tensor& ids,
+                               int64_t height, int64_t width, const torch::Device& device);
+
+// Generates images for (classes[i], seeds[i]) in batches of `batch_size`; `on_batch(begin,
+// ids, images)` sees each batch as it is finished (for writing files while generating).
+using GeneratedBatchCallback =
+    std::function<void(int64_t begin, const torch::Tensor& ids, const torch::Tensor& images)>;
+void generate_images(BidirectionalTransformer& transformer, VQTokenizer& tokenizer, int64_t height, int64_t width,
+                     const std::vector<int64_t>& classes, const std::vector<uint64_t>& seeds,
+                     const DecodeOptions& options, int64_t batch_size, const torch::Device& device,
+                     const GeneratedBatchCallback& on_batch);
 
 // The class token for class c (or the "no class" token for -1); Error(usage) when the model
 // has no "no class" token but one is needed.
