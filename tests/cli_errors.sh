@@ -88,6 +88,11 @@ expect 2 "--schedule" -- "${sample[@]}" --schedule wiggly -o "$work/x%d.png"
 expect 2 "--steps" -- "${sample[@]}" --steps 0 -o "$work/x%d.png"
 expect 4 "/no/such/dir" -- "${sample[@]}" -c 0 -o "/no/such/dir/x%d.png"
 expect 3 "transformer" -- "$bin/maskgit-sample" -m "$work/model" --threads 1 -o "$work/x%d.png"
+expect 2 "--images" -- "$bin/maskgit-eval" --threads 1
+expect 3 "/no/such/classifier" -- "$bin/maskgit-eval" --threads 1 -c /no/such/classifier --self-test
+expect 3 "/no/such/images" -- "$bin/maskgit-eval" --threads 1 --images /no/such/images
+printf 'x' >"$work/noclass.png"
+expect 3 "noclass.png" -- "$bin/maskgit-eval" --threads 1 "$work/noclass.png"
 check "no output after failed sampling" test -z "$(find "$work" -maxdepth 1 -name 'x*.png')"
 
 # Ctrl-C saves a checkpoint and exits 130; --resume then finishes the run.
