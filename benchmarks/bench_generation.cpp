@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
                shape.tokens_per_image());
     fmt::print("plain {}x{} matmul: {:.1f} GFLOP/s\n\n", device.is_cuda() ? 8192 : 1024, device.is_cuda() ? 8192 : 1024,
                matmul_gflops(device, dtype));
-    fmt::print("| decoding | batch | steps | ms/step | images/s | transformer GFLOP/s |\n|---|---|---|---|---|---|\n");
+    fmt::print("| decoding | batch | steps | ms/step | images/s | GFLOP/s (transformer FLOPs / whole decode time) |\n|---|---|---|---|---|---|\n");
     DecodeOptions parallel;  // the release's defaults: 8 cosine steps
     DecodeOptions sequential;
     sequential.schedule = parse_schedule("custom:" + [&] {
