@@ -175,9 +175,7 @@ TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& requested) {
                tokenizer->grid_size(model.image_height) * tokenizer->grid_size(model.image_width), dataset_size);
 
   const auto started = std::chrono::steady_clock::now();
-  auto window_started = started;
-  double window_loss = 0, window_mse = 0;
-  int64_t window_steps = 0;
+  ProgressWindow window;  // mean loss, and mean reconstruction MSE as its metric
   bool first_window = true;
   for (int64_t step = start_step; step < options.steps; ++step) {
     if (interrupt_requested()) {
@@ -198,20 +196,15 @@ TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& requested) {
     adam.step(learning_rate);
 
     code_usage += torch::bincount(out.quantized.ids.flatten().to(torch::kCPU), {}, codebook_size);
-    window_loss += loss.item<double>();
-    window_mse += reconstruction_loss.item<double>();
-    ++window_steps;
+    window.add(loss.item<double>(), reconstruction_loss.item<double>(), options.batch_size);
     const int64_t steps_done = step + 1;
     result.steps_done = steps_done;
 
     if (steps_done % options.log_every == 0 || steps_done == options.steps) {
-      const auto now = std::chrono::steady_clock::now();
-      const double window_seconds = std::chrono::duration<double>(now - window_started).count();
-      const double mean_loss = window_loss / window_steps;
-      const double psnr = psnr_from_mse(window_mse / window_steps);
-      const double images_per_second = window_steps * options.batch_size / std::max(window_seconds, 1e-9);
-      const double elapsed = std::chrono::duration<double>(now - started).count();
-      const double eta = (options.steps - steps_done) * window_seconds / window_steps;
+      const ProgressWindow::Summary summary = window.take(options.steps - steps_done);
+      const double mean_loss = summary.mean_loss;
+      const double psnr = psnr_from_mse(summary.mean_metric);
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       // Codes hit since the last restart window began.
       const int64_t codes_in_use = (code_usage > 0).sum().item<int64_t>();
       if (first_window) result.first_loss = mean_loss;
@@ -222,20 +215,17 @@ TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& requested) {
         fmt::print(stderr,
                    "tokenizer step {}/{} | loss {:.5f} | psnr {:.2f} dB | codes {}/{} | lr {:.2e} | {:.0f} img/s | eta {}\n",
                    steps_done, options.steps, mean_loss, psnr, codes_in_use, codebook_size, learning_rate,
-                   images_per_second, format_duration(eta));
+                   summary.items_per_second, format_duration(summary.eta_seconds));
       Json record = Json::object();
       record.set("step", steps_done);
       record.set("loss", mean_loss);
-      record.set("reconstruction_mse", window_mse / window_steps);
+      record.set("reconstruction_mse", summary.mean_metric);
       record.set("psnr_db", psnr);
       record.set("codes_in_use", codes_in_use);
       record.set("learning_rate", learning_rate);
-      record.set("images_per_second", images_per_second);
+      record.set("images_per_second", summary.items_per_second);
       record.set("elapsed_seconds", elapsed);
       metrics.write(record);
-      window_loss = window_mse = 0;
-      window_steps = 0;
-      window_started = now;
     }
     if (options.dead_code_window > 0 && steps_done % options.dead_code_window == 0) {
       torch::Tensor dead = (code_usage == 0).nonzero().flatten();
