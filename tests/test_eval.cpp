@@ -18,6 +18,8 @@
 #include "training/classifier_trainer.h"
 #include "training/interrupt.h"
 
+#include "test_support.h"
+
 // Catch2 comes last: LibTorch pulls in glog, whose CHECK macro would replace Catch's.
 #include <catch2/catch.hpp>
 
@@ -25,13 +27,6 @@ using namespace maskgit;
 namespace fs = std::filesystem;
 
 namespace {
-
-fs::path fresh_temp_dir(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("maskgit-eval-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
 
 FeatureStats gaussian(std::vector<double> mean, const torch::Tensor& covariance) {
   FeatureStats stats;
@@ -183,7 +178,7 @@ TEST_CASE("the classifier maps images to features and logits", "[classifier]") {
 
 TEST_CASE("a tiny classifier learns the bars and writes a usable directory", "[classifier][training]") {
   torch::set_num_threads(1);
-  const fs::path dir = fresh_temp_dir("train");
+  const fs::path dir = testing::fresh_temp_dir("eval-train");
   const fs::path data = write_image_folder(make_bars(32, 1), dir / "data");
   ClassifierTrainOptions options = tiny_options(data, dir / "classifier");
   options.steps = 60;
@@ -206,7 +201,7 @@ TEST_CASE("a tiny classifier learns the bars and writes a usable directory", "[c
 
 TEST_CASE("an evaluation set is measured after training", "[classifier][training]") {
   torch::set_num_threads(1);
-  const fs::path dir = fresh_temp_dir("evalset");
+  const fs::path dir = testing::fresh_temp_dir("eval-evalset");
   const fs::path data = write_image_folder(make_bars(16, 1), dir / "data");
   const fs::path test = write_image_folder(make_bars(8, 2), dir / "test");
   ClassifierTrainOptions options = tiny_options(data, dir / "classifier");
@@ -223,7 +218,7 @@ TEST_CASE("an evaluation set is measured after training", "[classifier][training
 
 TEST_CASE("a resumed classifier run ends exactly where an uninterrupted one does", "[classifier][training]") {
   torch::set_num_threads(1);
-  const fs::path dir = fresh_temp_dir("resume");
+  const fs::path dir = testing::fresh_temp_dir("eval-resume");
   const fs::path data = write_image_folder(make_bars(16, 1), dir / "data");
 
   ClassifierTrainOptions straight = tiny_options(data, dir / "straight");
@@ -249,17 +244,13 @@ TEST_CASE("a resumed classifier run ends exactly where an uninterrupted one does
     INFO(a.tensors[i].name);
     CHECK(torch::allclose(entry_to_tensor(a.tensors[i]), entry_to_tensor(b.tensors[i]), 1e-5, 1e-6));
   }
-  std::ifstream log(split.resolved_metrics_path());
-  std::string line;
-  std::vector<int64_t> steps;
-  while (std::getline(log, line)) steps.push_back(Json::parse(line).at("step").as_int());
-  CHECK((steps == std::vector<int64_t>{10, 20, 30}));
+  CHECK((testing::metrics_log_steps(split.resolved_metrics_path()) == std::vector<int64_t>{10, 20, 30}));
   fs::remove_all(dir);
 }
 
 TEST_CASE("an interrupt saves a classifier checkpoint and stops", "[classifier][training]") {
   torch::set_num_threads(1);
-  const fs::path dir = fresh_temp_dir("interrupt");
+  const fs::path dir = testing::fresh_temp_dir("eval-interrupt");
   const fs::path data = write_image_folder(make_bars(16, 1), dir / "data");
   ClassifierTrainOptions options = tiny_options(data, dir / "classifier");
   options.epochs = 100;
@@ -277,7 +268,7 @@ TEST_CASE("an interrupt saves a classifier checkpoint and stops", "[classifier][
 }
 
 TEST_CASE("classifier directories round-trip and corrupt ones are named", "[classifier]") {
-  const fs::path dir = fresh_temp_dir("dir");
+  const fs::path dir = testing::fresh_temp_dir("eval-dir");
   ClassifierConfig config;
   config.height = 12;
   config.width = 12;
@@ -332,7 +323,7 @@ TEST_CASE("classifier directories round-trip and corrupt ones are named", "[clas
 }
 
 TEST_CASE("generated images are read with their intended classes", "[samples]") {
-  const fs::path dir = fresh_temp_dir("samples");
+  const fs::path dir = testing::fresh_temp_dir("eval-samples");
   ClassifierConfig config;
   config.height = 8;
   config.width = 8;
@@ -398,7 +389,7 @@ TEST_CASE("generated images are read with their intended classes", "[samples]") 
 
 TEST_CASE("sample quality: accuracy, per-class accuracy and distances against a floor", "[samples]") {
   torch::set_num_threads(1);
-  const fs::path dir = fresh_temp_dir("quality");
+  const fs::path dir = testing::fresh_temp_dir("eval-quality");
   const fs::path data = write_image_folder(make_bars(32, 1), dir / "data");
   ClassifierTrainOptions options = tiny_options(data, dir / "classifier");
   options.steps = 60;

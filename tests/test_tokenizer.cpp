@@ -11,6 +11,8 @@
 #include "tokenizer/token_file.h"
 #include "tokenizer/vqgan.h"
 
+#include "test_support.h"
+
 // Catch2 comes last: LibTorch pulls in glog, whose CHECK macro would replace Catch's.
 #include <catch2/catch.hpp>
 
@@ -28,13 +30,6 @@ TokenizerConfig tiny_config() {
   config.embedding_dim = 4;
   config.norm_groups = 4;
   return config;
-}
-
-fs::path fresh_temp_dir(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("maskgit-test-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
 }
 
 }  // namespace
@@ -163,7 +158,7 @@ TEST_CASE("config validation names the field", "[tokenizer]") {
 }
 
 TEST_CASE("a model directory round-trips and rejects mismatched weights", "[tokenizer][model]") {
-  const fs::path dir = fresh_temp_dir("modeldir");
+  const fs::path dir = testing::fresh_temp_dir("test-modeldir");
   torch::manual_seed(3);
   ModelConfig config;
   config.directory = dir.string();
@@ -194,7 +189,7 @@ TEST_CASE("a model directory round-trips and rejects mismatched weights", "[toke
 }
 
 TEST_CASE("token files round-trip and are validated", "[tokenizer]") {
-  const fs::path dir = fresh_temp_dir("tokens");
+  const fs::path dir = testing::fresh_temp_dir("test-tokens");
   TokenGrid grid;
   grid.ids = torch::randint(0, 16, {3, 4, 5}, torch::kLong);
   grid.labels = torch::tensor({0, 1, 2}, torch::kLong);

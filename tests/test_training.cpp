@@ -12,6 +12,8 @@
 #include "training/metrics_log.h"
 #include "training/tokenizer_trainer.h"
 
+#include "test_support.h"
+
 // Catch2 comes last: LibTorch pulls in glog, whose CHECK macro would replace Catch's.
 #include <catch2/catch.hpp>
 
@@ -19,13 +21,6 @@ using namespace maskgit;
 namespace fs = std::filesystem;
 
 namespace {
-
-fs::path fresh_temp_dir(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("maskgit-train-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
 
 // An image folder of 8×8 grey pictures in two classes: horizontal and vertical bars at
 // random positions, which a tiny tokenizer can learn in a few dozen steps.
@@ -68,7 +63,7 @@ TokenizerTrainOptions tiny_options(const fs::path& data, const fs::path& out) {
 
 TEST_CASE("a tiny tokenizer training run lowers its loss and writes a usable model", "[training]") {
   torch::set_num_threads(1);
-  const fs::path dir = fresh_temp_dir("falls");
+  const fs::path dir = testing::fresh_temp_dir("train-falls");
   const fs::path data = make_bar_dataset(dir / "data");
   TokenizerTrainOptions options = tiny_options(data, dir / "model");
   options.steps = 80;
@@ -89,7 +84,7 @@ TEST_CASE("a tiny tokenizer training run lowers its loss and writes a usable mod
 
 TEST_CASE("a resumed run ends exactly where an uninterrupted one does", "[training]") {
   torch::set_num_threads(1);
-  const fs::path dir = fresh_temp_dir("resume");
+  const fs::path dir = testing::fresh_temp_dir("train-resume");
   const fs::path data = make_bar_dataset(dir / "data");
 
   TokenizerTrainOptions straight = tiny_options(data, dir / "straight");
@@ -114,17 +109,13 @@ TEST_CASE("a resumed run ends exactly where an uninterrupted one does", "[traini
     CHECK(torch::allclose(entry_to_tensor(a.tensors[i]), entry_to_tensor(b.tensors[i]), 1e-5, 1e-6));
   }
   // The metrics log of the resumed run describes one history: no step twice.
-  std::ifstream log(split.resolved_metrics_path());
-  std::string line;
-  std::vector<int64_t> steps;
-  while (std::getline(log, line)) steps.push_back(Json::parse(line).at("step").as_int());
-  CHECK((steps == std::vector<int64_t>{10, 20, 30}));
+  CHECK((testing::metrics_log_steps(split.resolved_metrics_path()) == std::vector<int64_t>{10, 20, 30}));
   fs::remove_all(dir);
 }
 
 TEST_CASE("an interrupt saves a checkpoint and stops", "[training]") {
   torch::set_num_threads(1);
-  const fs::path dir = fresh_temp_dir("interrupt");
+  const fs::path dir = testing::fresh_temp_dir("train-interrupt");
   const fs::path data = make_bar_dataset(dir / "data");
   TokenizerTrainOptions options = tiny_options(data, dir / "model");
   options.steps = 1000;
@@ -139,7 +130,7 @@ TEST_CASE("an interrupt saves a checkpoint and stops", "[training]") {
 }
 
 TEST_CASE("resume without a checkpoint is a clear error", "[training]") {
-  const fs::path dir = fresh_temp_dir("noresume");
+  const fs::path dir = testing::fresh_temp_dir("train-noresume");
   TokenizerTrainOptions options = tiny_options(dir / "data", dir / "model");
   options.resume = true;
   CHECK_THROWS_WITH(train_tokenizer(options), Catch::Contains("--resume") && Catch::Contains("tokenizer.safetensors"));

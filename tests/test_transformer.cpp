@@ -12,6 +12,8 @@
 #include "transformer/config.h"
 #include "transformer/transformer.h"
 
+#include "test_support.h"
+
 // Catch2 comes last: LibTorch pulls in glog, whose CHECK macro would replace Catch's.
 #include <catch2/catch.hpp>
 
@@ -173,8 +175,7 @@ TransformerTrainOptions tiny_training(const fs::path& root, const std::string& o
 
 TEST_CASE("a tiny MVTM run lowers its loss, and a resumed run matches an uninterrupted one", "[transformer][training]") {
   torch::set_num_threads(1);
-  const fs::path root = fs::temp_directory_path() / ("maskgit-mvtm-" + std::to_string(::getpid()));
-  fs::remove_all(root);
+  const fs::path root = testing::fresh_temp_dir("mvtm");
   tiny_model_dir(root);
 
   TransformerTrainOptions straight = tiny_training(root, "straight");
