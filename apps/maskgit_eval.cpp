@@ -84,11 +84,12 @@ void print_quality(const SampleQuality& quality, const std::string& classifier_d
 }
 
 // The classifier on real labelled images: how far its judgement can be trusted.
-void run_self_test(LoadedClassifier& classifier, const ReferenceOptions& reference, int64_t batch_size,
-                   const torch::Device& device, bool json_output) {
+void run_self_test(LoadedClassifier& classifier, const ReferenceOptions& reference, int64_t limit,
+                   int64_t batch_size, const torch::Device& device, bool json_output) {
   DatasetSpec spec;
   spec.path = reference.path;
   spec.split = reference.split;
+  spec.limit = limit;
   spec.channels = static_cast<int>(classifier.config().channels);
   spec.width = static_cast<int>(classifier.config().width);
   spec.height = static_cast<int>(classifier.config().height);
@@ -140,6 +141,7 @@ int main(int argc, char** argv) {
   int64_t batch_size = 256;
   bool json_output = false;
   bool self_test = false;
+  int64_t self_test_limit = -1;
   std::string sample_model;
   int64_t per_class = 1000;
   uint64_t sample_seed = 0;
@@ -165,6 +167,8 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json_output, "One JSON object on stdout instead of the table");
   app.add_flag("--self-test", self_test,
                "Instead of judging images: the classifier's accuracy on the labelled reference images, per class");
+  app.add_option("--limit", self_test_limit, "With --self-test: only the first N reference images (-1 = all)")
+      ->capture_default_str();
   auto* sampling = app.add_option_group("Sampling a model itself (instead of reading images)");
   sampling->add_option("--sample-model", sample_model, "Model directory to sample: every class, --per-class images each");
   sampling->add_option("--per-class", per_class, "Images per class when sampling")->capture_default_str()
@@ -177,12 +181,14 @@ int main(int argc, char** argv) {
   return run_tool(app, argc, argv, [&] {
     const bool have_images = !images_dir.empty() || !files.empty() || !sample_model.empty();
     if (self_test && have_images) throw_usage("--self-test judges the classifier itself; give no images with it");
+    if (self_test_limit != -1 && !self_test) throw_usage("--limit: only with --self-test");
+    if (self_test_limit == 0 || self_test_limit < -1) throw_usage("--limit: give a positive count (or -1 = all)");
     if (!self_test && !have_images) throw_usage("no images: give --images DIR or PNG files (or --self-test)");
     if (!images_dir.empty() && !files.empty()) throw_usage("give --images DIR or PNG files, not both");
     const torch::Device device = apply_runtime_options(runtime);
     LoadedClassifier classifier = read_classifier(classifier_dir, device);
     if (self_test) {
-      run_self_test(classifier, reference, batch_size, device, json_output);
+      run_self_test(classifier, reference, self_test_limit, batch_size, device, json_output);
       return;
     }
     if (!sample_model.empty() && (!images_dir.empty() || !files.empty()))

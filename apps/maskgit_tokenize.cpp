@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "cli/common.h"
+#include "cli/input_options.h"
 #include "common/error.h"
 #include "io/image.h"
 #include "io/json.h"
@@ -14,24 +15,9 @@ namespace {
 
 using namespace maskgit;
 
-struct Inputs {
-  std::vector<std::string> files;
-  DatasetSpec dataset;
-};
-
-void add_inputs(CLI::App& command, Inputs& inputs, const std::string& default_split) {
-  inputs.dataset.split = default_split;
+void add_inputs(CLI::App& command, InputOptions& inputs, const std::string& default_split) {
   command.add_option("images", inputs.files, "Image files (PNG/JPEG), all of one size");
-  command.add_option("-d,--data", inputs.dataset.path,
-                     "Instead of files: an IDX directory/file or an image folder");
-  command.add_option("--split", inputs.dataset.split, "IDX split: train or t10k")->capture_default_str()
-      ->check(CLI::IsMember({"train", "t10k"}));
-  command.add_option("--limit", inputs.dataset.limit, "Only the first N dataset images (-1 = all)")->capture_default_str();
-}
-
-void require_inputs(const Inputs& inputs) {
-  if (inputs.files.empty() && inputs.dataset.path.empty()) throw_usage("no input: give image files or --data");
-  if (!inputs.files.empty() && !inputs.dataset.path.empty()) throw_usage("give image files or --data, not both");
+  add_dataset_input_options(command, inputs, default_split);
 }
 
 }  // namespace
@@ -50,7 +36,7 @@ int main(int argc, char** argv) {
   app.add_option("-b,--batch-size", batch_size, "Images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_flag("--json", json_output, "Machine-readable output on stdout (JSON lines)");
 
-  Inputs encode_inputs, reconstruct_inputs, evaluate_inputs;
+  InputOptions encode_inputs, reconstruct_inputs, evaluate_inputs;
   std::string encode_output, decode_input, decode_output, reconstruct_output, originals_output, grid_output;
   int64_t grid_scale = 4;
   auto* encode = app.add_subcommand("encode", "Images → token file (safetensors: ids [N,h,w])");
@@ -92,8 +78,8 @@ int main(int argc, char** argv) {
       return;
     }
 
-    Inputs& inputs = *encode ? encode_inputs : *reconstruct ? reconstruct_inputs : evaluate_inputs;
-    require_inputs(inputs);
+    InputOptions& inputs = *encode ? encode_inputs : *reconstruct ? reconstruct_inputs : evaluate_inputs;
+    require_one_input_source(inputs, "image files");
     const LabeledImages data = load_input_images(inputs.files, inputs.dataset, channels);
     VQTokenizer tokenizer = load_tokenizer(config, device);
 
@@ -122,7 +108,7 @@ int main(int argc, char** argv) {
       const torch::Tensor psnr = per_image_psnr(images, data.images);
       for (int64_t i = 0; i < images.size(0); ++i) {
         const std::string path = format_output_path(reconstruct_output, i);
-        const std::string source = inputs.files.empty() ? fmt::format("{}[{}]", inputs.dataset.path, i) : inputs.files[i];
+        const std::string source = input_source_name(inputs, i);
         write_png(path, images[i], {{"maskgit:model", model_dir}, {"maskgit:source", source}});
         if (!originals_output.empty()) write_png(format_output_path(originals_output, i), data.images[i]);
         if (json_output)

@@ -4,6 +4,8 @@
 # Usage: cli_errors.sh BIN_DIR   (needs Debian's dataset-fashion-mnist for the tiny model)
 set -u
 bin=${1:?usage: cli_errors.sh BIN_DIR}
+root=$(cd "$(dirname "$0")/.." && pwd)
+fixtures=$root/tests/fixtures
 data=/usr/share/datasets/fashion-mnist
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -23,6 +25,14 @@ expect() {
     echo "    (expected one line containing: $needle)"
   fi
 }
+
+# Two PNGs with the same pixels, whatever their text chunks (which come before the image data).
+same_pixels() {
+  local a b
+  a=$(grep -abo IDAT "$1" | head -1 | cut -d: -f1) && b=$(grep -abo IDAT "$2" | head -1 | cut -d: -f1) &&
+    cmp -s <(tail -c +"$a" "$1") <(tail -c +"$b" "$2")
+}
+different_pixels() { ! same_pixels "$@"; }
 
 check() {  # check DESCRIPTION COMMAND...
   local what=$1; shift
@@ -86,7 +96,8 @@ expect 2 "--class" -- "${sample[@]}" -c Spaceship -o "$work/x%d.png"
 expect 2 "--class" -- "${sample[@]}" -c 99 -o "$work/x%d.png"
 expect 2 "--schedule" -- "${sample[@]}" --schedule wiggly -o "$work/x%d.png"
 expect 2 "--steps" -- "${sample[@]}" --steps 0 -o "$work/x%d.png"
-expect 4 "/no/such/dir" -- "${sample[@]}" -c 0 -o "/no/such/dir/x%d.png"
+echo "a file, not a folder" >"$work/occupied"
+expect 4 "occupied" -- "${sample[@]}" -c 0 -o "$work/occupied/x%d.png"
 expect 3 "transformer" -- "$bin/maskgit-sample" -m "$work/model" --threads 1 -o "$work/x%d.png"
 expect 2 "--images" -- "$bin/maskgit-eval" --threads 1
 expect 3 "/no/such/classifier" -- "$bin/maskgit-eval" --threads 1 -c /no/such/classifier --self-test
@@ -94,6 +105,52 @@ expect 3 "/no/such/images" -- "$bin/maskgit-eval" --threads 1 --images /no/such/
 printf 'x' >"$work/noclass.png"
 expect 3 "noclass.png" -- "$bin/maskgit-eval" --threads 1 "$work/noclass.png"
 check "no output after failed sampling" test -z "$(find "$work" -maxdepth 1 -name 'x*.png')"
+
+# Editing tools on the tiny model (factor 2: 28x28 images are 14x14 tokens).
+inpaint=("$bin/maskgit-inpaint" -m "$work/gen" --threads 1)
+outpaint=("$bin/maskgit-outpaint" -m "$work/gen" --threads 1)
+edit=("$bin/maskgit-edit" -m "$work/gen" --threads 1)
+centre=$root/examples/masks/centre-14x14.png
+"${inpaint[@]}" -i "$work/ok-0.png" -i "$work/ok-1.png" --mask "$centre" -n 2 -o "$work/in-%d.png" \
+  --save-mask "$work/in-mask.png" --grid "$work/in-grid.png" --json >"$work/in-lines" 2>/dev/null
+check "inpaint writes one PNG per input and variant" test -f "$work/in-3.png" -a ! -e "$work/in-4.png"
+check "inpaint --json prints one line per result" test "$(wc -l <"$work/in-lines")" -eq 4
+check "inpaint --save-mask and --grid write pictures" test -f "$work/in-mask.png" -a -f "$work/in-grid.png"
+check "inpaint PNG metadata names the tool and mask" grep -q '"tool":"maskgit-inpaint"' "$work/in-0.png"
+"${inpaint[@]}" -i "$work/ok-1.png" --mask "$centre" -s 2 -o "$work/in-again.png" 2>/dev/null
+check "result i is reproduced from seed + i" cmp -s "$work/in-again.png" "$work/in-2.png"
+"${inpaint[@]}" -i "$work/ok-1.png" --mask "$work/in-mask.png" -s 2 -o "$work/in-saved-mask.png" 2>/dev/null
+check "the saved token mask works as a --mask" same_pixels "$work/in-saved-mask.png" "$work/in-2.png"
+check "same_pixels can tell images apart" different_pixels "$work/in-saved-mask.png" "$work/in-3.png"
+"${outpaint[@]}" -i "$work/ok-0.png" --right 29 -c 1 -o "$work/out.png" --json >"$work/out-line" 2>/dev/null
+check "outpaint rounds margins up to tokens and decodes windows" grep -q '"canvas":"58x28".*"windows":3' "$work/out-line"
+"${edit[@]}" -i "$work/ok-0.png" --box 8,0,12,28 -c 0 -o "$work/edit.png" --json >"$work/edit-line" 2>/dev/null
+check "edit defaults to the release's 12 steps from step 2 and 1-token dilation" \
+  grep -q '"steps":12,"start_step":2.*"dilate":1' "$work/edit-line"
+
+expect 3 "mask-white-16x16.png" -- "${inpaint[@]}" -i "$work/ok-0.png" --mask "$fixtures/mask-white-16x16.png" -o "$work/fail%d.png"
+expect 3 "mask-black-28x28.png" -- "${inpaint[@]}" -i "$work/ok-0.png" --mask "$fixtures/mask-black-28x28.png" -o "$work/fail%d.png"
+expect 3 "text.png" -- "${inpaint[@]}" -i "$work/ok-0.png" --mask "$work/text.png" -o "$work/fail%d.png"
+expect 3 "text.png" -- "${inpaint[@]}" -i "$work/text.png" --mask "$centre" -o "$work/fail%d.png"
+expect 3 "missing.png" -- "${inpaint[@]}" -i "$work/missing.png" --mask "$centre" -o "$work/fail%d.png"
+expect 2 "--mask" -- "${inpaint[@]}" -i "$work/ok-0.png" -o "$work/fail%d.png"
+expect 2 "--class" -- "${inpaint[@]}" -i "$work/ok-0.png" --mask "$centre" -c 10 -o "$work/fail%d.png"
+expect 2 "--threshold" -- "${inpaint[@]}" -i "$work/ok-0.png" --mask "$centre" --threshold 2 -o "$work/fail%d.png"
+expect 2 "--feather" -- "${inpaint[@]}" -i "$work/ok-0.png" --mask "$centre" --feather soft -o "$work/fail%d.png"
+expect 2 "--output" -- "${inpaint[@]}" -i "$work/ok-0.png" --mask "$centre" -n 2 -o "$work/fail.png"
+expect 2 "--data" -- "${inpaint[@]}" --mask "$centre" -o "$work/fail%d.png"
+expect 3 "image-grey-8x8.png" -- "${inpaint[@]}" -i "$work/ok-0.png" -i "$fixtures/image-grey-8x8.png" --mask "$centre" -o "$work/fail%d.png"
+expect 2 "at least 28x28" -- "${outpaint[@]}" -i "$fixtures/image-grey-8x8.png" --right 4 -o "$work/fail%d.png"
+expect 2 "--canvas" -- "${outpaint[@]}" -i "$work/ok-0.png" --canvas 56by28 -o "$work/fail%d.png"
+expect 2 "--offset" -- "${outpaint[@]}" -i "$work/ok-0.png" --canvas 40x28 --offset 20,0 -o "$work/fail%d.png"
+expect 2 "--canvas" -- "${outpaint[@]}" -i "$work/ok-0.png" --canvas 40x28 --left 4 -o "$work/fail%d.png"
+expect 2 "nothing to outpaint" -- "${outpaint[@]}" -i "$work/ok-0.png" -o "$work/fail%d.png"
+expect 2 "--crop" -- "${outpaint[@]}" -i "$work/ok-0.png" --crop 0,0,40,28 --right 4 -o "$work/fail%d.png"
+expect 2 "--box" -- "${edit[@]}" -i "$work/ok-0.png" --box 20,0,12,28 -c 0 -o "$work/fail%d.png"
+expect 2 "--box" -- "${edit[@]}" -i "$work/ok-0.png" --box 1,2,3 -c 0 -o "$work/fail%d.png"
+expect 2 "--class" -- "${edit[@]}" -i "$work/ok-0.png" --box 8,0,12,28 -o "$work/fail%d.png"
+expect 2 "--class" -- "${edit[@]}" -i "$work/ok-0.png" --box 8,0,12,28 -c Spaceship -o "$work/fail%d.png"
+check "no output after failed edits" test -z "$(find "$work" -maxdepth 1 -name 'fail*.png')"
 
 # Ctrl-C saves a checkpoint and exits 130; --resume then finishes the run.
 "${train[@]}" --steps 100000 --log-every 1 --checkpoint-every 100000 -o "$work/interrupted" 2>"$work/err" &

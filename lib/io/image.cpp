@@ -278,6 +278,8 @@ void write_png(const std::string& path, const torch::Tensor& image, const std::m
     for (const auto& [keyword, value] : text) chunks += text_chunk(keyword, value);
     png.insert(kPngHeaderEnd, chunks);
   }
+  // Output patterns like out/%05d.png name a folder the user expects to be made.
+  ensure_directory(std::filesystem::path(path).parent_path().string());
   write_file_atomic(path, png);
 }
 

@@ -37,7 +37,8 @@ torch::Tensor read_image_as(const std::string& path, int channels, int expected_
 
 // Writes a [C, H, W] (C = 1, 3 or 4) image as 8-bit PNG, clamping to [0,1] and rounding.
 // `text` entries become tEXt chunks (keyword → text, Latin-1 keywords of 1..79 chars).
-// Atomic. Throws Error(io_error) naming the path when it cannot be written.
+// Atomic; missing parent folders are created. Throws Error(io_error) naming the path (or
+// the folder) when it cannot be written.
 void write_png(const std::string& path, const torch::Tensor& image,
                const std::map<std::string, std::string>& text = {});
 

@@ -1,0 +1,41 @@
+// maskgit-inpaint: regenerate the region of a mask picture, keep the rest of the image.
+#include <fmt/format.h>
+
+#include "cli/editing_tool.h"
+#include "common/error.h"
+#include "editing/region.h"
+
+int main(int argc, char** argv) {
+  using namespace maskgit;
+  CLI::App app{"Inpaint: regenerate the pixels a mask picture selects (white, or opaque in an alpha mask) and keep\n"
+               "the rest. The image is encoded to tokens, every token with a selected pixel in its cell is masked\n"
+               "and decoded again conditioned on the others, and the result is blended onto the original, so\n"
+               "pixels away from the region stay exactly as they were. A mask covering everything is plain\n"
+               "generation. Without --class the region is decoded unconditionally (the \"no class\" token).",
+               "maskgit-inpaint"};
+  EditingCliOptions options;
+  options.output = "inpainted/%05d.png";
+  std::string mask_path;
+  MaskReadOptions mask_options;
+  app.add_option("--mask", mask_path, "Mask picture of the image's size: white (or opaque) = regenerate")->required();
+  app.add_option("--threshold", mask_options.threshold, "Grey level (0..1) from which a mask pixel selects")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  app.add_flag("--invert", mask_options.invert, "Regenerate the black (or transparent) pixels instead");
+  add_editing_options(app, options, ClassUse::optional);
+
+  return run_tool(app, argc, argv, [&] {
+    run_editing_tool("maskgit-inpaint", options, [&](const EditingInputs& inputs, Json& description) {
+      EditSetup setup;
+      setup.images = inputs.images;
+      setup.regenerate = read_pixel_mask(mask_path, inputs.images.size(3), inputs.images.size(2), mask_options);
+      if (!setup.regenerate.any().item<bool>())
+        throw_bad_input(fmt::format("{}: the mask selects no pixel, nothing to regenerate (white = regenerate; "
+                                    "see --threshold and --invert)",
+                                    mask_path));
+      description.set("mask", mask_path);
+      description.set("threshold", mask_options.threshold);
+      description.set("invert", mask_options.invert);
+      return setup;
+    });
+  });
+}

@@ -1,0 +1,68 @@
+// maskgit-outpaint: extend an image beyond its borders.
+#include <fmt/format.h>
+
+#include "cli/editing_tool.h"
+#include "common/error.h"
+#include "editing/canvas.h"
+#include "editing/region.h"
+
+int main(int argc, char** argv) {
+  using namespace maskgit;
+  CLI::App app{"Outpaint: extend images beyond their borders. Either add margins (--left/--right/--top/--bottom,\n"
+               "each rounded up to whole tokens) or place the image on a --canvas at an --offset. Everything\n"
+               "outside the image is generated conditioned on it; a canvas larger than the model's own image size\n"
+               "is decoded in overlapping windows of that size, each conditioned on what is known so far. The\n"
+               "image's own pixels are kept. Without --class the new area is decoded unconditionally (the\n"
+               "\"no class\" token).",
+               "maskgit-outpaint"};
+  EditingCliOptions options;
+  options.output = "outpainted/%05d.png";
+  Margins margins;
+  std::string canvas_text, offset_text, crop_text;
+  auto* geometry = app.add_option_group("Canvas");
+  geometry->add_option("--left", margins.left, "Pixels to add on the left")->check(CLI::NonNegativeNumber);
+  geometry->add_option("--right", margins.right, "Pixels to add on the right")->check(CLI::NonNegativeNumber);
+  geometry->add_option("--top", margins.top, "Pixels to add on top")->check(CLI::NonNegativeNumber);
+  geometry->add_option("--bottom", margins.bottom, "Pixels to add at the bottom")->check(CLI::NonNegativeNumber);
+  geometry->add_option("--canvas", canvas_text, "Instead of margins: the output size, WxH");
+  geometry->add_option("--offset", offset_text,
+                       "With --canvas: the image's top-left corner X,Y (default: centred, on whole tokens)");
+  geometry->add_option("--crop", crop_text,
+                       "First keep only this part of each input, X,Y,W,H in pixels (e.g. to regrow a cut-off side)");
+  add_editing_options(app, options, ClassUse::optional);
+
+  return run_tool(app, argc, argv, [&] {
+    const bool any_margin = margins.left + margins.right + margins.top + margins.bottom > 0;
+    if (!canvas_text.empty() && any_margin) throw_usage("--canvas: give a canvas or margins, not both");
+    if (canvas_text.empty() && !offset_text.empty()) throw_usage("--offset: only with --canvas");
+    run_editing_tool("maskgit-outpaint", options, [&](const EditingInputs& inputs, Json& description) {
+      torch::Tensor images = inputs.images;
+      if (!crop_text.empty()) {
+        const PixelBox crop = parse_box(crop_text, "--crop");
+        require_box_inside(crop, images.size(3), images.size(2), "--crop");
+        images = images.slice(2, crop.y, crop.y + crop.height).slice(3, crop.x, crop.x + crop.width);
+        description.set("crop", crop_text);
+      }
+      const int64_t width = images.size(3), height = images.size(2);
+      CanvasPlacement placement;
+      if (canvas_text.empty()) {
+        placement = placement_from_margins(width, height, margins, inputs.factor);
+      } else {
+        int64_t canvas_width = 0, canvas_height = 0;
+        parse_size(canvas_text, "--canvas", canvas_width, canvas_height);
+        int64_t x = (canvas_width - width) / 2 / inputs.factor * inputs.factor;
+        int64_t y = (canvas_height - height) / 2 / inputs.factor * inputs.factor;
+        if (!offset_text.empty()) parse_point(offset_text, "--offset", x, y);
+        placement = placement_on_canvas(width, height, canvas_width, canvas_height, x, y);
+      }
+      const PlacedImages placed = place_on_canvas(images, placement);
+      EditSetup setup;
+      setup.images = placed.pixels;
+      setup.known_pixels = placed.known;
+      setup.regenerate = placed.known.logical_not();
+      description.set("canvas", fmt::format("{}x{}", placement.canvas_width, placement.canvas_height));
+      description.set("offset", fmt::format("{},{}", placement.offset_x, placement.offset_y));
+      return setup;
+    });
+  });
+}

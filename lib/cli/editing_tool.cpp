@@ -1,0 +1,185 @@
+#include "cli/editing_tool.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstdlib>
+
+#include "common/error.h"
+#include "editing/region.h"
+#include "generation/sampler.h"
+#include "io/image.h"
+#include "tokenizer/pipeline.h"
+
+namespace maskgit {
+
+void add_editing_options(CLI::App& app, EditingCliOptions& options, ClassUse class_use) {
+  add_model_option(app, options.model_dir);
+  auto* input = app.add_option_group("Input");
+  input->add_option("-i,--input", options.inputs.files, "Input image (PNG/JPEG); repeat for several, all of one size");
+  add_dataset_input_options(*input, options.inputs, "t10k");
+  if (class_use == ClassUse::required) {
+    app.add_option("-c,--class", options.class_word, "Target class, by id or name (case-insensitive)")->required();
+  } else {
+    app.add_option("-c,--class", options.class_word,
+                   "Class to decode with, by id or name; without it the region is decoded unconditionally, with the "
+                   "model's \"no class\" token");
+  }
+  auto* output = app.add_option_group("Output");
+  output->add_option("-n,--variants", options.variants, "Results per input, each with its own seed")
+      ->capture_default_str()->check(CLI::Range(1, 100000));
+  output->add_option("-s,--seed", options.seed,
+                     "Seed of the first result; result i (input i/n, variant i%n) uses seed + i")
+      ->capture_default_str();
+  output->add_option("-o,--output", options.output,
+                     "Output PNG pattern with one %d (the result index; optional for a single result); \"\" = none")
+      ->capture_default_str();
+  output->add_flag("--json", options.json, "One JSON line per result on stdout: file, input, seed, class, settings");
+  output->add_option("--save-mask", options.save_mask,
+                     "Also write the regenerated tokens as a picture at image size (white = regenerated; "
+                     "usable as a --mask)");
+  output->add_option("--grid", options.grid,
+                     "Also write one comparison picture: per input a row of input, regenerated tokens (red), results");
+  output->add_option("--grid-scale", options.grid_scale, "Enlargement of each image in --grid")
+      ->capture_default_str()->check(CLI::Range(1, 32));
+  auto* region = app.add_option_group("Region");
+  region->add_option("--dilate", options.dilate, "Grow the regenerated tokens by K tokens on every side")
+      ->capture_default_str()->check(CLI::Range(0, 1024));
+  region->add_option("--feather", options.feather,
+                     "Blend radius (Gaussian σ, pixels) of the composite; auto = the release's S/16 - 1 for S×S "
+                     "images (0 for 28×28: hard token edges)")
+      ->capture_default_str();
+  app.add_option("-b,--batch-size", options.batch_size, "Results decoded together (does not change them)")
+      ->capture_default_str()->check(CLI::Range(1, 65536));
+  add_sampler_options(app, options.sampler);
+  add_runtime_options(app, options.runtime);
+}
+
+namespace {
+
+double parse_feather(const std::string& text, int64_t height, int64_t width) {
+  if (text == "auto") return default_feather_radius(height, width);
+  char* end = nullptr;
+  const double radius = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !std::isfinite(radius) || radius < 0 || radius > 1000)
+    throw_usage(fmt::format("--feather: \"{}\" is not auto or a radius in pixels (0..1000)", text));
+  return radius;
+}
+
+// One comparison row per input: the input (grey where nothing is known), the regenerated
+// token cells tinted red over it, then its results.
+torch::Tensor comparison_grid(const EditSetup& setup, const EditPlan& plan, const torch::Tensor& results,
+                              int64_t variants, int64_t factor, int64_t scale) {
+  const int64_t height = setup.images.size(2), width = setup.images.size(3);
+  torch::Tensor inputs = convert_channels(setup.images, 3);
+  if (setup.known_pixels.defined())
+    inputs = torch::where(setup.known_pixels, inputs, torch::full_like(inputs, 0.5f));
+  const torch::Tensor cells = token_mask_picture(plan.token_mask, factor, height, width) > 0.5f;
+  const torch::Tensor red = torch::tensor({1.0f, 0.0f, 0.0f}).view({1, 3, 1, 1});
+  const torch::Tensor tinted = torch::where(cells, 0.5f * inputs + 0.5f * red, inputs);
+  const torch::Tensor outputs = convert_channels(results, 3);
+  std::vector<torch::Tensor> tiles;
+  for (int64_t i = 0; i < setup.images.size(0); ++i) {
+    tiles.push_back(inputs[i]);
+    tiles.push_back(tinted[i]);
+    for (int64_t v = 0; v < variants; ++v) tiles.push_back(outputs[i * variants + v]);
+  }
+  return tile_images(torch::stack(tiles), variants + 2, 2, scale);
+}
+
+}  // namespace
+
+void run_editing_tool(const std::string& tool, const EditingCliOptions& options, const PrepareEdit& prepare) {
+  const DecodeOptions decode = to_decode_options(options.sampler);
+  require_one_input_source(options.inputs, "-i/--input");
+  const torch::Device device = apply_runtime_options(options.runtime);
+  const ModelConfig config = read_model_config(options.model_dir);
+  if (!config.tokenizer || !config.transformer)
+    throw_bad_input(fmt::format("{}: the model needs a tokenizer and a transformer", config.path_of(kModelConfigFile)));
+  int64_t class_id = -1;
+  if (!options.class_word.empty()) {
+    class_id = resolve_classes(config, {options.class_word}, "--class").front();
+  } else if (!config.transformer->no_class_token) {
+    throw_usage("--class: this model was trained without a \"no class\" token, so a class is needed");
+  }
+
+  const LabeledImages data =
+      load_input_images(options.inputs.files, options.inputs.dataset, static_cast<int>(config.image_channels));
+  EditingInputs inputs;
+  inputs.images = data.images;
+  inputs.labels = data.labels;
+  inputs.config = &config;
+  inputs.factor = config.tokenizer->downsample_factor();
+  Json description = Json::object();
+  EditSetup setup = prepare(inputs, description);
+  const int64_t height = setup.images.size(2), width = setup.images.size(3);
+  setup.dilate = options.dilate;
+  setup.feather_radius = parse_feather(options.feather, height, width);
+  const EditPlan plan = plan_edit(setup, inputs.factor, *config.transformer);
+  if (plan.regenerated_tokens == 0) throw_bad_input("the region is empty: nothing to regenerate");
+
+  const int64_t input_count = setup.images.size(0);
+  const int64_t total = input_count * options.variants;
+  if (!options.output.empty()) validate_output_pattern(options.output, total, "--output");
+  if (options.output.empty() && !options.json && options.grid.empty() && options.save_mask.empty())
+    throw_usage("--output: empty, and no --json, --grid or --save-mask: nothing would be produced");
+  VQTokenizer tokenizer = load_tokenizer(config, device);
+  BidirectionalTransformer transformer = load_transformer(config, device);
+
+  Json settings = decode_settings_json(decode);
+  settings.set("dilate", options.dilate);
+  settings.set("feather", setup.feather_radius);
+  description.set("tool", tool);
+  description.set("model", options.model_dir);
+  description.set("regenerated_tokens", plan.regenerated_tokens);
+  description.set("tokens", plan.tokens);
+  description.set("windows", plan.windows);
+  description.set("settings", settings);
+  if (!options.save_mask.empty())
+    write_png(options.save_mask, token_mask_picture(plan.token_mask, inputs.factor, height, width),
+              {{"maskgit", description.dump()}});
+
+  const std::vector<int64_t> input_classes(static_cast<size_t>(input_count), class_id);
+  std::vector<torch::Tensor> results;
+  run_edits(tokenizer, transformer, setup, plan, input_classes, options.variants, options.seed, decode,
+            options.batch_size, device, [&](int64_t begin, const torch::Tensor&, const torch::Tensor& images) {
+    for (int64_t i = begin; i < begin + images.size(0); ++i) {
+      const int64_t source = i / options.variants;
+      const int64_t label = data.labels[source].item<int64_t>();
+      Json record = Json::object();
+      record.set("input", input_source_name(options.inputs, source));
+      record.set("variant", i % options.variants);
+      record.set("seed", options.seed + static_cast<uint64_t>(i));
+      record.set("class", class_id >= 0 ? Json(class_id) : Json());
+      record.set("class_name", class_id >= 0 ? Json(config.class_names[static_cast<size_t>(class_id)]) : Json());
+      if (label >= 0) record.set("label", label);
+      for (const auto& [key, value] : description.as_object()) record.set(key, value);
+      std::string path;
+      if (!options.output.empty()) {
+        path = format_output_path(options.output, i);
+        std::map<std::string, std::string> text{{"maskgit", record.dump()}};
+        // The class the result should show: the target, else the input's known label, so that
+        // maskgit-eval can judge edits of labelled data.
+        const int64_t shown_class = class_id >= 0 ? class_id : label;
+        if (shown_class >= 0) text["maskgit:class"] = std::to_string(shown_class);
+        write_png(path, images[i - begin], text);
+      }
+      if (options.json) {
+        Json line = Json::object();
+        line.set("file", path.empty() ? Json() : Json(path));
+        line.set("index", i);
+        for (const auto& [key, value] : record.as_object()) line.set(key, value);
+        fmt::print("{}\n", line.dump());
+      }
+    }
+    if (!options.grid.empty()) results.push_back(images);
+    fmt::print(stderr, "\r{}: {}/{} results", tool, begin + images.size(0), total);
+  });
+  fmt::print(stderr, "\n");
+  if (!options.grid.empty())
+    write_png(options.grid,
+              comparison_grid(setup, plan, torch::cat(results), options.variants, inputs.factor, options.grid_scale),
+              {{"maskgit", description.dump()}});
+}
+
+}  // namespace maskgit

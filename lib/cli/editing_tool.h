@@ -1,0 +1,62 @@
+#pragma once
+// What maskgit-inpaint, maskgit-outpaint and maskgit-edit share, defined once: their options
+// (inputs, class, variants, seeds, outputs, region tuning, sampler, runtime) and the driver
+// that loads the model, validates everything before writing anything, runs the edit and
+// writes PNGs (with metadata), JSON lines, the token-mask picture and a comparison grid.
+// Each tool only adds its own region options and turns them into an EditSetup.
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "cli/common.h"
+#include "cli/input_options.h"
+#include "cli/sampler_options.h"
+#include "editing/editor.h"
+#include "io/json.h"
+#include "model/model_dir.h"
+
+namespace maskgit {
+
+struct EditingCliOptions {
+  std::string model_dir;
+  RuntimeOptions runtime;
+  SamplerCliOptions sampler;
+  InputOptions inputs;
+  std::string class_word;  // empty: the "no class" token
+  int64_t variants = 1;
+  uint64_t seed = 0;
+  int64_t batch_size = 64;
+  std::string output = "edited/%05d.png";
+  std::string save_mask;
+  std::string grid;
+  int64_t grid_scale = 4;
+  bool json = false;
+  int64_t dilate = 0;
+  std::string feather = "auto";
+};
+
+enum class ClassUse { optional, required };
+
+// Adds every shared option; the defaults in `options` (set by the tool before the call, e.g.
+// maskgit-edit's 12 steps from step 2 and 1-token dilation) are the ones --help shows.
+void add_editing_options(CLI::App& app, EditingCliOptions& options, ClassUse class_use);
+
+// The inputs as the tool sees them before it builds its region.
+struct EditingInputs {
+  torch::Tensor images;  // [N, C, H, W] in [0, 1], in the model's channels
+  torch::Tensor labels;  // [N] int64: dataset labels, -1 for files
+  const ModelConfig* config = nullptr;
+  int64_t factor = 0;    // the tokenizer's pixels per token
+};
+
+// Builds the setup from the inputs: the region, the canvas. May add fields to `description`
+// (stored in each PNG's metadata and JSON line). Throws the tool's own one-line errors.
+// Feather radius and dilation are filled in by the driver.
+using PrepareEdit = std::function<EditSetup(const EditingInputs& inputs, Json& description)>;
+
+// Runs a whole editing tool after parsing; `tool` is recorded in the metadata.
+void run_editing_tool(const std::string& tool, const EditingCliOptions& options, const PrepareEdit& prepare);
+
+}  // namespace maskgit

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Quality of the editing tools on the first N Fashion-MNIST test images (default 1000), judged
+# by maskgit-eval's classifier. Prints one JSON object per task on stdout:
+#   original   the classifier on the unedited images (the ceiling for the tasks below)
+#   inpaint    centred 50%x50% hole (examples/masks/centre-14x14.png) inpainted without a class:
+#              accuracy = the true class is still the one predicted
+#   outpaint   right half regrown from the left half (--crop 0,0,14,28 --canvas 28x28), no class
+#   edit       whole-height box 8,0,12,28 regenerated as each of the 9 other classes:
+#              accuracy = the edit is read as its target class
+# Usage: scripts/eval_editing.sh [MODEL_DIR]   (env: N, OUT=runs/eval-editing, THREADS)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+model=${1:-$root/models/fashion-mnist}
+n=${N:-1000}
+out=${OUT:-$root/runs/eval-editing}
+bin=$root/build/apps
+data=/usr/share/datasets/fashion-mnist
+common=(-m "$model" --data "$data" --split t10k --limit "$n" --threads "${THREADS:-0}")
+rm -rf "$out"
+mkdir -p "$out"
+
+report() {  # report TASK maskgit-eval-arguments...
+  local task=$1; shift
+  printf '{"task":"%s",' "$task"
+  "$bin/maskgit-eval" --json --threads "${THREADS:-0}" "$@" | sed 's/^{//'
+}
+
+report original --self-test --limit "$n"
+
+"$bin/maskgit-inpaint" "${common[@]}" --mask "$root/examples/masks/centre-14x14.png" -o "$out/inpaint/%05d.png"
+report inpaint --images "$out/inpaint"
+
+"$bin/maskgit-outpaint" "${common[@]}" --crop 0,0,14,28 --canvas 28x28 --offset 0,0 -o "$out/outpaint/%05d.png"
+report outpaint --images "$out/outpaint"
+
+# Every image is edited into every class; edits into its own class are left out of the figure.
+for target in 0 1 2 3 4 5 6 7 8 9; do
+  "$bin/maskgit-edit" "${common[@]}" --box 8,0,12,28 -c "$target" -o "$out/edit/$target-%05d.png" --json \
+    >"$out/edit-$target.jsonl"
+done
+cat "$out"/edit-*.jsonl |
+  sed -E 's/.*"file":"([^"]*)".*"class":([0-9]+),.*"label":([0-9]+).*/\1 \2 \3/' |
+  awk '$2 != $3 { print $1 }' >"$out/edit-other-class.txt"
+mapfile -t edited <"$out/edit-other-class.txt"
+report edit "${edited[@]}"
