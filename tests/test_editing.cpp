@@ -7,47 +7,21 @@
 #include "editing/windowed.h"
 #include "generation/sampler.h"
 #include "io/image.h"
-#include "tokenizer/config.h"
 #include "tokenizer/vqgan.h"
-#include "transformer/config.h"
 #include "transformer/transformer.h"
 
 #include "test_support.h"
+#include "tiny_models.h"
 
 // Catch2 comes last: LibTorch pulls in glog, whose CHECK macro would replace Catch's.
 #include <catch2/catch.hpp>
 
 using namespace maskgit;
+using maskgit::testing::tiny_tokenizer_config;
+using maskgit::testing::tiny_transformer_config;
 namespace fs = std::filesystem;
 
 namespace {
-
-// Factor 2 tokenizer and a 3×3-token transformer: 6×6-pixel "trained" images.
-TokenizerConfig tiny_tokenizer_config() {
-  TokenizerConfig config;
-  config.filters = 8;
-  config.channel_multipliers = {1, 2};
-  config.num_res_blocks = 1;
-  config.codebook_size = 16;
-  config.embedding_dim = 4;
-  config.norm_groups = 4;
-  return config;
-}
-
-TransformerConfig tiny_transformer_config() {
-  TransformerConfig config;
-  config.codebook_size = 16;
-  config.num_classes = 3;
-  config.grid_height = 3;
-  config.grid_width = 3;
-  config.hidden_size = 32;
-  config.num_layers = 1;
-  config.num_heads = 4;
-  config.mlp_dim = 64;
-  config.dropout = 0;
-  config.attention_dropout = 0;
-  return config;
-}
 
 struct TinyModel {
   VQTokenizer tokenizer{nullptr};

@@ -12,27 +12,14 @@
 #include "tokenizer/vqgan.h"
 
 #include "test_support.h"
+#include "tiny_models.h"
 
 // Catch2 comes last: LibTorch pulls in glog, whose CHECK macro would replace Catch's.
 #include <catch2/catch.hpp>
 
 using namespace maskgit;
+using maskgit::testing::tiny_tokenizer_config;
 namespace fs = std::filesystem;
-
-namespace {
-
-TokenizerConfig tiny_config() {
-  TokenizerConfig config;
-  config.filters = 8;
-  config.channel_multipliers = {1, 2};
-  config.num_res_blocks = 1;
-  config.codebook_size = 16;
-  config.embedding_dim = 4;
-  config.norm_groups = 4;
-  return config;
-}
-
-}  // namespace
 
 TEST_CASE("tokenizer grid shapes follow the number of levels", "[tokenizer]") {
   torch::manual_seed(0);
@@ -42,7 +29,7 @@ TEST_CASE("tokenizer grid shapes follow the number of levels", "[tokenizer]") {
   };
   for (const Case& c : {Case{{1}, 1, 28, 28}, Case{{1, 2}, 1, 28, 14}, Case{{1, 2, 4}, 1, 28, 7},
                         Case{{1, 2, 2, 4}, 3, 32, 4}}) {
-    TokenizerConfig config = tiny_config();
+    TokenizerConfig config = tiny_tokenizer_config();
     config.channel_multipliers = c.multipliers;
     config.channels = c.channels;
     VQTokenizer tokenizer(config);
@@ -61,7 +48,7 @@ TEST_CASE("tokenizer grid shapes follow the number of levels", "[tokenizer]") {
 
 TEST_CASE("images of any size are padded to whole tokens and cropped back", "[tokenizer]") {
   torch::manual_seed(1);
-  VQTokenizer tokenizer(tiny_config());  // f = 2
+  VQTokenizer tokenizer(tiny_tokenizer_config());  // f = 2
   tokenizer->eval();
   torch::Tensor images = torch::rand({1, 1, 9, 13});
   torch::Tensor ids = tokenizer->encode(images);
@@ -71,7 +58,7 @@ TEST_CASE("images of any size are padded to whole tokens and cropped back", "[to
 
 TEST_CASE("the quantizer returns the true nearest code", "[tokenizer]") {
   torch::manual_seed(2);
-  TokenizerConfig config = tiny_config();
+  TokenizerConfig config = tiny_tokenizer_config();
   config.codebook_size = 37;
   config.embedding_dim = 5;
   VectorQuantizer quantizer(config);
@@ -100,7 +87,7 @@ TEST_CASE("the quantizer returns the true nearest code", "[tokenizer]") {
 }
 
 TEST_CASE("the release shortcut quirk changes the 1x1 conv's input", "[tokenizer]") {
-  TokenizerConfig config = tiny_config();
+  TokenizerConfig config = tiny_tokenizer_config();
   auto shortcut_shape = [&](bool quirk) {
     config.release_shortcut = quirk;
     VQTokenizer tokenizer(config);
@@ -149,10 +136,10 @@ TEST_CASE("the official ImageNet configuration has the release's parameter layou
 }
 
 TEST_CASE("config validation names the field", "[tokenizer]") {
-  TokenizerConfig config = tiny_config();
+  TokenizerConfig config = tiny_tokenizer_config();
   config.norm_groups = 3;
   CHECK_THROWS_WITH(config.validate(), Catch::Contains("tokenizer.norm_groups"));
-  Json json = tiny_config().to_json();
+  Json json = tiny_tokenizer_config().to_json();
   json.set("codebook_size", "many");
   CHECK_THROWS_WITH(TokenizerConfig::from_json(json), Catch::Contains("codebook_size"));
 }
@@ -163,7 +150,7 @@ TEST_CASE("a model directory round-trips and rejects mismatched weights", "[toke
   ModelConfig config;
   config.directory = dir.string();
   config.class_names = {"a", "b"};
-  config.tokenizer = tiny_config();
+  config.tokenizer = tiny_tokenizer_config();
   VQTokenizer tokenizer(*config.tokenizer);
   tokenizer->eval();
   write_model_config(config);

@@ -13,31 +13,14 @@
 #include "transformer/transformer.h"
 
 #include "test_support.h"
+#include "tiny_models.h"
 
 // Catch2 comes last: LibTorch pulls in glog, whose CHECK macro would replace Catch's.
 #include <catch2/catch.hpp>
 
 using namespace maskgit;
+using maskgit::testing::tiny_transformer_config;
 namespace fs = std::filesystem;
-
-namespace {
-
-TransformerConfig tiny_transformer() {
-  TransformerConfig config;
-  config.codebook_size = 16;
-  config.num_classes = 3;
-  config.grid_height = 3;
-  config.grid_width = 3;
-  config.hidden_size = 32;
-  config.num_layers = 2;
-  config.num_heads = 4;
-  config.mlp_dim = 64;
-  config.dropout = 0;
-  config.attention_dropout = 0;
-  return config;
-}
-
-}  // namespace
 
 TEST_CASE("attention dispatch agrees with the plain formula", "[transformer]") {
   torch::manual_seed(0);
@@ -47,7 +30,7 @@ TEST_CASE("attention dispatch agrees with the plain formula", "[transformer]") {
 }
 
 TEST_CASE("vocabulary layout: codes, classes, no-class, mask last", "[transformer]") {
-  TransformerConfig config = tiny_transformer();
+  TransformerConfig config = tiny_transformer_config();
   CHECK(config.class_token(2) == 18);
   CHECK(config.no_class_token_id() == 19);
   CHECK(config.mask_token() == 20);
@@ -59,7 +42,7 @@ TEST_CASE("vocabulary layout: codes, classes, no-class, mask last", "[transforme
 
 TEST_CASE("the transformer is bidirectional and returns image-code logits", "[transformer]") {
   torch::manual_seed(1);
-  BidirectionalTransformer model(tiny_transformer());
+  BidirectionalTransformer model(tiny_transformer_config());
   model->reset_parameters_like_release(3);
   model->eval();
   torch::NoGradGuard no_grad;
@@ -110,7 +93,7 @@ TEST_CASE("training masks follow the cosine ratio and never mask nothing", "[tra
 }
 
 TEST_CASE("config round-trips through JSON and validation names fields", "[transformer]") {
-  const TransformerConfig config = tiny_transformer();
+  const TransformerConfig config = tiny_transformer_config();
   CHECK(TransformerConfig::from_json(Json::parse(config.to_json().dump())).to_json().dump() == config.to_json().dump());
   TransformerConfig bad = config;
   bad.num_heads = 5;
