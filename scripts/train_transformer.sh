@@ -16,5 +16,5 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 exec "$root/build/apps/maskgit-train" --stage transformer -o "$out" \
   --data /usr/share/datasets/fashion-mnist --split train \
   --layers 4 --hidden 192 --heads 6 --mlp-dim 768 --dropout 0 --class-dropout 0.1 \
-  --steps 2500 --batch-size 128 --lr 1e-3 --warmup 200 --seed 1 \
+  --steps 5000 --batch-size 128 --lr 1e-3 --warmup 200 --seed 1 \
   --checkpoint-every 100 --log-every 25 "${resume[@]}"
