@@ -7,7 +7,9 @@
 #   outpaint   right half regrown from the left half (--crop 0,0,14,28 --canvas 28x28), no class
 #   edit       whole-height box 8,0,12,28 regenerated as each of the 9 other classes:
 #              accuracy = the edit is read as its target class
-# Usage: scripts/eval_editing.sh [MODEL_DIR]   (env: N, OUT=runs/eval-editing, THREADS)
+# Usage: scripts/eval_editing.sh [MODEL_DIR]
+# Environment: N (images), OUT (default runs/eval-editing), THREADS, TASKS (default
+# "inpaint outpaint edit"), ARGS (more flags for every editing tool, e.g. "--cfg-scale 2").
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 model=${1:-$root/models/fashion-mnist}
@@ -15,7 +17,9 @@ n=${N:-1000}
 out=${OUT:-$root/runs/eval-editing}
 bin=$root/build/apps
 data=/usr/share/datasets/fashion-mnist
-common=(-m "$model" --data "$data" --split t10k --limit "$n" --threads "${THREADS:-0}")
+tasks=${TASKS:-inpaint outpaint edit}
+read -r -a extra <<<"${ARGS:-}"
+common=(-m "$model" --data "$data" --split t10k --limit "$n" --threads "${THREADS:-0}" "${extra[@]}")
 rm -rf "$out"
 mkdir -p "$out"
 
@@ -27,11 +31,19 @@ report() {  # report TASK maskgit-eval-arguments...
 
 report original --self-test --limit "$n"
 
-"$bin/maskgit-inpaint" "${common[@]}" --mask "$root/examples/masks/centre-14x14.png" -o "$out/inpaint/%05d.png"
-report inpaint --images "$out/inpaint"
+wants() { [[ " $tasks " == *" $1 "* ]]; }
 
-"$bin/maskgit-outpaint" "${common[@]}" --crop 0,0,14,28 --canvas 28x28 --offset 0,0 -o "$out/outpaint/%05d.png"
-report outpaint --images "$out/outpaint"
+if wants inpaint; then
+  "$bin/maskgit-inpaint" "${common[@]}" --mask "$root/examples/masks/centre-14x14.png" -o "$out/inpaint/%05d.png"
+  report inpaint --images "$out/inpaint"
+fi
+
+if wants outpaint; then
+  "$bin/maskgit-outpaint" "${common[@]}" --crop 0,0,14,28 --canvas 28x28 --offset 0,0 -o "$out/outpaint/%05d.png"
+  report outpaint --images "$out/outpaint"
+fi
+
+wants edit || exit 0
 
 # Every image is edited into every class; edits into its own class are left out of the figure.
 for target in 0 1 2 3 4 5 6 7 8 9; do
