@@ -107,8 +107,6 @@ void run_editing_tool(const std::string& tool, const EditingCliOptions& options,
       load_input_images(options.inputs.files, options.inputs.dataset, static_cast<int>(config.image_channels));
   EditingInputs inputs;
   inputs.images = data.images;
-  inputs.labels = data.labels;
-  inputs.config = &config;
   inputs.factor = config.tokenizer->downsample_factor();
   Json description = Json::object();
   EditSetup setup = prepare(inputs, description);

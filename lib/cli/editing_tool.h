@@ -46,8 +46,6 @@ void add_editing_options(CLI::App& app, EditingCliOptions& options, ClassUse cla
 // The inputs as the tool sees them before it builds its region.
 struct EditingInputs {
   torch::Tensor images;  // [N, C, H, W] in [0, 1], in the model's channels
-  torch::Tensor labels;  // [N] int64: dataset labels, -1 for files
-  const ModelConfig* config = nullptr;
   int64_t factor = 0;    // the tokenizer's pixels per token
 };
 
