@@ -188,12 +188,18 @@ TEST_CASE("write_png clamps, accepts a batch of one and other dtypes", "[image]"
   CHECK_FALSE(fs::exists(dir.file("bad.png")));
 }
 
-TEST_CASE("write_png reports unwritable paths as io_error", "[image]") {
+TEST_CASE("write_png creates missing folders and reports unwritable paths as io_error", "[image]") {
   TempDir dir;
-  const std::string path = dir.file("missing-dir/out.png");
+  const std::string nested = dir.file("new/folders/out.png");
+  maskgit::write_png(nested, torch::zeros({1, 2, 2}));
+  CHECK(fs::is_regular_file(nested));
+
+  // A plain file where a folder must go cannot be written through.
+  { std::ofstream(dir.file("occupied")) << "not a folder"; }
+  const std::string path = dir.file("occupied/out.png");
   const std::string message =
       error_of([&] { maskgit::write_png(path, torch::zeros({1, 2, 2})); }, ExitCode::io_error);
-  CHECK_THAT(message, Contains(path));
+  CHECK_THAT(message, Contains("occupied"));
 }
 
 TEST_CASE("tEXt chunks round trip and sit right after IHDR", "[image]") {
