@@ -116,12 +116,8 @@ fs::path tiny_model_dir(const fs::path& root) {
   config.directory = (root / "model").string();
   config.image_width = config.image_height = 8;
   config.class_names = {"dark", "light"};
-  TokenizerConfig tokenizer_config;
-  tokenizer_config.filters = 8;
-  tokenizer_config.channel_multipliers = {1, 2};
+  TokenizerConfig tokenizer_config = testing::tiny_tokenizer_config();
   tokenizer_config.codebook_size = 8;
-  tokenizer_config.embedding_dim = 4;
-  tokenizer_config.norm_groups = 4;
   config.tokenizer = tokenizer_config;
   VQTokenizer tokenizer(tokenizer_config);
   {
