@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "cli/common.h"
+#include "cli/progress.h"
 #include "cli/sampler_options.h"
 #include "generation/sampler.h"
 #include "model/model_dir.h"
@@ -47,12 +48,12 @@ LabeledSamples sample_model_for_evaluation(const std::string& model_dir, const L
       classes.push_back(c);
     }
   std::vector<torch::Tensor> images;
+  ProgressCounter progress("sampled", static_cast<int64_t>(classes.size()));
   generate_images(transformer, tokenizer, config.image_height, config.image_width, classes, seeds, decode, batch_size,
                   device, [&](int64_t begin, const torch::Tensor&, const torch::Tensor& batch) {
                     images.push_back(batch);
-                    fmt::print(stderr, "\rsampled {}/{}", begin + batch.size(0), classes.size());
+                    progress.update(begin + batch.size(0));
                   });
-  fmt::print(stderr, "\n");
   LabeledSamples samples;
   samples.images = torch::cat(images);
   samples.labels = torch::tensor(classes, torch::kLong);

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "cli/common.h"
+#include "cli/progress.h"
 #include "cli/sampler_options.h"
 #include "common/error.h"
 #include "generation/sampler.h"
@@ -70,6 +71,7 @@ int main(int argc, char** argv) {
       }
     const Json settings = decode_settings_json(decode);
     std::vector<torch::Tensor> all_ids, all_images;
+    ProgressCounter progress("sampled", total);
     generate_images(transformer, tokenizer, config.image_height, config.image_width, image_classes, image_seeds, decode,
                     batch_size, device, [&](int64_t begin, const torch::Tensor& ids, const torch::Tensor& images) {
       for (int64_t i = begin; i < begin + images.size(0); ++i) {
@@ -96,9 +98,8 @@ int main(int argc, char** argv) {
       }
       if (!grid_output.empty()) all_images.push_back(images);
       if (!tokens_output.empty()) all_ids.push_back(ids.view({-1, shape.grid_height, shape.grid_width}));
-      fmt::print(stderr, "\rsampled {}/{}", begin + images.size(0), total);
+      progress.update(begin + images.size(0));
     });
-    fmt::print(stderr, "\n");
     if (!grid_output.empty())
       write_png(grid_output, tile_images(torch::cat(all_images), per_class, 2, grid_scale), {{"maskgit", settings.dump()}});
     if (!tokens_output.empty()) {

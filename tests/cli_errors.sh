@@ -84,7 +84,9 @@ cp -r "$work/model" "$work/gen"
 "$bin/maskgit-train" --stage transformer -o "$work/gen" --data "$data" --split t10k --limit 64 --steps 2 -b 32 \
   --layers 1 --hidden 16 --heads 2 --mlp-dim 32 --threads 1 -q 2>"$work/err" || { echo "FAIL: tiny transformer"; cat "$work/err"; }
 sample=("$bin/maskgit-sample" -m "$work/gen" --threads 1)
-"${sample[@]}" -c 1 -n 3 -s 5 -b 1 -o "$work/b1-%d.png" 2>/dev/null
+"${sample[@]}" -c 1 -n 3 -s 5 -b 1 -o "$work/b1-%d.png" 2>"$work/progress"
+check "progress to a file is whole lines, no carriage returns" \
+  test "$(tr '\r' '#' <"$work/progress" | tr '\n' '|')" = "sampled 1/3|sampled 2/3|sampled 3/3|"
 "${sample[@]}" -c 1 -n 3 -s 5 -b 3 -o "$work/b3-%d.png" --json >"$work/lines" 2>/dev/null
 check "sampling writes PNGs" test -f "$work/b3-2.png"
 check "image i is the same whatever the batch size" cmp -s "$work/b1-2.png" "$work/b3-2.png"

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "cli/progress.h"
 #include "common/error.h"
 #include "editing/region.h"
 #include "generation/sampler.h"
@@ -139,6 +140,7 @@ void run_editing_tool(const std::string& tool, const EditingCliOptions& options,
 
   const std::vector<int64_t> input_classes(static_cast<size_t>(input_count), class_id);
   std::vector<torch::Tensor> results;
+  ProgressCounter progress(tool + ": results", total);
   run_edits(tokenizer, transformer, setup, plan, input_classes, options.variants, options.seed, decode,
             options.batch_size, device, [&](int64_t begin, const torch::Tensor&, const torch::Tensor& images) {
     for (int64_t i = begin; i < begin + images.size(0); ++i) {
@@ -171,9 +173,8 @@ void run_editing_tool(const std::string& tool, const EditingCliOptions& options,
       }
     }
     if (!options.grid.empty()) results.push_back(images);
-    fmt::print(stderr, "\r{}: {}/{} results", tool, begin + images.size(0), total);
+    progress.update(begin + images.size(0));
   });
-  fmt::print(stderr, "\n");
   if (!options.grid.empty())
     write_png(options.grid,
               comparison_grid(setup, plan, torch::cat(results), options.variants, inputs.factor, options.grid_scale),
