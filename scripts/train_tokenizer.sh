@@ -7,10 +7,6 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/models/fashion-mnist}
 resume=()
 [ -f "$out/train-state/tokenizer.safetensors" ] && resume=(--resume)
-# libgomp threads spin while waiting; with another busy process on a 2-core machine that
-# slowed training tenfold (39 img/s instead of ~420 alone); passive waiting gave ~200 img/s
-# beside the same compiler job.
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 exec "$root/build/apps/maskgit-train" --stage tokenizer -o "$out" \
   --data /usr/share/datasets/fashion-mnist --split train \
   --filters 16 --channel-mult 1,2,4 --res-blocks 1 --codebook-size 512 --embedding-dim 32 --norm-groups 8 \

@@ -8,8 +8,6 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/models/fashion-mnist}
 resume=()
 [ -f "$out/train-state/transformer.safetensors" ] && resume=(--resume)
-# See scripts/train_tokenizer.sh: passive OpenMP waiting survives a busy second core.
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 # Sized for a 2-core CPU and a budget of under an hour: 4 layers × 192 hidden (1.9M
 # parameters), no dropout (a few epochs are far from overfitting), class dropout 0.1 so the
 # no-class token exists for guidance and unconditional editing.

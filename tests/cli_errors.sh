@@ -92,6 +92,18 @@ check "sampling writes PNGs" test -f "$work/b3-2.png"
 check "image i is the same whatever the batch size" cmp -s "$work/b1-2.png" "$work/b3-2.png"
 "${sample[@]}" -c 1 -n 1 -s 7 -o "$work/again.png" 2>/dev/null
 check "seed + i reproduces image i" cmp -s "$work/again.png" "$work/b3-2.png"
+"$bin/maskgit-sample" -m "$work/gen" --threads 2 -c 1 -n 3 -s 5 -b 3 -o "$work/t2-%d.png" 2>/dev/null
+check "image i is the same whatever the thread count" cmp -s "$work/t2-2.png" "$work/b3-2.png"
+# The OpenMP wait policy: passive unless the user chose one (libgomp prints it at start-up).
+env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT OMP_DISPLAY_ENV=VERBOSE "$bin/maskgit-sample" --help >/dev/null 2>"$work/omp"
+check "tools run with a passive OpenMP wait policy" grep -q "GOMP_SPINCOUNT = '0'" "$work/omp"
+env -u OMP_WAIT_POLICY GOMP_SPINCOUNT=1234 OMP_DISPLAY_ENV=VERBOSE "$bin/maskgit-sample" --help >/dev/null 2>"$work/omp"
+check "a user's GOMP_SPINCOUNT is kept" grep -q "GOMP_SPINCOUNT = '1234'" "$work/omp"
+# libgomp prints its own complaint about a bad OMP_NUM_THREADS first; ours is the last line.
+env OMP_NUM_THREADS=many "$bin/maskgit-sample" -m "$work/gen" -o "$work/x%d.png" >/dev/null 2>"$work/err"
+status=$?
+check "a bad OMP_NUM_THREADS is a usage error (got $status)" test "$status" -eq 2
+check "a bad OMP_NUM_THREADS is named" grep -q "error: OMP_NUM_THREADS=" "$work/err"
 check "--json prints one line per image" test "$(wc -l <"$work/lines")" -eq 3
 check "PNG text chunk carries the settings" grep -q '"schedule":"cosine"' "$work/b3-0.png"
 expect 2 "--class" -- "${sample[@]}" -c Spaceship -o "$work/x%d.png"

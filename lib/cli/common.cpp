@@ -4,10 +4,9 @@
 
 #include <c10/util/Exception.h>
 
-#include <thread>
-
 #include "common/error.h"
 #include "model/model_dir.h"
+#include "runtime/threads.h"
 
 namespace maskgit {
 
@@ -15,16 +14,15 @@ void add_runtime_options(CLI::App& app, RuntimeOptions& options) {
   app.add_option("--device", options.device,
                  "Where to run: auto (CUDA when this build and machine have it, else CPU), cpu, cuda, cuda:N")
       ->capture_default_str();
-  app.add_option("--threads", options.threads, "CPU threads for LibTorch (0 = all hardware threads)")
+  app.add_option("--threads", options.threads,
+                 "CPU threads for LibTorch and BLAS; 0 = OMP_NUM_THREADS if set, else automatic: the CPUs this "
+                 "process may use less those other processes keep busy, re-checked as it runs")
       ->capture_default_str()
       ->check(CLI::Range(0, 4096));
 }
 
 torch::Device apply_runtime_options(const RuntimeOptions& options) {
-  // Debian's LibTorch starts with one intra-op thread; use the machine unless told otherwise.
-  const int threads = options.threads > 0 ? options.threads
-                                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  torch::set_num_threads(threads);
+  configure_cpu_threads(options.threads);
   if (options.device == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
   torch::Device device(torch::kCPU);
   try {

@@ -1,4 +1,5 @@
 #include "decoding/decoder.h"
+#include "runtime/threads.h"
 
 #include <fmt/format.h>
 
@@ -77,6 +78,7 @@ torch::Tensor decode_tokens(const DecodeRequest& request, const DecodeOptions& o
   const torch::Device device = request.ids.device();
   torch::Tensor sampled = current.clone();
   for (int64_t step = options.start_step; step < steps; ++step) {
+    adapt_cpu_threads();
     torch::Tensor unknown = current == request.mask_id;
     if (!unknown.any().item<bool>()) break;
     torch::Tensor logits;

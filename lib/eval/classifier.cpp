@@ -10,6 +10,7 @@
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "io/tensor_io.h"
+#include "runtime/threads.h"
 
 namespace maskgit {
 namespace fs = std::filesystem;
@@ -226,6 +227,7 @@ ClassifierOutputs classify_in_batches(Classifier& classifier, const torch::Tenso
   classifier->eval();
   std::vector<torch::Tensor> features, logits;
   for (int64_t begin = 0; begin < images.size(0); begin += batch_size) {
+    adapt_cpu_threads();
     const int64_t end = std::min(images.size(0), begin + batch_size);
     torch::Tensor batch_features = classifier->features(images.slice(0, begin, end).to(device, torch::kFloat32));
     logits.push_back(classifier->logits_from_features(batch_features).to(torch::kCPU));

@@ -1,4 +1,5 @@
 #include "tokenizer/evaluate.h"
+#include "runtime/threads.h"
 
 #include <chrono>
 
@@ -19,6 +20,7 @@ ReconstructionStats evaluate_reconstruction(VQTokenizer& tokenizer, const torch:
   torch::Tensor usage = torch::zeros({stats.codebook_size}, torch::kLong);
   double psnr_sum = 0, mse_sum = 0;
   for (int64_t begin = 0; begin < stats.images; begin += batch_size) {
+    adapt_cpu_threads();
     const int64_t end = std::min(stats.images, begin + batch_size);
     torch::Tensor batch = images.slice(0, begin, end).to(device);
     torch::Tensor ids = tokenizer->encode(batch);

@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "io/image.h"
+#include "runtime/threads.h"
 
 namespace maskgit {
 
@@ -30,6 +31,7 @@ torch::Tensor encode_in_batches(VQTokenizer& tokenizer, const torch::Tensor& ima
                                 const torch::Device& device) {
   std::vector<torch::Tensor> parts;
   for (int64_t begin = 0; begin < images.size(0); begin += batch_size) {
+    adapt_cpu_threads();
     torch::Tensor batch = images.slice(0, begin, std::min(images.size(0), begin + batch_size)).to(device);
     parts.push_back(tokenizer->encode(batch).to(torch::kCPU));
   }
@@ -40,6 +42,7 @@ torch::Tensor decode_in_batches(VQTokenizer& tokenizer, const torch::Tensor& ids
                                 int64_t width, int64_t batch_size, const torch::Device& device) {
   std::vector<torch::Tensor> parts;
   for (int64_t begin = 0; begin < ids.size(0); begin += batch_size) {
+    adapt_cpu_threads();
     torch::Tensor batch = ids.slice(0, begin, std::min(ids.size(0), begin + batch_size)).to(device);
     parts.push_back(tokenizer->decode(batch, height, width).clamp(0, 1).to(torch::kCPU));
   }

@@ -16,6 +16,7 @@
 #include "training/interrupt.h"
 #include "training/metrics_log.h"
 #include "training/progress.h"
+#include "runtime/threads.h"
 
 namespace maskgit {
 namespace fs = std::filesystem;
@@ -234,6 +235,7 @@ ClassifierTrainResult train_classifier(const ClassifierTrainOptions& requested) 
   int64_t window_correct = 0, window_images = 0, window_steps = 0;
   bool first_window = true, stopped_early = false;
   for (int64_t step = start_step; step < total_steps; ++step) {
+    adapt_cpu_threads();
     if (interrupt_requested()) {
       save_checkpoint(step);
       result.interrupted = true;

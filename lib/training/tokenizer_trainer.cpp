@@ -18,6 +18,7 @@
 #include "training/interrupt.h"
 #include "training/metrics_log.h"
 #include "training/progress.h"
+#include "runtime/threads.h"
 
 namespace maskgit {
 namespace fs = std::filesystem;
@@ -178,6 +179,7 @@ TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& requested) {
   ProgressWindow window;  // mean loss, and mean reconstruction MSE as its metric
   bool first_window = true;
   for (int64_t step = start_step; step < options.steps; ++step) {
+    adapt_cpu_threads();
     if (interrupt_requested()) {
       save_checkpoint(step);
       result.interrupted = true;

@@ -20,6 +20,7 @@
 #include "training/interrupt.h"
 #include "training/metrics_log.h"
 #include "training/progress.h"
+#include "runtime/threads.h"
 
 namespace maskgit {
 namespace fs = std::filesystem;
@@ -208,6 +209,7 @@ TransformerTrainResult train_transformer(const TransformerTrainOptions& requeste
   ProgressWindow window;
   const auto started = std::chrono::steady_clock::now();
   for (int64_t step = start_step; step < options.steps; ++step) {
+    adapt_cpu_threads();
     if (interrupt_requested()) {
       save_checkpoint(step);
       result.interrupted = true;

@@ -1,0 +1,47 @@
+#pragma once
+// CPU thread policy of the tools and trainers (README "Threads and shared machines").
+//
+// One thread count governs LibTorch's intra-op (OpenMP) pool and the BLAS library's own pool
+// (OpenBLAS keeps a separate pthread pool; two pools of "all cores" each oversubscribe the
+// machine). The count is, in order of precedence:
+//   1. --threads N (N >= 1), fixed for the run;
+//   2. OMP_NUM_THREADS, the standard variable, fixed for the run;
+//   3. automatic: the CPUs this process may run on (its affinity mask) minus the other
+//      processes' runnable threads, at least 1, re-checked at most twice a second at batch
+//      and step boundaries (adapt_cpu_threads), so that a tool beside another job does not
+//      split its work across a core it would have to wait for.
+#include <string>
+
+namespace maskgit {
+
+struct CpuThreadStatus {
+  int threads = 1;         // the count in force now
+  int cpus = 1;            // CPUs in the affinity mask
+  bool automatic = true;   // false when fixed by --threads or OMP_NUM_THREADS
+  std::string source;      // "--threads", "OMP_NUM_THREADS" or "automatic"
+};
+
+// Applies the policy: `requested` > 0 fixes the count (--threads); 0 means OMP_NUM_THREADS if
+// set to a positive integer, else automatic. Throws Error(usage) naming OMP_NUM_THREADS when
+// that variable is set but not a positive integer.
+void configure_cpu_threads(int requested);
+
+// In automatic mode, re-measures the other processes' load if at least 0.5 s have passed
+// since the last measurement and changes the thread count when it should. Cheap enough to
+// call once per decoding step or training step; does nothing in fixed mode. Call it from the
+// thread that runs the model (OpenMP thread counts are per calling thread).
+void adapt_cpu_threads();
+
+CpuThreadStatus cpu_thread_status();
+
+// The automatic rule: cpus − other runnable threads, clamped to [1, cpus].
+int automatic_thread_count(int cpus, int others_runnable);
+
+// Runnable threads of other processes right now (the kernel's count in /proc/loadavg less
+// this process's own running threads, the least of three quick readings); -1 if unknown.
+int other_runnable_threads();
+
+// CPUs in this process's affinity mask (at least 1).
+int available_cpus();
+
+}  // namespace maskgit
