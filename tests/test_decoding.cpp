@@ -22,9 +22,9 @@ std::vector<int64_t> masked_counts(const MaskSchedule& schedule, int64_t tokens,
   return counts;
 }
 
-std::vector<at::Generator> generators(int64_t count, uint64_t seed) {
-  std::vector<at::Generator> out;
-  for (int64_t i = 0; i < count; ++i) out.push_back(compat::make_cpu_generator(seed + static_cast<uint64_t>(i)));
+std::vector<uint64_t> seeds(int64_t count, uint64_t first) {
+  std::vector<uint64_t> out;
+  for (int64_t i = 0; i < count; ++i) out.push_back(first + static_cast<uint64_t>(i));
   return out;
 }
 
@@ -75,7 +75,7 @@ TEST_CASE("the decoder follows the schedule and fills every position", "[decodin
   request.ids = torch::full({2, tokens}, mask_id, torch::kLong);
   request.class_tokens = torch::zeros({2}, torch::kLong);
   request.mask_id = mask_id;
-  request.generators = generators(2, 7);
+  request.seeds = seeds(2, 7);
   std::vector<int64_t> observed;
   const torch::Tensor out = decode_tokens(request, DecodeOptions{}, fixed_logits(tokens, vocabulary),
                                           [&](int64_t, const torch::Tensor& masked) {
@@ -97,7 +97,7 @@ TEST_CASE("known ids never change", "[decoding]") {
     request.class_tokens = torch::zeros({3}, torch::kLong);
     request.mask_id = mask_id;
     request.grid_width = 7;
-    request.generators = generators(3, 11);
+    request.seeds = seeds(3, 11);
     DecodeOptions options;
     options.halton_order = halton;
     options.steps = 12;
@@ -115,7 +115,7 @@ TEST_CASE("an image depends on its own seed, not on its batch", "[decoding]") {
     request.ids = torch::full({batch, tokens}, mask_id, torch::kLong);
     request.class_tokens = torch::zeros({batch}, torch::kLong);
     request.mask_id = mask_id;
-    request.generators = generators(batch, first_seed);
+    request.seeds = seeds(batch, first_seed);
     return decode_tokens(request, DecodeOptions{}, fixed_logits(tokens, 8));
   };
   const torch::Tensor batch_of_four = decode(4, 100);
@@ -137,7 +137,7 @@ TEST_CASE("guidance combines conditional and unconditional logits", "[decoding]"
   request.class_tokens = torch::zeros({1}, torch::kLong);
   request.mask_id = mask_id;
   request.no_class_token = no_class;
-  request.generators = generators(1, 3);
+  request.seeds = seeds(1, 3);
   DecodeOptions options;
   options.guidance_scale = 3.0;
   options.top_k = 1;

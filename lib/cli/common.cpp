@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "model/model_dir.h"
+#include "runtime/allocator.h"
 #include "runtime/threads.h"
 
 namespace maskgit {
@@ -22,6 +23,7 @@ void add_runtime_options(CLI::App& app, RuntimeOptions& options) {
 }
 
 torch::Device apply_runtime_options(const RuntimeOptions& options) {
+  keep_freed_memory_for_reuse();
   configure_cpu_threads(options.threads);
   if (options.device == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
   torch::Device device(torch::kCPU);

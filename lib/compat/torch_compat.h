@@ -35,8 +35,15 @@ torch::Tensor fused_attention_or(const torch::Tensor& query, const torch::Tensor
 #endif
 }
 
-// GELU with the tanh approximation (SPEC.md section 3).
-inline torch::Tensor gelu_tanh(const torch::Tensor& x) { return torch::gelu(x, "tanh"); }
+// GELU with the tanh approximation (the release's BERT layers): 0.5·x·(1 + tanh(z)) with
+// z = √(2/π)(x + 0.044715x³). On the CPU it is computed as x·sigmoid(2z), the same function:
+// LibTorch 1.13's tanh-GELU kernel is not vectorised and took 3.2 ms on [64, 50, 768] where
+// this takes 1.7 ms (2 threads). Elsewhere LibTorch's fused kernel is used.
+inline torch::Tensor gelu_tanh(const torch::Tensor& x) {
+  if (!x.is_cpu()) return torch::gelu(x, "tanh");
+  constexpr double two_sqrt_2_over_pi = 1.5957691216057308;
+  return x.square().mul(0.044715 * two_sqrt_2_over_pi).add_(two_sqrt_2_over_pi).mul_(x).sigmoid_().mul(x);
+}
 
 // A generator on `device` seeded explicitly; CUDA generators only when CUDA is compiled in.
 at::Generator make_generator(const torch::Device& device, uint64_t seed);

@@ -1,5 +1,4 @@
 #include "decoding/decoder.h"
-#include "runtime/threads.h"
 
 #include <fmt/format.h>
 
@@ -7,8 +6,14 @@
 #include <limits>
 #include <stdexcept>
 
+#include "decoding/counter_rng.h"
+#include "runtime/threads.h"
+
 namespace maskgit {
 namespace {
+
+// Random streams per step: 0 samples the codes, 1 perturbs the keep/re-mask choice.
+constexpr int64_t kSampleStream = 0, kChoiceStream = 1, kStreams = 2;
 
 double radical_inverse(int64_t index, int64_t base) {
   double result = 0, fraction = 1.0 / static_cast<double>(base);
@@ -31,6 +36,12 @@ torch::Tensor shape_logits(torch::Tensor logits, const DecodeOptions& options) {
   return logits;
 }
 
+int64_t total_steps(const DecodeOptions& options) {
+  return options.schedule.kind == ScheduleKind::custom
+             ? options.start_step + static_cast<int64_t>(options.schedule.custom_reveals.size())
+             : options.steps;
+}
+
 }  // namespace
 
 std::vector<int64_t> halton_order(int64_t height, int64_t width) {
@@ -50,90 +61,106 @@ std::vector<int64_t> halton_order(int64_t height, int64_t width) {
   return order;
 }
 
+torch::Tensor masked_count_table(const torch::Tensor& initially_unknown, const DecodeOptions& options) {
+  const int64_t steps = total_steps(options);
+  const torch::Tensor start = initially_unknown.to(torch::kCPU, torch::kLong).contiguous();
+  const int64_t batch = start.size(0);
+  torch::Tensor table = torch::zeros({steps, batch}, torch::kLong);
+  auto counts = table.accessor<int64_t, 2>();
+  const auto* initial = start.data_ptr<int64_t>();
+  for (int64_t b = 0; b < batch; ++b) {
+    int64_t unknown = initial[b];
+    for (int64_t step = options.start_step; step + 1 < steps && unknown > 0; ++step) {
+      unknown = masked_after_step(options.schedule, step, steps, initial[b], unknown);
+      counts[step][b] = unknown;
+    }
+  }
+  return table;
+}
+
 torch::Tensor decode_tokens(const DecodeRequest& request, const DecodeOptions& options,
                             const LogitsFunction& logits_of, const StepObserver& observe) {
-  const torch::Tensor initial = request.ids.to(torch::kLong);
-  if (initial.dim() != 2) throw std::invalid_argument("decode_tokens: ids must be [B, N]");
-  const int64_t batch = initial.size(0), tokens = initial.size(1);
-  if (static_cast<int64_t>(request.generators.size()) != batch)
-    throw std::invalid_argument("decode_tokens: one generator per image is required");
+  if (request.ids.dim() != 2) throw std::invalid_argument("decode_tokens: ids must be [B, N]");
+  const torch::Device device = request.ids.device();
+  const int64_t batch = request.ids.size(0), tokens = request.ids.size(1);
+  if (static_cast<int64_t>(request.seeds.size()) != batch)
+    throw std::invalid_argument("decode_tokens: one seed per image is required");
+  if (request.class_tokens.dim() != 1 || request.class_tokens.size(0) != batch)
+    throw std::invalid_argument("decode_tokens: class_tokens must be [B]");
   if (options.steps < 1 || options.start_step < 0 || options.start_step >= options.steps)
     throw std::invalid_argument("decode_tokens: need 0 <= start_step < steps");
   const bool guided = options.guidance_scale != 1.0;
   if (guided && request.no_class_token < 0) throw std::invalid_argument("decode_tokens: guidance needs a no-class token");
-  const int64_t steps = options.schedule.kind == ScheduleKind::custom
-                            ? options.start_step + static_cast<int64_t>(options.schedule.custom_reveals.size())
-                            : options.steps;
+  const int64_t steps = total_steps(options);
 
-  // Sampling state lives on the CPU in float32: the per-image generators are CPU generators
-  // and the work per step is small next to the forward pass.
-  torch::Tensor current = initial.to(torch::kCPU).clone();
-  const torch::Tensor initially_unknown = (current == request.mask_id).sum(1);
-  std::vector<int64_t> halton;
+  torch::Tensor current = request.ids.to(torch::kLong).clone();
+  const torch::Tensor classes = request.class_tokens.to(device, torch::kLong);
+  const torch::Tensor model_classes =
+      guided ? torch::cat({classes, torch::full_like(classes, request.no_class_token)}) : classes;
+  // The only host round trip: how many tokens each image starts with unknown.
+  const torch::Tensor initially_unknown = (current == request.mask_id).sum(1).to(torch::kCPU);
+  const torch::Tensor count_table = masked_count_table(initially_unknown, options);
+  const torch::Tensor masked_after = count_table.to(device);  // [steps, B]
+  // Steps after which nothing is left to decode in any image are skipped.
+  const int64_t busiest = initially_unknown.numel() ? initially_unknown.max().item<int64_t>() : 0;
+  const int64_t last_step = busiest == 0 ? options.start_step : steps;
+
+  torch::Tensor halton_priority;  // [N] float32: later in the Halton order = re-masked first
   if (options.halton_order) {
     if (request.grid_width <= 0 || tokens % request.grid_width != 0)
       throw std::invalid_argument("decode_tokens: Halton order needs the grid width");
-    halton = halton_order(tokens / request.grid_width, request.grid_width);
+    const std::vector<int64_t> order = halton_order(tokens / request.grid_width, request.grid_width);
+    std::vector<float> priority(static_cast<size_t>(tokens));
+    for (size_t rank = 0; rank < order.size(); ++rank)
+      priority[static_cast<size_t>(order[rank])] = -static_cast<float>(rank);
+    halton_priority = torch::tensor(priority).to(device).unsqueeze(0);
   }
-  const torch::Device device = request.ids.device();
-  torch::Tensor sampled = current.clone();
-  for (int64_t step = options.start_step; step < steps; ++step) {
+  const CounterRng rng(request.seeds, steps, kStreams, device);
+  const torch::Tensor positions = torch::arange(tokens, torch::TensorOptions().device(device).dtype(torch::kLong));
+  const float infinity = std::numeric_limits<float>::infinity();
+
+  for (int64_t step = options.start_step; step < last_step; ++step) {
     adapt_cpu_threads();
-    torch::Tensor unknown = current == request.mask_id;
-    if (!unknown.any().item<bool>()) break;
+    const torch::Tensor unknown = current == request.mask_id;  // [B, N]
     torch::Tensor logits;
-    {
-      torch::NoGradGuard no_grad;
-      torch::Tensor ids = current.to(device);
-      torch::Tensor classes = request.class_tokens.to(device);
-      if (guided) {
-        torch::Tensor both = logits_of(torch::cat({ids, ids}),
-                                       torch::cat({classes, torch::full_like(classes, request.no_class_token)}));
-        both = both.to(torch::kCPU, torch::kFloat32);
-        const torch::Tensor conditional = both.slice(0, 0, batch), unconditional = both.slice(0, batch);
-        logits = unconditional + options.guidance_scale * (conditional - unconditional);
-      } else {
-        logits = logits_of(ids, classes).to(torch::kCPU, torch::kFloat32);
-      }
+    if (guided) {
+      const torch::Tensor both = logits_of(torch::cat({current, current}), model_classes).to(torch::kFloat32);
+      const torch::Tensor conditional = both.slice(0, 0, batch), unconditional = both.slice(0, batch);
+      logits = unconditional + options.guidance_scale * (conditional - unconditional);
+    } else {
+      logits = logits_of(current, model_classes);
     }
-    const torch::Tensor probabilities = torch::softmax(shape_logits(logits, options), -1);  // [B, N, K]
-    const double ratio = static_cast<double>(step + 1) / static_cast<double>(steps);
-    const double noise_scale = options.choice_temperature * (1.0 - ratio);
-    for (int64_t b = 0; b < batch; ++b) {
-      at::Generator generator = request.generators[static_cast<size_t>(b)];
-      const torch::Tensor draws = torch::multinomial(probabilities[b], 1, /*replacement=*/true, generator).squeeze(1);
-      const torch::Tensor row_unknown = unknown[b];
-      torch::Tensor row = torch::where(row_unknown, draws, current[b]);
-      sampled[b] = row;
-      const int64_t unknown_count = row_unknown.sum().item<int64_t>();
-      if (unknown_count == 0) continue;
-      const int64_t to_mask = masked_after_step(options.schedule, step, steps,
-                                                initially_unknown[b].item<int64_t>(), unknown_count);
-      torch::Tensor next = row.clone();
-      if (step + 1 < steps) {
-        torch::Tensor remask;
-        if (options.halton_order) {
-          // Keep masked the last `to_mask` unknown positions in Halton order.
-          std::vector<int64_t> pending;
-          auto unknown_flags = row_unknown.accessor<bool, 1>();
-          for (int64_t cell : halton)
-            if (unknown_flags[cell]) pending.push_back(cell);
-          remask = torch::tensor(std::vector<int64_t>(pending.end() - to_mask, pending.end()), torch::kLong);
-        } else {
-          torch::Tensor confidence = torch::log(probabilities[b].gather(1, draws.unsqueeze(1)).squeeze(1).clamp_min(1e-30));
-          // Gumbel(0,1) noise on the selection score only.
-          const torch::Tensor uniform = torch::rand({tokens}, generator).clamp(1e-20, 1.0 - 1e-7);
-          confidence = confidence + noise_scale * -torch::log(-torch::log(uniform));
-          confidence = confidence.masked_fill(row_unknown.logical_not(), std::numeric_limits<float>::infinity());
-          remask = std::get<1>(confidence.topk(to_mask, 0, /*largest=*/false));
-        }
-        next.index_fill_(0, remask, request.mask_id);
+    const torch::Tensor probabilities = torch::softmax(shape_logits(logits, options), -1);  // [B, N, K] float32
+    const int64_t codes = probabilities.size(2);
+    // Categorical sampling by the exponential race: argmax_k p_k / E_k with E_k = −log U_k
+    // picks k with probability p_k (the Gumbel-max trick in multiplicative form).
+    const torch::Tensor race = rng.uniform(step, kSampleStream, tokens * codes).view({batch, tokens, codes}).log_().neg_();
+    const torch::Tensor draws = probabilities.div(race).argmax(-1);  // [B, N]
+    const torch::Tensor sampled = torch::where(unknown, draws, current);
+    if (step + 1 >= steps) {
+      current = sampled;
+    } else {
+      torch::Tensor score;
+      if (options.halton_order) {
+        score = halton_priority.expand({batch, tokens});
+      } else {
+        const double ratio = static_cast<double>(step + 1) / static_cast<double>(steps);
+        const double noise_scale = options.choice_temperature * (1.0 - ratio);
+        // log p of the sampled code plus Gumbel(0, 1) noise scaled by the annealed temperature.
+        const torch::Tensor gumbel = rng.uniform(step, kChoiceStream, tokens).log_().neg_().log_().neg_();
+        score = probabilities.gather(2, draws.unsqueeze(2)).squeeze(2).clamp_min(1e-30).log_().add_(gumbel,
+                                                                                                    noise_scale);
       }
-      current[b] = next;
+      // Known tokens are never re-masked; of the rest, the masked_after[step][b] lowest scores are.
+      score = score.masked_fill(unknown.logical_not(), infinity);
+      const torch::Tensor order = score.argsort(/*dim=*/int64_t{1});
+      const torch::Tensor by_rank = positions.unsqueeze(0) < masked_after[step].unsqueeze(1);  // [B, N]
+      const torch::Tensor remask = torch::zeros_like(by_rank).scatter_(1, order, by_rank);
+      current = sampled.masked_fill(remask, request.mask_id);
     }
     if (observe) observe(step, current == request.mask_id);
   }
-  return sampled.to(request.ids.device());
+  return current;
 }
 
 }  // namespace maskgit

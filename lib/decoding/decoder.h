@@ -1,7 +1,14 @@
 #pragma once
-// Confidence-based parallel decoding (SPEC.md section 5), exactly as the release does it, plus
-// the optional extensions of later work (softmax temperature, top-k, classifier-free
-// guidance, Halton position order), all off by default. Used by generation and editing.
+// Confidence-based parallel decoding (docs: README "Decoding"; the release's
+// maskgit/libml/parallel_decode.py), exactly as the release does it, plus the optional
+// extensions of later work (softmax temperature, top-k, classifier-free guidance, Halton
+// position order), all off by default. Used by generation and editing.
+//
+// The whole loop runs as batched tensor ops on the device of the logits: sampling, noise,
+// guidance, top-k and re-masking are float32 tensor ops, the number of tokens to re-mask at
+// every step of every image is computed from the schedule before the loop, and random numbers
+// come from a counter-based generator (decoding/counter_rng.h), so no step waits for the host
+// and only the final ids come back.
 #include <torch/torch.h>
 
 #include <functional>
@@ -22,28 +29,38 @@ struct DecodeOptions {
   bool halton_order = false;        // reveal positions in Halton order instead of by confidence
 };
 
-// Logits for a batch: ids [B, N] (MASK where unknown) and class tokens [B] → [B, N, K] (any
-// float dtype; the decoder samples in float32). For guidance the decoder passes a batch of
-// 2B rows, the unconditional ones carrying the "no class" token.
+// Logits for a batch: ids [B, N] (MASK where unknown) and class tokens [B], both int64 on the
+// decoding device → [B, N, K] on the same device (any float dtype; the decoder samples in
+// float32). For guidance the decoder passes a batch of 2B rows, the unconditional ones
+// carrying the "no class" token.
 using LogitsFunction = std::function<torch::Tensor(const torch::Tensor& ids, const torch::Tensor& class_tokens)>;
 
-// Called after each step with the step index and the ids still masked then ([B, N] bool).
+// Called after each step with the step index and the ids still masked then ([B, N] bool, on
+// the decoding device; reading it synchronises with the device).
 using StepObserver = std::function<void(int64_t step, const torch::Tensor& still_masked)>;
 
 struct DecodeRequest {
-  torch::Tensor ids;            // [B, N] int64, `mask_id` where unknown; known ids never change
+  torch::Tensor ids;            // [B, N] int64, `mask_id` where unknown; known ids never change.
+                                // Its device is the decoding device.
   torch::Tensor class_tokens;   // [B] int64
   int64_t mask_id = 0;
   int64_t no_class_token = -1;  // needed when guidance_scale != 1
   int64_t grid_width = 0;       // for the Halton order (N = grid_height · grid_width)
-  // One generator per image, so that image b depends only on its own seed, never on the
-  // batch it was decoded in.
-  std::vector<at::Generator> generators;
+  // One seed per image: image b's random numbers depend on seeds[b] alone (counter_rng.h),
+  // never on the batch it was decoded in or the device.
+  std::vector<uint64_t> seeds;
 };
 
-// Returns the fully decoded ids [B, N] (the last step's samples; nothing left masked).
+// Returns the fully decoded ids [B, N] int64 on the decoding device (nothing left masked).
+// Throws std::invalid_argument for malformed requests (shapes, seed count, steps).
 torch::Tensor decode_tokens(const DecodeRequest& request, const DecodeOptions& options,
                             const LogitsFunction& logits_of, const StepObserver& observe = nullptr);
+
+// The tokens each image keeps masked after every step: int64 [steps, B], row t = the count
+// after step t (0 from the last step on, and for images with nothing unknown). Row t is the
+// release's floor(N0·γ((t+1)/T)) clamped to [1, unknown − 1] (masked_after_step), with N0 the
+// image's unknown tokens at the start. Rows before start_step are 0 and unused.
+torch::Tensor masked_count_table(const torch::Tensor& initially_unknown, const DecodeOptions& options);
 
 // The Halton (2, 3) low-discrepancy order over an h × w grid: every cell exactly once.
 std::vector<int64_t> halton_order(int64_t height, int64_t width);

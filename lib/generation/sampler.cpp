@@ -4,6 +4,8 @@
 
 #include "common/error.h"
 #include "compat/torch_compat.h"
+#include "decoding/counter_rng.h"
+#include "runtime/threads.h"
 
 namespace maskgit {
 
@@ -24,21 +26,34 @@ torch::Tensor complete_tokens(BidirectionalTransformer& transformer, const torch
   const TransformerConfig& config = transformer->config();
   if (options.guidance_scale != 1.0 && !config.no_class_token)
     throw_usage("--cfg-scale: this model was trained without a \"no class\" token, so guidance is unavailable");
-  DecodeRequest request;
-  request.ids = ids.to(torch::kCPU).to(torch::kLong);
   std::vector<int64_t> class_tokens;
   for (int64_t class_id : classes) class_tokens.push_back(class_token_for(config, class_id));
-  request.class_tokens = torch::tensor(class_tokens, torch::kLong);
-  request.mask_id = config.mask_token();
-  request.no_class_token = config.no_class_token_id();
-  request.grid_width = config.grid_width;
-  for (uint64_t seed : seeds) request.generators.push_back(compat::make_cpu_generator(seed));
-  torch::NoGradGuard no_grad;
   transformer->eval();
-  const LogitsFunction logits_of = [&](const torch::Tensor& batch_ids, const torch::Tensor& batch_classes) {
-    return transformer->image_logits(batch_ids.to(device), batch_classes.to(device));
-  };
-  return decode_tokens(request, options, logits_of).to(torch::kCPU);
+  torch::Tensor decoded;
+  {
+    c10::InferenceMode inference;
+    DecodeRequest request;
+    request.ids = ids.to(device, torch::kLong);
+    request.class_tokens = torch::tensor(class_tokens, torch::kLong).to(device);
+    request.mask_id = config.mask_token();
+    request.no_class_token = config.no_class_token_id();
+    request.grid_width = config.grid_width;
+    request.seeds = seeds;
+    const LogitsFunction logits_of = [&](const torch::Tensor& batch_ids, const torch::Tensor& batch_classes) {
+      if (!batch_ids.is_cpu()) return transformer->image_logits(batch_ids, batch_classes);
+      // On the CPU each intra-op thread runs the forward of its own slice of the batch.
+      std::vector<torch::Tensor> parts(static_cast<size_t>(batch_ids.size(0)));
+      const int64_t slices = run_slices_in_parallel(batch_ids.size(0), [&](int64_t slice, int64_t begin, int64_t end) {
+        parts[static_cast<size_t>(slice)] =
+            transformer->image_logits(batch_ids.slice(0, begin, end), batch_classes.slice(0, begin, end));
+      });
+      parts.resize(static_cast<size_t>(slices));
+      return slices == 1 ? parts[0] : torch::cat(parts);
+    };
+    decoded = decode_tokens(request, options, logits_of).to(torch::kCPU);
+  }
+  // A normal tensor again: callers may update it in place outside inference mode.
+  return decoded.clone();
 }
 
 torch::Tensor generate_tokens(BidirectionalTransformer& transformer, const std::vector<int64_t>& classes,
@@ -80,6 +95,7 @@ Json decode_settings_json(const DecodeOptions& options) {
   json.set("top_k", options.top_k);
   json.set("cfg_scale", options.guidance_scale);
   json.set("order", options.halton_order ? "halton" : "confidence");
+  json.set("rng", kCounterRngName);
   return json;
 }
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -154,5 +155,27 @@ void adapt_cpu_threads() {
 }
 
 CpuThreadStatus cpu_thread_status() { return state().status; }
+
+int64_t run_slices_in_parallel(int64_t items, const std::function<void(int64_t, int64_t, int64_t)>& run) {
+  const int64_t slices = std::min<int64_t>(items, at::in_parallel_region() ? 1 : torch::get_num_threads());
+  if (slices <= 1) {
+    run(0, 0, items);
+    return 1;
+  }
+  const int blas_threads = state().configured ? state().status.threads : torch::get_num_threads();
+  set_blas_threads(1);
+  try {
+    at::parallel_for(0, slices, 1, [&](int64_t first, int64_t last) {
+      c10::InferenceMode inference;
+      for (int64_t slice = first; slice < last; ++slice)
+        run(slice, slice * items / slices, (slice + 1) * items / slices);
+    });
+  } catch (...) {
+    set_blas_threads(blas_threads);
+    throw;
+  }
+  set_blas_threads(blas_threads);
+  return slices;
+}
 
 }  // namespace maskgit

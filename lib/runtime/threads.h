@@ -10,6 +10,8 @@
 //      processes' runnable threads, at least 1, re-checked at most twice a second at batch
 //      and step boundaries (adapt_cpu_threads), so that a tool beside another job does not
 //      split its work across a core it would have to wait for.
+#include <cstdint>
+#include <functional>
 #include <string>
 
 namespace maskgit {
@@ -43,5 +45,13 @@ int other_runnable_threads();
 
 // CPUs in this process's affinity mask (at least 1).
 int available_cpus();
+
+// Data-parallel CPU inference: splits [0, items) into one contiguous slice per intra-op
+// thread and runs run(slice, begin, end) for all slices at once, with BLAS single-threaded
+// meanwhile, so each thread runs whole forward passes instead of every operation being split
+// (and synchronised) across threads. Returns the number of slices (1: run(0, 0, items) on the
+// calling thread, when there is one thread or one item). Grad mode is off inside (the worker
+// threads do not inherit the caller's guards). Exceptions from a slice are rethrown.
+int64_t run_slices_in_parallel(int64_t items, const std::function<void(int64_t slice, int64_t begin, int64_t end)>& run);
 
 }  // namespace maskgit
