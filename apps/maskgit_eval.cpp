@@ -34,12 +34,12 @@ size_t name_width(const std::vector<std::string>& class_names) {
 // Samples every class of `model_dir` (whose class names must match the classifier's).
 LabeledSamples sample_model_for_evaluation(const std::string& model_dir, const LoadedClassifier& classifier,
                                            int64_t per_class, uint64_t seed, const DecodeOptions& decode,
-                                           int64_t batch_size, const torch::Device& device) {
+                                           torch::ScalarType dtype, int64_t batch_size, const torch::Device& device) {
   const ModelConfig config = read_model_config(model_dir);
   if (config.class_names != classifier.class_names)
     throw_usage(fmt::format("--sample-model: {} has other classes than the classifier", model_dir));
   VQTokenizer tokenizer = load_tokenizer(config, device);
-  BidirectionalTransformer transformer = load_transformer(config, device);
+  BidirectionalTransformer transformer = load_transformer(config, device, dtype);
   std::vector<int64_t> classes;
   std::vector<uint64_t> seeds;
   for (int64_t c = 0; c < config.num_classes(); ++c)
@@ -197,7 +197,7 @@ int main(int argc, char** argv) {
     LabeledSamples samples;
     if (!sample_model.empty()) {
       samples = sample_model_for_evaluation(sample_model, classifier, per_class, sample_seed, to_decode_options(sampler),
-                                            batch_size, device);
+                                            forward_dtype(sampler, device), batch_size, device);
     } else {
       samples = images_dir.empty() ? read_labeled_sample_files(files, classifier.class_names, classifier.config())
                                    : read_labeled_samples(images_dir, classifier.class_names, classifier.config());

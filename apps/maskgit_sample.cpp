@@ -59,7 +59,8 @@ int main(int argc, char** argv) {
     if (output.empty() && grid_output.empty() && tokens_output.empty() && !json_output)
       throw_usage("--output: empty, and no --grid, --save-tokens or --json: nothing would be produced");
     VQTokenizer tokenizer = load_tokenizer(config, device);
-    BidirectionalTransformer transformer = load_transformer(config, device);
+    const torch::ScalarType dtype = forward_dtype(sampler, device);
+    BidirectionalTransformer transformer = load_transformer(config, device, dtype);
     const TransformerConfig& shape = transformer->config();
 
     std::vector<int64_t> image_classes;
@@ -69,7 +70,7 @@ int main(int argc, char** argv) {
         image_seeds.push_back(seed + image_classes.size());
         image_classes.push_back(c);
       }
-    const Json settings = decode_settings_json(decode);
+    const Json settings = decode_settings_json(decode, dtype);
     std::vector<torch::Tensor> all_ids, all_images;
     ProgressCounter progress("sampled", total);
     generate_images(transformer, tokenizer, config.image_height, config.image_width, image_classes, image_seeds, decode,

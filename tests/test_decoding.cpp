@@ -1,6 +1,7 @@
 #include <set>
 
 #include "compat/torch_compat.h"
+#include "decoding/counter_rng.h"
 #include "decoding/decoder.h"
 #include "decoding/schedule.h"
 
@@ -154,4 +155,94 @@ TEST_CASE("the Halton order covers every cell once", "[decoding]") {
     CHECK(static_cast<int64_t>(order.size()) == h * w);
     CHECK(static_cast<int64_t>(std::set<int64_t>(order.begin(), order.end()).size()) == h * w);
   }
+}
+
+TEST_CASE("the counter-based generator: reference values, both paths bit-identical", "[decoding][rng]") {
+  // Reference values of the published PCG hash and SplitMix64 output function.
+  CHECK(pcg_hash(0) == 129708002u);
+  CHECK(pcg_hash(1) == 2831084092u);
+  CHECK(splitmix64(0) == 0xe220a8397b1dcdafULL);
+  const std::vector<uint64_t> seeds = {0, 1, 4294967296ULL, 18446744073709551615ULL, 12345};
+  const CounterRng rng(seeds, 12, 2, torch::kCPU);
+  for (int64_t step : {0, 5, 11})
+    for (int64_t stream : {0, 1})
+      for (int64_t count : {1, 49, 1000, 70001}) {
+        INFO("step " << step << " stream " << stream << " count " << count);
+        const torch::Tensor fast = rng.uniform(step, stream, count);
+        const torch::Tensor ops = rng.uniform_with_tensor_ops(step, stream, count);
+        REQUIRE(fast.sizes() == torch::IntArrayRef({5, count}));
+        CHECK(torch::equal(fast, ops));
+        CHECK(fast.min().item<float>() > 0.0f);
+        CHECK(fast.max().item<float>() < 1.0f);
+      }
+  // Seeds 0 and 2^32 differ (the whole 64-bit seed is used), and so do steps and streams.
+  const torch::Tensor row = rng.uniform(0, 0, 64);
+  CHECK_FALSE(torch::equal(row[0], row[2]));
+  CHECK_FALSE(torch::equal(rng.uniform(0, 0, 64), rng.uniform(1, 0, 64)));
+  CHECK_FALSE(torch::equal(rng.uniform(0, 0, 64), rng.uniform(0, 1, 64)));
+  // An image's numbers do not depend on the other images of the batch.
+  const CounterRng alone({12345}, 12, 2, torch::kCPU);
+  CHECK(torch::equal(alone.uniform(3, 1, 500)[0], rng.uniform(3, 1, 500)[4]));
+  CHECK_THROWS_AS(rng.uniform(12, 0, 4), std::invalid_argument);
+}
+
+TEST_CASE("the counter-based generator is uniform and uncorrelated", "[decoding][rng]") {
+  std::vector<uint64_t> many(64);
+  for (size_t i = 0; i < many.size(); ++i) many[i] = 1000 + i;
+  const torch::Tensor u = CounterRng(many, 1, 1, torch::kCPU).uniform(0, 0, 16384).flatten().to(torch::kDouble);
+  const auto n = static_cast<double>(u.numel());  // 1,048,576 draws
+  CHECK(u.mean().item<double>() == Approx(0.5).margin(0.002));
+  CHECK(u.var().item<double>() == Approx(1.0 / 12).margin(0.001));
+  // χ² over 256 equal bins: 255 degrees of freedom, mean 255, sd ≈ 22.6; 400 is p < 1e-8.
+  const torch::Tensor counts = torch::histc(u, 256, 0, 1);
+  const double expected = n / 256;
+  const double chi_square = ((counts - expected).square() / expected).sum().item<double>();
+  CHECK(chi_square < 400);
+  // Neighbouring indices (what one image's positions see) are uncorrelated.
+  const torch::Tensor a = u.slice(0, 0, u.numel() - 1) - 0.5, b = u.slice(0, 1) - 0.5;
+  CHECK(std::abs((a * b).mean().item<double>() / (1.0 / 12)) < 0.005);
+}
+
+TEST_CASE("decoding samples codes with the model's probabilities", "[decoding][rng]") {
+  // One token, one step: the sampled code's frequencies over 20,000 seeds are softmax(logits).
+  const int64_t images = 20000, mask_id = 4;
+  const torch::Tensor logits = torch::tensor({0.0f, 1.0f, -1.0f, 2.0f});
+  DecodeRequest request;
+  request.ids = torch::full({images, 1}, mask_id, torch::kLong);
+  request.class_tokens = torch::zeros({images}, torch::kLong);
+  request.mask_id = mask_id;
+  request.seeds = seeds(images, 7);
+  DecodeOptions options;
+  options.steps = 1;
+  const torch::Tensor out = decode_tokens(request, options, [&](const torch::Tensor& ids, const torch::Tensor&) {
+    return logits.view({1, 1, 4}).expand({ids.size(0), 1, 4}).contiguous();
+  });
+  const torch::Tensor frequency = torch::bincount(out.flatten(), {}, 4).to(torch::kDouble) / images;
+  const torch::Tensor expected = torch::softmax(logits.to(torch::kDouble), 0);
+  for (int64_t k = 0; k < 4; ++k) CHECK(frequency[k].item<double>() == Approx(expected[k].item<double>()).margin(0.01));
+}
+
+TEST_CASE("CPU and CUDA decode the same tokens from the same logits", "[decoding][rng][cuda]") {
+  if (!torch::cuda::is_available()) {
+    WARN("no CUDA device: only the CPU half ran (the tensor-op path is checked against the CPU loop above)");
+    return;
+  }
+  const int64_t tokens = 64, vocabulary = 32, mask_id = 32;
+  const torch::Tensor table = torch::randn({tokens, vocabulary}, compat::make_cpu_generator(3)) * 3;
+  auto decode_on = [&](const torch::Device& device, int64_t batch) {
+    DecodeRequest request;
+    request.ids = torch::full({batch, tokens}, mask_id, torch::TensorOptions().device(device).dtype(torch::kLong));
+    request.class_tokens = torch::zeros({batch}, torch::TensorOptions().device(device).dtype(torch::kLong));
+    request.mask_id = mask_id;
+    request.seeds = seeds(batch, 40);
+    DecodeOptions options;
+    options.top_k = 8;
+    const torch::Tensor on_device = table.to(device);
+    return decode_tokens(request, options, [&](const torch::Tensor& ids, const torch::Tensor&) {
+             return on_device.unsqueeze(0).expand({ids.size(0), -1, -1}).contiguous();
+           }).cpu();
+  };
+  const torch::Tensor cpu = decode_on(torch::kCPU, 6);
+  CHECK(torch::equal(decode_on(torch::Device(torch::kCUDA), 6), cpu));
+  CHECK(torch::equal(decode_on(torch::Device(torch::kCUDA), 1)[0], cpu[0]));
 }

@@ -30,7 +30,8 @@ TEST_CASE("tokenizer grid shapes follow the number of levels", "[tokenizer]") {
   for (const Case& c : {Case{{1}, 1, 28, 28}, Case{{1, 2}, 1, 28, 14}, Case{{1, 2, 4}, 1, 28, 7},
                         Case{{1, 2, 2, 4}, 3, 32, 4}}) {
     TokenizerConfig config = tiny_tokenizer_config();
-    config.channel_multipliers = c.multipliers;
+    // Range-constructed, not copy-assigned: g++ 13 reports a false -Warray-bounds in the inlined copy.
+    config.channel_multipliers = std::vector<int64_t>(c.multipliers.begin(), c.multipliers.end());
     config.channels = c.channels;
     VQTokenizer tokenizer(config);
     tokenizer->eval();

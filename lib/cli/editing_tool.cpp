@@ -123,9 +123,10 @@ void run_editing_tool(const std::string& tool, const EditingCliOptions& options,
   if (options.output.empty() && !options.json && options.grid.empty() && options.save_mask.empty())
     throw_usage("--output: empty, and no --json, --grid or --save-mask: nothing would be produced");
   VQTokenizer tokenizer = load_tokenizer(config, device);
-  BidirectionalTransformer transformer = load_transformer(config, device);
+  const torch::ScalarType dtype = forward_dtype(options.sampler, device);
+  BidirectionalTransformer transformer = load_transformer(config, device, dtype);
 
-  Json settings = decode_settings_json(decode);
+  Json settings = decode_settings_json(decode, dtype);
   settings.set("dilate", options.dilate);
   settings.set("feather", setup.feather_radius);
   description.set("tool", tool);

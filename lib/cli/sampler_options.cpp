@@ -28,6 +28,21 @@ void add_sampler_options(CLI::App& app, SamplerCliOptions& options) {
   group->add_option("--order", options.order,
                     "Which positions to fix each step: confidence (the release) or halton (a fixed spread-out order)")
       ->capture_default_str()->check(CLI::IsMember({"confidence", "halton"}));
+  group->add_option("--dtype", options.dtype,
+                    "Precision of the transformer's forward pass: auto (bf16 on CUDA, fp32 on the CPU), fp32, bf16, "
+                    "fp16 (CUDA only); sampling is always fp32")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "fp32", "bf16", "fp16"}));
+}
+
+torch::ScalarType forward_dtype(const SamplerCliOptions& options, const torch::Device& device) {
+  if (options.dtype == "auto") return device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
+  if (options.dtype == "fp32") return torch::kFloat32;
+  if (options.dtype == "bf16") return torch::kBFloat16;
+  if (options.dtype == "fp16") {
+    if (!device.is_cuda()) throw_usage("--dtype fp16: half precision needs a CUDA device (on the CPU: fp32 or bf16)");
+    return torch::kFloat16;
+  }
+  throw_usage(fmt::format("--dtype: \"{}\" is not auto, fp32, bf16 or fp16", options.dtype));
 }
 
 DecodeOptions to_decode_options(const SamplerCliOptions& options) {

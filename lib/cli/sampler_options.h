@@ -1,6 +1,7 @@
 #pragma once
 // Sampler flags shared by maskgit-sample and the editing tools, defined once.
 #include <CLI/CLI.hpp>
+#include <torch/torch.h>
 
 #include <string>
 
@@ -17,12 +18,16 @@ struct SamplerCliOptions {
   int64_t top_k = 0;
   double cfg_scale = 1.0;
   std::string order = "confidence";
+  std::string dtype = "auto";
 };
 
 // --steps, --start-step, --schedule, --choice-temperature, --temperature, --top-k,
-// --cfg-scale, --order; the values in `options` are the defaults shown in --help.
+// --cfg-scale, --order, --dtype; the values in `options` are the defaults shown in --help.
 void add_sampler_options(CLI::App& app, SamplerCliOptions& options);
 // Validates the combination; Error(usage) naming the flag.
 DecodeOptions to_decode_options(const SamplerCliOptions& options);
+// --dtype resolved for `device`: auto is bfloat16 on CUDA and float32 elsewhere; fp16 needs
+// CUDA (LibTorch's CPU kernels lack it). Error(usage) naming --dtype otherwise.
+torch::ScalarType forward_dtype(const SamplerCliOptions& options, const torch::Device& device);
 
 }  // namespace maskgit

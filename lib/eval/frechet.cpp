@@ -32,7 +32,7 @@ FeatureStats feature_stats(const torch::Tensor& features) {
 }
 
 torch::Tensor symmetric_sqrt(const torch::Tensor& matrix) {
-  const auto [eigenvalues, eigenvectors] = torch::linalg::eigh(symmetrised(matrix.to(torch::kFloat64)), "L");
+  const auto [eigenvalues, eigenvectors] = at::linalg_eigh(symmetrised(matrix.to(torch::kFloat64)), "L");
   const torch::Tensor roots = eigenvalues.clamp_min(0.0).sqrt();
   return symmetrised((eigenvectors * roots.unsqueeze(0)).matmul(eigenvectors.transpose(0, 1)));
 }
@@ -50,7 +50,7 @@ double frechet_distance(const FeatureStats& a, const FeatureStats& b) {
   const torch::Tensor root_a = symmetric_sqrt(cov_a);
   // Σa^½ Σb Σa^½ is symmetric PSD and has the same eigenvalues as Σa Σb.
   const torch::Tensor product = symmetrised(root_a.matmul(cov_b).matmul(root_a));
-  const double trace_of_root = torch::linalg::eigvalsh(product, "L").clamp_min(0.0).sqrt().sum().item<double>();
+  const double trace_of_root = at::linalg_eigvalsh(product, "L").clamp_min(0.0).sqrt().sum().item<double>();
   const double distance = mean_term + cov_a.trace().item<double>() + cov_b.trace().item<double>() - 2.0 * trace_of_root;
   return std::max(0.0, distance);
 }

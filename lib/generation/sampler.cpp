@@ -85,7 +85,16 @@ void generate_images(BidirectionalTransformer& transformer, VQTokenizer& tokeniz
   }
 }
 
-Json decode_settings_json(const DecodeOptions& options) {
+std::string dtype_name(torch::ScalarType dtype) {
+  switch (dtype) {
+    case torch::kFloat32: return "fp32";
+    case torch::kBFloat16: return "bf16";
+    case torch::kFloat16: return "fp16";
+    default: return c10::toString(dtype);
+  }
+}
+
+Json decode_settings_json(const DecodeOptions& options, torch::ScalarType forward_dtype) {
   Json json = Json::object();
   json.set("steps", options.steps);
   json.set("start_step", options.start_step);
@@ -96,6 +105,7 @@ Json decode_settings_json(const DecodeOptions& options) {
   json.set("cfg_scale", options.guidance_scale);
   json.set("order", options.halton_order ? "halton" : "confidence");
   json.set("rng", kCounterRngName);
+  json.set("dtype", dtype_name(forward_dtype));
   return json;
 }
 

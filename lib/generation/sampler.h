@@ -43,7 +43,10 @@ void generate_images(BidirectionalTransformer& transformer, VQTokenizer& tokeniz
 // has no "no class" token but one is needed.
 int64_t class_token_for(const TransformerConfig& config, int64_t class_id);
 
-// Generation settings as stored in PNG metadata and printed by --json.
-Json decode_settings_json(const DecodeOptions& options);
+// Generation settings as stored in PNG metadata and printed by --json: the decoding options,
+// the random number generator's name and the forward's precision ("fp32", "bf16", "fp16").
+Json decode_settings_json(const DecodeOptions& options, torch::ScalarType forward_dtype = torch::kFloat32);
+// "fp32", "bf16", "fp16" (or LibTorch's name for other types).
+std::string dtype_name(torch::ScalarType dtype);
 
 }  // namespace maskgit

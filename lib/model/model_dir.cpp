@@ -139,10 +139,12 @@ void save_tokenizer_weights(const ModelConfig& config, VQTokenizer& tokenizer) {
   save_stage_weights(*tokenizer, config, kTokenizerWeightsFile, "tokenizer");
 }
 
-BidirectionalTransformer load_transformer(const ModelConfig& config, const torch::Device& device) {
+BidirectionalTransformer load_transformer(const ModelConfig& config, const torch::Device& device,
+                                          torch::ScalarType dtype) {
   if (!config.transformer) throw_missing_stage(config, "transformer");
   BidirectionalTransformer transformer(*config.transformer);
   load_stage_weights(*transformer, config, kTransformerWeightsFile, device);
+  if (dtype != torch::kFloat32) transformer->to(dtype);
   return transformer;
 }
 

@@ -47,8 +47,11 @@ VQTokenizer load_tokenizer(const ModelConfig& config, const torch::Device& devic
 // Saves tokenizer weights (weights only, atomically) as DIR/tokenizer.safetensors.
 void save_tokenizer_weights(const ModelConfig& config, VQTokenizer& tokenizer);
 
-// Loads the transformer stage onto `device`, in eval mode; same errors as load_tokenizer.
-BidirectionalTransformer load_transformer(const ModelConfig& config, const torch::Device& device);
+// Loads the transformer stage onto `device`, in eval mode, with its weights converted to
+// `dtype` (float32, bfloat16 or float16: the forward's precision); same errors as
+// load_tokenizer.
+BidirectionalTransformer load_transformer(const ModelConfig& config, const torch::Device& device,
+                                          torch::ScalarType dtype = torch::kFloat32);
 void save_transformer_weights(const ModelConfig& config, BidirectionalTransformer& transformer);
 
 // Class ids from user words: each is a class id ("3") or a class name ("Sneaker", matched

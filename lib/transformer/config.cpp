@@ -57,12 +57,12 @@ TransformerConfig TransformerConfig::from_json(const Json& json, const std::stri
   return config;
 }
 
-TransformerConfig TransformerConfig::official_imagenet() {
+TransformerConfig TransformerConfig::official_imagenet(int64_t grid) {
   TransformerConfig config;
   config.codebook_size = 1024;
   config.num_classes = 1000;
-  config.grid_height = 16;
-  config.grid_width = 16;
+  config.grid_height = grid;
+  config.grid_width = grid;
   config.hidden_size = 768;
   config.num_layers = 24;
   config.num_heads = 16;

@@ -34,8 +34,9 @@ struct TransformerConfig {
   void validate(const std::string& path = "transformer") const;
   Json to_json() const;
   static TransformerConfig from_json(const Json& json, const std::string& path = "transformer");
-  // google-research/maskgit's 256×256 ImageNet transformer (≈172M parameters).
-  static TransformerConfig official_imagenet();
+  // google-research/maskgit's 256×256 ImageNet transformer (≈172M parameters), 16×16 tokens;
+  // `grid` 32 gives the 512×512 model (same weights' shapes but the position table).
+  static TransformerConfig official_imagenet(int64_t grid = 16);
 };
 
 }  // namespace maskgit
