@@ -106,6 +106,12 @@ check "a bad OMP_NUM_THREADS is a usage error (got $status)" test "$status" -eq 
 check "a bad OMP_NUM_THREADS is named" grep -q "error: OMP_NUM_THREADS=" "$work/err"
 check "--json prints one line per image" test "$(wc -l <"$work/lines")" -eq 3
 check "PNG text chunk carries the settings" grep -q '"schedule":"cosine"' "$work/b3-0.png"
+check "PNG text chunk names the random number generator" grep -q '"rng":"counter-pcg32/1"' "$work/b3-0.png"
+check "PNG text chunk names the forward precision" grep -q '"dtype":"fp32"' "$work/b3-0.png"
+"${sample[@]}" -c 1 -n 1 -s 5 --dtype bf16 -o "$work/bf16.png" 2>/dev/null
+check "--dtype bf16 runs on the CPU and is recorded" grep -q '"dtype":"bf16"' "$work/bf16.png"
+expect 2 "--dtype" -- "${sample[@]}" -c 1 --dtype fp16 -o "$work/x.png"
+expect 2 "--dtype" -- "${sample[@]}" -c 1 --dtype fp64 -o "$work/x.png"
 expect 2 "--class" -- "${sample[@]}" -c Spaceship -o "$work/x%d.png"
 expect 2 "--class" -- "${sample[@]}" -c 99 -o "$work/x%d.png"
 expect 2 "--schedule" -- "${sample[@]}" --schedule wiggly -o "$work/x%d.png"

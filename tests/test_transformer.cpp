@@ -48,8 +48,15 @@ TEST_CASE("the transformer is bidirectional and returns image-code logits", "[tr
   torch::NoGradGuard no_grad;
   torch::Tensor ids = torch::randint(0, 16, {2, 9});
   const torch::Tensor classes = torch::tensor({16, 17}, torch::kLong);
-  const torch::Tensor logits = model->image_logits(ids, classes);
+  torch::Tensor logits = model->image_logits(ids, classes);
   CHECK(logits.sizes() == torch::IntArrayRef({2, 9, 16}));
+  // The decoding head is the full head's image-position, image-code slice; with a bias that is
+  // not zero, so a misaligned bias slice would show.
+  for (auto& parameter : model->named_parameters())
+    if (parameter.key() == "MlmLayer_0.mlm_bias") parameter.value().copy_(torch::randn(parameter.value().sizes()));
+  const torch::Tensor full = model->forward(torch::cat({classes.unsqueeze(1), ids}, 1));
+  logits = model->image_logits(ids, classes);
+  CHECK(torch::allclose(logits, full.slice(1, 1).slice(2, 0, 16), 1e-5, 1e-6));
   // Changing the last token changes the first position's logits: attention looks both ways.
   torch::Tensor changed = ids.clone();
   changed[0][8] = (changed[0][8].item<int64_t>() + 1) % 16;

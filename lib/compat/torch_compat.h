@@ -42,7 +42,10 @@ torch::Tensor fused_attention_or(const torch::Tensor& query, const torch::Tensor
 inline torch::Tensor gelu_tanh(const torch::Tensor& x) {
   if (!x.is_cpu()) return torch::gelu(x, "tanh");
   constexpr double two_sqrt_2_over_pi = 1.5957691216057308;
-  return x.square().mul(0.044715 * two_sqrt_2_over_pi).add_(two_sqrt_2_over_pi).mul_(x).sigmoid_().mul(x);
+  torch::Tensor gate = x.square();
+  gate.mul_(0.044715 * two_sqrt_2_over_pi).add_(two_sqrt_2_over_pi).mul_(x).sigmoid_();
+  // Autograd needs the sigmoid's output for its backward pass: multiply in place only without it.
+  return torch::GradMode::is_enabled() ? gate.mul(x) : gate.mul_(x);
 }
 
 // A generator on `device` seeded explicitly; CUDA generators only when CUDA is compiled in.

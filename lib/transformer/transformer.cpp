@@ -90,7 +90,7 @@ MlmHeadImpl::MlmHeadImpl(const TransformerConfig& config) {
 
 torch::Tensor MlmHeadImpl::forward(const torch::Tensor& x, const torch::Tensor& word_embeddings) {
   torch::Tensor h = norm_(compat::gelu_tanh(dense_(x)));
-  return torch::matmul(h, word_embeddings.t()) + bias_;
+  return torch::matmul(h, word_embeddings.t()) + bias_.slice(0, 0, word_embeddings.size(0));
 }
 
 BidirectionalTransformerImpl::BidirectionalTransformerImpl(const TransformerConfig& config) : config_(config) {
@@ -102,15 +102,21 @@ BidirectionalTransformerImpl::BidirectionalTransformerImpl(const TransformerConf
 }
 
 torch::Tensor BidirectionalTransformerImpl::forward(const torch::Tensor& ids) {
+  return head_(hidden_states(ids), embeddings_->word_embeddings->weight);
+}
+
+torch::Tensor BidirectionalTransformerImpl::hidden_states(const torch::Tensor& ids) {
   torch::Tensor x = embeddings_(ids);
   for (auto& layer : layers_) x = layer(x);
-  return head_(x, embeddings_->word_embeddings->weight);
+  return x;
 }
 
 torch::Tensor BidirectionalTransformerImpl::image_logits(const torch::Tensor& image_ids,
                                                          const torch::Tensor& class_tokens) {
   torch::Tensor ids = torch::cat({class_tokens.to(image_ids.device()).unsqueeze(1), image_ids}, 1);
-  return forward(ids).slice(1, 1).slice(2, 0, config_.codebook_size);
+  // The head only for image positions and image codes: the same values as forward()'s slice,
+  // computed contiguously and without the class, mask and no-class columns.
+  return head_(hidden_states(ids).slice(1, 1), embeddings_->word_embeddings->weight.slice(0, 0, config_.codebook_size));
 }
 
 void BidirectionalTransformerImpl::reset_parameters_like_release(uint64_t seed) {

@@ -74,7 +74,9 @@ TORCH_MODULE(Embeddings);
 class MlmHeadImpl : public torch::nn::Module {  // Flax: MlmLayer_0
  public:
   explicit MlmHeadImpl(const TransformerConfig& config);
-  // Logits tied to the input embedding table, plus a free bias.
+  // Logits tied to the input embedding table, plus a free bias: x [B, L, hidden] and the first
+  // V' rows of the embedding table [V', hidden] → [B, L, V'] (V' = V for training; the image
+  // codes only, V' = K, when decoding).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& word_embeddings);
 
  private:
@@ -94,6 +96,8 @@ class BidirectionalTransformerImpl : public torch::nn::Module {
   // Image ids [B, N] (mask token where unknown) and class tokens [B] → image-code logits
   // [B, N, K] (class, mask and no-class logits sliced away).
   torch::Tensor image_logits(const torch::Tensor& image_ids, const torch::Tensor& class_tokens);
+  // The last layer's output [B, 1 + N, hidden] (before the MLM head).
+  torch::Tensor hidden_states(const torch::Tensor& ids);
 
   // Truncated normal (±2σ, σ = 0.02) for embeddings and dense kernels, zero biases.
   void reset_parameters_like_release(uint64_t seed);

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The test suite under AddressSanitizer + UndefinedBehaviorSanitizer (our code instrumented;
+# LibTorch is not). Builds in build-sanitize/ (or BUILD_DIR) and runs ctest there; any report
+# fails the test that caused it. Leak checking is off: LibTorch keeps static allocations alive
+# until exit, which LeakSanitizer would report on every test.
+# Usage: scripts/test_sanitizers.sh [ctest arguments...]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build_dir=${BUILD_DIR:-$root/build-sanitize}
+"$root/scripts/setup.sh" "$root/build" >/dev/null  # installs the packages (and keeps the normal build current)
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+if [ ! -f "$build_dir/CMakeCache.txt" ]; then
+  cmake -S "$root" -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DMASKGIT_SANITIZE=ON >&2
+fi
+cmake --build "$build_dir" --parallel "$(nproc)" >&2
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+cd "$build_dir"
+ctest --output-on-failure --timeout 1800 -j "$(nproc)" "$@"
