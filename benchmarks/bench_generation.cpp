@@ -26,12 +26,13 @@ void synchronize(const torch::Device& device) {
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
-// Forward FLOPs (multiply-add = 2) of one sequence through the transformer.
+// FLOPs (multiply-add = 2) of one decoding forward: every layer over the whole sequence, the
+// MLM head over the image positions and the image codes only (image_logits).
 double forward_flops(const TransformerConfig& c) {
   const double length = static_cast<double>(c.sequence_length()), hidden = static_cast<double>(c.hidden_size);
   const double per_layer = 8 * hidden * hidden + 4 * hidden * static_cast<double>(c.mlp_dim) + 4 * length * hidden;
-  const double head = 2 * hidden * hidden + 2 * hidden * static_cast<double>(c.vocabulary_size());
-  return length * (static_cast<double>(c.num_layers) * per_layer + head);
+  const double head = 2 * hidden * hidden + 2 * hidden * static_cast<double>(c.codebook_size);
+  return length * static_cast<double>(c.num_layers) * per_layer + static_cast<double>(c.tokens_per_image()) * head;
 }
 
 // The matrix ceiling: GFLOP/s of a large square matmul in `dtype` on `device`.
@@ -116,8 +117,7 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_name,
                  "model (the -m model), official256 or official512 (the release's ImageNet transformer, random weights)")
       ->check(CLI::IsMember({"model", "official256", "official512"}))->capture_default_str();
-  app.add_option("--dtype", precision.dtype, "Forward precision: auto, fp32, bf16, fp16 (CUDA)")
-      ->check(CLI::IsMember({"auto", "fp32", "bf16", "fp16"}))->capture_default_str();
+  add_dtype_option(app, precision.dtype);
   app.add_option("--batch", batches, "Batch sizes, comma-separated")->delimiter(',')->check(CLI::Range(1, 4096));
   app.add_option("--steps", steps, "Decoding steps (0: 8, or 12 for official512)")->check(CLI::Range(0, 1024));
   app.add_option("--repeats", repeats, "Timed runs per row (after one warm-up)")->capture_default_str()->check(CLI::Range(1, 100));

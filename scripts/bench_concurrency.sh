@@ -28,26 +28,33 @@ cleanup() { [ -n "$busy_pid" ] && kill "$busy_pid" 2>/dev/null; rm -rf "$work"; 
 trap cleanup EXIT
 
 now() { date +%s.%N; }
-# Runs `count` copies at once; prints the wall time of the whole group in seconds.
+calc() { awk "BEGIN { print $* }"; }
+# Runs `count` copies at once and sets group_time to the wall time of the whole group (s). A
+# failing copy stops the benchmark, once all copies have ended, with their error output.
 run_group() {
-  local count=$1 start pids=() i
+  local count=$1 start pids=() i failed=0
   start=$(now)
   for ((i = 0; i < count; i++)); do
     "$tool" -c 0 -n "$images" -b "$batch" -s $((i * images)) -o "$work/c$i-%d.png" "${extra[@]}" \
       >/dev/null 2>"$work/err$i" &
     pids+=($!)
   done
-  for pid in "${pids[@]}"; do wait "$pid" || { cat "$work"/err* >&2; exit 1; }; done
-  echo "$(now) - $start" | bc -l
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  if [ "$failed" = 1 ]; then
+    cat "$work"/err* >&2
+    echo "bench_concurrency: a copy of maskgit-sample failed" >&2
+    exit 1
+  fi
+  group_time=$(calc "$(now) - $start")
 }
-# The best of `repeats` runs.
+# Sets best_time to the best of `repeats` group runs.
 best_group() {
-  local best="" t r
+  local r
+  best_time=""
   for ((r = 0; r < repeats; r++)); do
-    t=$(run_group "$1")
-    if [ -z "$best" ] || [ "$(echo "$t < $best" | bc -l)" = 1 ]; then best=$t; fi
+    run_group "$1"
+    if [ -z "$best_time" ] || [ "$(calc "$group_time < $best_time")" = 1 ]; then best_time=$group_time; fi
   done
-  echo "$best"
 }
 start_busy() { (while :; do :; done) & busy_pid=$!; }
 stop_busy() { kill "$busy_pid" 2>/dev/null; wait "$busy_pid" 2>/dev/null || true; busy_pid=""; }
@@ -59,14 +66,14 @@ echo "| copies | machine | wall s | aggregate images/s | vs one copy alone, quie
 echo "|---|---|---|---|---|---|"
 for busy in no yes; do
   [ "$busy" = yes ] && start_busy
-  single=$(best_group 1)
+  best_group 1
+  single=$best_time
   [ -z "$alone" ] && alone=$single
   for count in $copies; do
-    if [ "$count" = 1 ]; then t=$single; else t=$(best_group "$count"); fi
+    if [ "$count" = 1 ]; then t=$single; else best_group "$count"; t=$best_time; fi
     printf '| %d | %s | %.1f | %.1f | %.2f | %.2f |\n' "$count" \
       "$([ "$busy" = yes ] && echo "beside 1 busy process" || echo quiet)" "$t" \
-      "$(echo "$count * $images / $t" | bc -l)" "$(echo "$count * $alone / $t" | bc -l)" \
-      "$(echo "$t / ($count * $single)" | bc -l)"
+      "$(calc "$count * $images / $t")" "$(calc "$count * $alone / $t")" "$(calc "$t / ($count * $single)")"
   done
   [ "$busy" = yes ] && stop_busy
 done

@@ -80,4 +80,4 @@ for key, r in ours.items():
           f"{share:.1f}% ({r['ceiling_gflops']:.0f} GFLOP/s) | {ref} |")
 PY
 echo
-"$bench" --device "$device" --batch 64 --repeats "$repeats" --sequential --tokenizer-precision | tail -n 7
+"$bench" --device "$device" --dtype fp32 --batch 64 --repeats "$repeats" --sequential --tokenizer-precision | tail -n 7

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian bookworm machine needs (idempotently) and builds the project.
 # Usage: scripts/setup.sh [BUILD_DIR]   (default: build; Release)
+#        scripts/setup.sh --deps-only   (install the packages, build nothing)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+deps_only=0
+[ "${1:-}" = --deps-only ] && { deps_only=1; shift; }
 build_dir=${1:-$root/build}
 
 packages=(
@@ -24,6 +27,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+[ "$deps_only" = 1 ] && exit 0
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 if [ ! -f "$build_dir/CMakeCache.txt" ]; then

@@ -7,7 +7,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build_dir=${BUILD_DIR:-$root/build-sanitize}
-"$root/scripts/setup.sh" "$root/build" >/dev/null  # installs the packages (and keeps the normal build current)
+"$root/scripts/setup.sh" --deps-only
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 if [ ! -f "$build_dir/CMakeCache.txt" ]; then

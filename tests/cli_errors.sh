@@ -99,6 +99,18 @@ env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT OMP_DISPLAY_ENV=VERBOSE "$bin/maskgit-s
 check "tools run with a passive OpenMP wait policy" grep -q "GOMP_SPINCOUNT = '0'" "$work/omp"
 env -u OMP_WAIT_POLICY GOMP_SPINCOUNT=1234 OMP_DISPLAY_ENV=VERBOSE "$bin/maskgit-sample" --help >/dev/null 2>"$work/omp"
 check "a user's GOMP_SPINCOUNT is kept" grep -q "GOMP_SPINCOUNT = '1234'" "$work/omp"
+# The re-executed tool keeps its name for ps and pkill, and runs when started through ld.so.
+"$bin/maskgit-sample" -m "$work/gen" --threads 1 -n 100000 -o "" --json >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 50); do [ "$(cat /proc/$pid/comm 2>/dev/null)" = maskgit-sample ] && break; sleep 0.1; done
+check "the process is named maskgit-sample (got $(cat /proc/$pid/comm 2>/dev/null))" \
+  test "$(cat /proc/$pid/comm 2>/dev/null)" = maskgit-sample
+kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+loader=$(ls /lib64/ld-linux-x86-64.so.2 /lib/ld-linux-aarch64.so.1 2>/dev/null | head -1)
+if [ -n "$loader" ]; then
+  check "the tools run when started through the dynamic loader" \
+    bash -c '"$0" "$1" --help >/dev/null' "$loader" "$bin/maskgit-sample"
+fi
 # libgomp prints its own complaint about a bad OMP_NUM_THREADS first; ours is the last line.
 env OMP_NUM_THREADS=many "$bin/maskgit-sample" -m "$work/gen" -o "$work/x%d.png" >/dev/null 2>"$work/err"
 status=$?

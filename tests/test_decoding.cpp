@@ -1,3 +1,5 @@
+#include <cmath>
+#include <limits>
 #include <set>
 
 #include "compat/torch_compat.h"
@@ -245,4 +247,41 @@ TEST_CASE("CPU and CUDA decode the same tokens from the same logits", "[decoding
   const torch::Tensor cpu = decode_on(torch::kCPU, 6);
   CHECK(torch::equal(decode_on(torch::Device(torch::kCUDA), 6), cpu));
   CHECK(torch::equal(decode_on(torch::Device(torch::kCUDA), 1)[0], cpu[0]));
+}
+
+TEST_CASE("a custom schedule counts from the start step", "[decoding]") {
+  const int64_t tokens = 49, mask_id = 8;
+  DecodeRequest request;
+  request.ids = torch::full({1, tokens}, mask_id, torch::kLong);
+  request.class_tokens = torch::zeros({1}, torch::kLong);
+  request.mask_id = mask_id;
+  request.seeds = seeds(1, 1);
+  DecodeOptions options;
+  options.schedule = parse_schedule("custom:4,8,12");
+  options.start_step = 2;
+  options.steps = decode_step_count(options.schedule, 8, options.start_step);
+  CHECK(options.steps == 5);
+  std::vector<int64_t> observed;
+  decode_tokens(request, options, fixed_logits(tokens, 8),
+                [&](int64_t, const torch::Tensor& masked) { observed.push_back(masked.sum().item<int64_t>()); });
+  // Steps 2, 3 and 4 reveal 4, 8, then everything left.
+  CHECK((observed == std::vector<int64_t>{45, 37, 0}));
+}
+
+TEST_CASE("non-finite logits are reported, not sampled", "[decoding]") {
+  const int64_t tokens = 9, mask_id = 4;
+  DecodeRequest request;
+  request.ids = torch::full({2, tokens}, mask_id, torch::kLong);
+  request.ids[0][0] = 1;
+  request.class_tokens = torch::zeros({2}, torch::kLong);
+  request.mask_id = mask_id;
+  request.seeds = seeds(2, 1);
+  for (const float bad : {std::nanf(""), std::numeric_limits<float>::infinity()}) {
+    const LogitsFunction broken = [&](const torch::Tensor& ids, const torch::Tensor&) {
+      torch::Tensor logits = torch::zeros({ids.size(0), tokens, 4});
+      logits[1][3][2] = bad;
+      return logits;
+    };
+    CHECK_THROWS_AS(decode_tokens(request, DecodeOptions{}, broken), NonFiniteLogits);
+  }
 }

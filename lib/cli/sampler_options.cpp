@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "common/error.h"
+#include "compat/torch_compat.h"
 
 namespace maskgit {
 
@@ -28,14 +29,18 @@ void add_sampler_options(CLI::App& app, SamplerCliOptions& options) {
   group->add_option("--order", options.order,
                     "Which positions to fix each step: confidence (the release) or halton (a fixed spread-out order)")
       ->capture_default_str()->check(CLI::IsMember({"confidence", "halton"}));
-  group->add_option("--dtype", options.dtype,
-                    "Precision of the transformer's forward pass: auto (bf16 on CUDA, fp32 on the CPU), fp32, bf16, "
-                    "fp16 (CUDA only); sampling is always fp32")
+  add_dtype_option(*group, options.dtype);
+}
+
+void add_dtype_option(CLI::App& app, std::string& dtype) {
+  app.add_option("--dtype", dtype,
+                 "Precision of the transformer's forward pass: auto (bf16 on CUDA GPUs with native bf16, else fp32), "
+                 "fp32, bf16, fp16 (CUDA only); sampling is always fp32")
       ->capture_default_str()->check(CLI::IsMember({"auto", "fp32", "bf16", "fp16"}));
 }
 
 torch::ScalarType forward_dtype(const SamplerCliOptions& options, const torch::Device& device) {
-  if (options.dtype == "auto") return device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
+  if (options.dtype == "auto") return compat::has_fast_bf16(device) ? torch::kBFloat16 : torch::kFloat32;
   if (options.dtype == "fp32") return torch::kFloat32;
   if (options.dtype == "bf16") return torch::kBFloat16;
   if (options.dtype == "fp16") {
@@ -52,9 +57,7 @@ DecodeOptions to_decode_options(const SamplerCliOptions& options) {
   } catch (const std::exception& e) {
     throw_usage(fmt::format("--schedule: {}", e.what()));
   }
-  decode.steps = decode.schedule.kind == ScheduleKind::custom
-                     ? options.start_step + static_cast<int64_t>(decode.schedule.custom_reveals.size())
-                     : options.steps;
+  decode.steps = decode_step_count(decode.schedule, options.steps, options.start_step);
   if (options.start_step >= decode.steps)
     throw_usage(fmt::format("--start-step: {} must be below --steps {}", options.start_step, decode.steps));
   decode.start_step = options.start_step;

@@ -38,15 +38,20 @@ torch::Tensor fused_attention_or(const torch::Tensor& query, const torch::Tensor
 // GELU with the tanh approximation (the release's BERT layers): 0.5·x·(1 + tanh(z)) with
 // z = √(2/π)(x + 0.044715x³). On the CPU it is computed as x·sigmoid(2z), the same function:
 // LibTorch 1.13's tanh-GELU kernel is not vectorised and took 3.2 ms on [64, 50, 768] where
-// this takes 1.7 ms (2 threads). Elsewhere LibTorch's fused kernel is used.
+// this takes 1.7 ms (2 threads). Elsewhere (CUDA, and bf16 whose rounding at every step would
+// cost accuracy) LibTorch's own kernel is used.
 inline torch::Tensor gelu_tanh(const torch::Tensor& x) {
-  if (!x.is_cpu()) return torch::gelu(x, "tanh");
+  if (!x.is_cpu() || x.scalar_type() != torch::kFloat32) return torch::gelu(x, "tanh");
   constexpr double two_sqrt_2_over_pi = 1.5957691216057308;
   torch::Tensor gate = x.square();
   gate.mul_(0.044715 * two_sqrt_2_over_pi).add_(two_sqrt_2_over_pi).mul_(x).sigmoid_();
   // Autograd needs the sigmoid's output for its backward pass: multiply in place only without it.
   return torch::GradMode::is_enabled() ? gate.mul(x) : gate.mul_(x);
 }
+
+// Whether `device` is a CUDA GPU with native bf16 arithmetic (compute capability 8.0 or later);
+// false on the CPU and in builds without CUDA.
+bool has_fast_bf16(const torch::Device& device);
 
 // A generator on `device` seeded explicitly; CUDA generators only when CUDA is compiled in.
 at::Generator make_generator(const torch::Device& device, uint64_t seed);

@@ -40,10 +40,11 @@ uint64_t splitmix64(uint64_t x) {
 CounterRng::CounterRng(const std::vector<uint64_t>& seeds, int64_t steps, int64_t streams,
                        const torch::Device& device)
     : batch_(static_cast<int64_t>(seeds.size())), steps_(steps), streams_(streams) {
-  if (steps < 1 || streams < 1 || steps * streams > (int64_t{1} << 30))
-    throw std::invalid_argument("CounterRng: steps and streams must be positive (and steps·4 < 2^32)");
-  host_keys_ = torch::empty({steps, streams, batch_, 2}, torch::kLong);
-  auto keys = host_keys_.accessor<int64_t, 4>();
+  // The step key is 4·step + stream in 32 bits: at most 4 streams and 2^30 steps.
+  if (steps < 1 || steps > (int64_t{1} << 30) || streams < 1 || streams > 4)
+    throw std::invalid_argument("CounterRng: need 1 <= steps <= 2^30 and 1 <= streams <= 4");
+  torch::Tensor host_keys = torch::empty({steps, streams, batch_, 2}, torch::kLong);
+  auto keys = host_keys.accessor<int64_t, 4>();
   for (int64_t b = 0; b < batch_; ++b) {
     const uint64_t mixed = splitmix64(seeds[static_cast<size_t>(b)]);
     const auto k0 = static_cast<uint32_t>(mixed), k1 = static_cast<uint32_t>(mixed >> 32);
@@ -55,7 +56,7 @@ CounterRng::CounterRng(const std::vector<uint64_t>& seeds, int64_t steps, int64_
         keys[step][stream][b][1] = pcg_hash(k1 ^ pcg_hash(a));
       }
   }
-  keys_ = device.is_cpu() ? host_keys_ : host_keys_.to(device);
+  keys_ = device.is_cpu() ? host_keys : host_keys.to(device);
 }
 
 torch::Tensor CounterRng::stream_keys(int64_t step, int64_t stream) const {

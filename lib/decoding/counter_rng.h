@@ -15,8 +15,8 @@
 //   bits(i)      = pcg(pcg(A + i mod 2^32) ^ C)
 //   uniform(i)   = ((bits(i) >> 9) + 1/2) / 2^23          ∈ (0, 1), exact in float32
 //
-// The stream key (A, C) is 64 bits wide, so two (image, step, stream) streams coincide only
-// if their seeds do. On the CPU the same bits come from a plain loop (faster than ~25 tensor
+// The stream key (A, C) is 64 bits wide: for one (step, stream), two images' streams coincide
+// only if their seeds do; other pairs of streams share a key with probability 2^-64. On the CPU the same bits come from a plain loop (faster than ~25 tensor
 // passes); tests check that both paths agree bit for bit.
 #include <torch/torch.h>
 
@@ -42,7 +42,7 @@ class CounterRng {
 
   // float32 [B, count] on the device: row b holds uniform(0..count-1) of image b's stream
   // (step, stream). Throws std::invalid_argument when step or stream is out of range or
-  // count exceeds 2^32.
+  // count exceeds 2^32 (the constructor: unless 1 <= steps <= 2^30 and 1 <= streams <= 4).
   torch::Tensor uniform(int64_t step, int64_t stream, int64_t count) const;
 
   // The same through integer tensor ops only (the path non-CPU devices take); for tests.
@@ -54,8 +54,7 @@ class CounterRng {
   torch::Tensor stream_keys(int64_t step, int64_t stream) const;  // int64 [B, 2]: (A, C)
 
   int64_t batch_ = 0, steps_ = 0, streams_ = 0;
-  torch::Tensor keys_;       // int64 [steps, streams, B, 2] on the device
-  torch::Tensor host_keys_;  // the same on the CPU
+  torch::Tensor keys_;  // int64 [steps, streams, B, 2] on the device
 };
 
 }  // namespace maskgit

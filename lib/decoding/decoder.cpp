@@ -36,12 +36,6 @@ torch::Tensor shape_logits(torch::Tensor logits, const DecodeOptions& options) {
   return logits;
 }
 
-int64_t total_steps(const DecodeOptions& options) {
-  return options.schedule.kind == ScheduleKind::custom
-             ? options.start_step + static_cast<int64_t>(options.schedule.custom_reveals.size())
-             : options.steps;
-}
-
 }  // namespace
 
 std::vector<int64_t> halton_order(int64_t height, int64_t width) {
@@ -62,7 +56,7 @@ std::vector<int64_t> halton_order(int64_t height, int64_t width) {
 }
 
 torch::Tensor masked_count_table(const torch::Tensor& initially_unknown, const DecodeOptions& options) {
-  const int64_t steps = total_steps(options);
+  const int64_t steps = decode_step_count(options.schedule, options.steps, options.start_step);
   const torch::Tensor start = initially_unknown.to(torch::kCPU, torch::kLong).contiguous();
   const int64_t batch = start.size(0);
   torch::Tensor table = torch::zeros({steps, batch}, torch::kLong);
@@ -91,7 +85,7 @@ torch::Tensor decode_tokens(const DecodeRequest& request, const DecodeOptions& o
     throw std::invalid_argument("decode_tokens: need 0 <= start_step < steps");
   const bool guided = options.guidance_scale != 1.0;
   if (guided && request.no_class_token < 0) throw std::invalid_argument("decode_tokens: guidance needs a no-class token");
-  const int64_t steps = total_steps(options);
+  const int64_t steps = decode_step_count(options.schedule, options.steps, options.start_step);
 
   torch::Tensor current = request.ids.to(torch::kLong).clone();
   const torch::Tensor classes = request.class_tokens.to(device, torch::kLong);
@@ -119,16 +113,20 @@ torch::Tensor decode_tokens(const DecodeRequest& request, const DecodeOptions& o
   const torch::Tensor positions = torch::arange(tokens, torch::TensorOptions().device(device).dtype(torch::kLong));
   const float infinity = std::numeric_limits<float>::infinity();
 
+  // Whether every logit the model returned was finite; checked once, after the loop.
+  torch::Tensor all_finite = torch::ones({}, torch::TensorOptions().device(device).dtype(torch::kBool));
   for (int64_t step = options.start_step; step < last_step; ++step) {
-    adapt_cpu_threads();
+    if (device.is_cpu()) adapt_cpu_threads();
     const torch::Tensor unknown = current == request.mask_id;  // [B, N]
     torch::Tensor logits;
     if (guided) {
       const torch::Tensor both = logits_of(torch::cat({current, current}), model_classes).to(torch::kFloat32);
+      all_finite.logical_and_(torch::isfinite(both).all());
       const torch::Tensor conditional = both.slice(0, 0, batch), unconditional = both.slice(0, batch);
       logits = unconditional + options.guidance_scale * (conditional - unconditional);
     } else {
       logits = logits_of(current, model_classes);
+      all_finite.logical_and_(torch::isfinite(logits).all());
     }
     const torch::Tensor probabilities = torch::softmax(shape_logits(logits, options), -1);  // [B, N, K] float32
     const int64_t codes = probabilities.size(2);
@@ -151,8 +149,9 @@ torch::Tensor decode_tokens(const DecodeRequest& request, const DecodeOptions& o
         score = probabilities.gather(2, draws.unsqueeze(2)).squeeze(2).clamp_min(1e-30).log_().add_(gumbel,
                                                                                                     noise_scale);
       }
-      // Known tokens are never re-masked; of the rest, the masked_after[step][b] lowest scores are.
-      score = score.masked_fill(unknown.logical_not(), infinity);
+      // Known tokens are never re-masked; of the rest, the masked_after[step][b] lowest scores are
+      // (a NaN score counts as the lowest, so it can never push a known token into the cut).
+      score = torch::where(unknown, torch::nan_to_num(score, -infinity, infinity, -infinity), infinity);
       const torch::Tensor order = score.argsort(/*dim=*/int64_t{1});
       const torch::Tensor by_rank = positions.unsqueeze(0) < masked_after[step].unsqueeze(1);  // [B, N]
       const torch::Tensor remask = torch::zeros_like(by_rank).scatter_(1, order, by_rank);
@@ -160,6 +159,9 @@ torch::Tensor decode_tokens(const DecodeRequest& request, const DecodeOptions& o
     }
     if (observe) observe(step, current == request.mask_id);
   }
+  if (!all_finite.item<bool>())
+    throw NonFiniteLogits("the model produced non-finite logits (NaN or infinity): its weights are broken, or the "
+                          "forward overflowed in its precision");
   return current;
 }
 

@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <stdexcept>
 #include <vector>
 
 #include "decoding/schedule.h"
@@ -51,8 +52,15 @@ struct DecodeRequest {
   std::vector<uint64_t> seeds;
 };
 
+// Thrown when the logits function returned NaN or infinity at some step.
+class NonFiniteLogits : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // Returns the fully decoded ids [B, N] int64 on the decoding device (nothing left masked).
-// Throws std::invalid_argument for malformed requests (shapes, seed count, steps).
+// Throws std::invalid_argument for malformed requests (shapes, seed count, steps) and
+// NonFiniteLogits when the model's logits were not all finite (checked once, after the loop).
 torch::Tensor decode_tokens(const DecodeRequest& request, const DecodeOptions& options,
                             const LogitsFunction& logits_of, const StepObserver& observe = nullptr);
 

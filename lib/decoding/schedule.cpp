@@ -58,12 +58,20 @@ MaskSchedule parse_schedule(const std::string& text) {
                                        fmt::join(names, ", ")));
 }
 
+int64_t decode_step_count(const MaskSchedule& schedule, int64_t steps, int64_t start_step) {
+  return schedule.kind == ScheduleKind::custom ? start_step + static_cast<int64_t>(schedule.custom_reveals.size())
+                                               : steps;
+}
+
 int64_t masked_after_step(const MaskSchedule& schedule, int64_t step, int64_t steps, int64_t initially_unknown,
                           int64_t currently_unknown) {
   int64_t masked = 0;
   if (schedule.kind == ScheduleKind::custom) {
-    const auto index = static_cast<size_t>(step);
-    const int64_t reveals = index < schedule.custom_reveals.size() ? schedule.custom_reveals[index] : currently_unknown;
+    // The list covers the last custom_reveals.size() steps (those from --start-step on).
+    const int64_t index = step - (steps - static_cast<int64_t>(schedule.custom_reveals.size()));
+    const int64_t reveals = index >= 0 && index < static_cast<int64_t>(schedule.custom_reveals.size())
+                                ? schedule.custom_reveals[static_cast<size_t>(index)]
+                                : currently_unknown;
     masked = currently_unknown - reveals;
   } else {
     const double ratio = static_cast<double>(step + 1) / static_cast<double>(steps);

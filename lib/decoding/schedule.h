@@ -24,10 +24,14 @@ struct MaskSchedule {
 MaskSchedule parse_schedule(const std::string& text);
 const std::vector<std::string>& schedule_names();
 
+// The number of decoding steps T: `steps`, or for a custom schedule start_step + its length
+// (a custom list gives the reveals of the steps actually run).
+int64_t decode_step_count(const MaskSchedule& schedule, int64_t steps, int64_t start_step);
+
 // The release's count of tokens left masked after step t (0-based, t in [start, steps)),
 // given `initially_unknown` N0 and `currently_unknown` before the step:
 // floor(N0 · γ((t+1)/T)) clamped to [1, currently_unknown − 1]. For a custom schedule the
-// count is currently_unknown − reveals[t], with the same clamp.
+// count is currently_unknown − reveals[t − start] (start = steps − its length), same clamp.
 int64_t masked_after_step(const MaskSchedule& schedule, int64_t step, int64_t steps, int64_t initially_unknown,
                           int64_t currently_unknown);
 

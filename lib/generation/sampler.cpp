@@ -42,7 +42,7 @@ torch::Tensor complete_tokens(BidirectionalTransformer& transformer, const torch
     const LogitsFunction logits_of = [&](const torch::Tensor& batch_ids, const torch::Tensor& batch_classes) {
       if (!batch_ids.is_cpu()) return transformer->image_logits(batch_ids, batch_classes);
       // On the CPU each intra-op thread runs the forward of its own slice of the batch.
-      std::vector<torch::Tensor> parts(static_cast<size_t>(batch_ids.size(0)));
+      std::vector<torch::Tensor> parts(static_cast<size_t>(std::max<int64_t>(1, batch_ids.size(0))));
       const int64_t slices = run_slices_in_parallel(batch_ids.size(0), [&](int64_t slice, int64_t begin, int64_t end) {
         parts[static_cast<size_t>(slice)] =
             transformer->image_logits(batch_ids.slice(0, begin, end), batch_classes.slice(0, begin, end));
@@ -50,7 +50,11 @@ torch::Tensor complete_tokens(BidirectionalTransformer& transformer, const torch
       parts.resize(static_cast<size_t>(slices));
       return slices == 1 ? parts[0] : torch::cat(parts);
     };
-    decoded = decode_tokens(request, options, logits_of).to(torch::kCPU);
+    try {
+      decoded = decode_tokens(request, options, logits_of).to(torch::kCPU);
+    } catch (const NonFiniteLogits& e) {
+      throw_bad_input(fmt::format("the transformer: {}", e.what()));
+    }
   }
   // A normal tensor again: callers may update it in place outside inference mode.
   return decoded.clone();

@@ -13,8 +13,10 @@ namespace maskgit {
 
 // mallopt(M_MMAP_THRESHOLD, 32 MiB), mallopt(M_TRIM_THRESHOLD, 512 MiB) and
 // mallopt(M_TOP_PAD, 64 MiB), unless the user set any of glibc's MALLOC_MMAP_THRESHOLD_,
-// MALLOC_TRIM_THRESHOLD_ or MALLOC_TOP_PAD_ (then glibc's reading of those stands). Returns
-// whether the settings were applied. A no-op returning false on other C libraries.
+// MALLOC_TRIM_THRESHOLD_ or MALLOC_TOP_PAD_, or glibc.malloc tunables in GLIBC_TUNABLES (then
+// glibc's reading of those stands). Returns whether the settings were applied. A no-op
+// returning false on other C libraries. Blocks over 32 MiB (the largest threshold glibc
+// accepts) are still mapped afresh each time.
 bool keep_freed_memory_for_reuse();
 
 }  // namespace maskgit

@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -87,6 +88,26 @@ int runnable_threads() {
   return fields == 5 ? runnable : -1;
 }
 
+// CPUs granted by a cgroup CPU quota (v2 cpu.max "quota period", v1 cfs_quota_us and
+// cfs_period_us), rounded up; 0 when there is no quota.
+int cgroup_cpu_quota() {
+  double quota = -1, period = -1;
+  if (std::FILE* file = std::fopen("/sys/fs/cgroup/cpu.max", "r")) {
+    char first[32] = {0};
+    if (std::fscanf(file, "%31s %lf", first, &period) == 2 && std::strcmp(first, "max") != 0) quota = std::atof(first);
+    std::fclose(file);
+  } else if (std::FILE* quota_file = std::fopen("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "r")) {
+    if (std::fscanf(quota_file, "%lf", &quota) != 1) quota = -1;
+    std::fclose(quota_file);
+    if (std::FILE* period_file = std::fopen("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "r")) {
+      if (std::fscanf(period_file, "%lf", &period) != 1) period = -1;
+      std::fclose(period_file);
+    }
+  }
+  if (quota <= 0 || period <= 0) return 0;
+  return std::max(1, static_cast<int>(std::ceil(quota / period)));
+}
+
 int positive_integer_env(const char* name) {
   const char* text = std::getenv(name);
   if (text == nullptr || *text == '\0') return 0;
@@ -103,8 +124,10 @@ int positive_integer_env(const char* name) {
 int available_cpus() {
   cpu_set_t set;
   CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int cpus = ::sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+                                                           : static_cast<int>(std::thread::hardware_concurrency());
+  if (const int quota = cgroup_cpu_quota(); quota > 0) cpus = std::min(cpus, quota);
+  return std::max(1, cpus);
 }
 
 int automatic_thread_count(int cpus, int others_runnable) {
@@ -115,12 +138,19 @@ int automatic_thread_count(int cpus, int others_runnable) {
 int other_runnable_threads() {
   int least = -1;
   for (int reading = 0; reading < 3; ++reading) {
-    if (reading > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (reading > 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
     const int all = runnable_threads();
     if (all < 0) return -1;
     const int others = std::max(0, all - own_running_threads());
     least = least < 0 ? others : std::min(least, others);
   }
+  // /proc/loadavg counts the whole machine (or host); with fewer CPUs in our affinity mask,
+  // assume the others' load is spread evenly and count our share of it.
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0 && online > CPU_COUNT(&set))
+    least = static_cast<int>(std::lround(static_cast<double>(least) * CPU_COUNT(&set) / static_cast<double>(online)));
   return least;
 }
 
@@ -159,22 +189,20 @@ CpuThreadStatus cpu_thread_status() { return state().status; }
 int64_t run_slices_in_parallel(int64_t items, const std::function<void(int64_t, int64_t, int64_t)>& run) {
   const int64_t slices = std::min<int64_t>(items, at::in_parallel_region() ? 1 : torch::get_num_threads());
   if (slices <= 1) {
+    c10::InferenceMode inference;
     run(0, 0, items);
     return 1;
   }
-  const int blas_threads = state().configured ? state().status.threads : torch::get_num_threads();
-  set_blas_threads(1);
-  try {
-    at::parallel_for(0, slices, 1, [&](int64_t first, int64_t last) {
-      c10::InferenceMode inference;
-      for (int64_t slice = first; slice < last; ++slice)
-        run(slice, slice * items / slices, (slice + 1) * items / slices);
-    });
-  } catch (...) {
-    set_blas_threads(blas_threads);
-    throw;
-  }
-  set_blas_threads(blas_threads);
+  // BLAS single-threaded while the slices run, whatever leaves this scope.
+  struct SingleThreadedBlas {
+    int restore;
+    explicit SingleThreadedBlas(int threads) : restore(threads) { set_blas_threads(1); }
+    ~SingleThreadedBlas() { set_blas_threads(restore); }
+  } blas(state().configured ? state().status.threads : torch::get_num_threads());
+  at::parallel_for(0, slices, 1, [&](int64_t first, int64_t last) {
+    c10::InferenceMode inference;  // worker threads do not inherit the caller's guards
+    for (int64_t slice = first; slice < last; ++slice) run(slice, slice * items / slices, (slice + 1) * items / slices);
+  });
   return slices;
 }
 
