@@ -79,7 +79,8 @@ Timing time_decoding(BidirectionalTransformer& transformer, int64_t batch, const
 
 // Pixels of 64 generated images decoded by the tokenizer in fp32 and in bf16: the PSNR of the
 // bf16 pixels against the fp32 ones and the largest difference in 8-bit levels.
-void tokenizer_precision(const ModelConfig& config, BidirectionalTransformer& transformer, const torch::Device& device) {
+void tokenizer_precision(const ModelConfig& config, BidirectionalTransformer& transformer, const torch::Device& device,
+                         bool json_output) {
   VQTokenizer tokenizer = load_tokenizer(config, device);
   std::vector<int64_t> classes(64);
   for (size_t i = 0; i < classes.size(); ++i) classes[i] = static_cast<int64_t>(i) % config.num_classes();
@@ -94,9 +95,19 @@ void tokenizer_precision(const ModelConfig& config, BidirectionalTransformer& tr
                                               config.image_width, device).to(torch::kFloat32);
   const double mse = (fp32 - bf16).square().mean().item<double>();
   const double levels = (fp32.mul(255).round() - bf16.mul(255).round()).abs().max().item<double>();
-  fmt::print("tokenizer decoder in bf16 against fp32 (64 generated images): PSNR {:.1f} dB, largest difference {} "
-             "of 255 levels\n",
-             10 * std::log10(1.0 / std::max(mse, 1e-20)), levels);
+  const double psnr = 10 * std::log10(1.0 / std::max(mse, 1e-20));
+  if (json_output) {
+    Json row = Json::object();
+    row.set("study", "tokenizer_bf16_vs_fp32");
+    row.set("images", int64_t{64});
+    row.set("psnr_db", psnr);
+    row.set("largest_difference_levels", levels);
+    fmt::print("{}\n", row.dump());
+  } else {
+    fmt::print("tokenizer decoder in bf16 against fp32 (64 generated images): PSNR {:.1f} dB, largest difference {} "
+               "of 255 levels\n",
+               psnr, levels);
+  }
 }
 
 }  // namespace
@@ -195,7 +206,7 @@ int main(int argc, char** argv) {
     }
     if (tokenizer_study) {
       if (!config) throw_usage("--tokenizer-precision needs a model directory (--config model)");
-      tokenizer_precision(*config, transformer, device);
+      tokenizer_precision(*config, transformer, device, json_output);
     }
   });
 }

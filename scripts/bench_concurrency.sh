@@ -12,6 +12,8 @@ build=$root/build images=128 batch=8 copies="1 2 4" repeats=1
 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
+    --build|--images|--batch|--copies|--repeats)
+      [ $# -ge 2 ] || { echo "bench_concurrency: $1 needs a value (see the header of $0)" >&2; exit 2; } ;;&
     --build) build=$2; shift 2 ;;
     --images) images=$2; shift 2 ;;
     --batch) batch=$2; shift 2 ;;

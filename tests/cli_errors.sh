@@ -123,6 +123,13 @@ check "PNG text chunk names the forward precision" grep -q '"dtype":"fp32"' "$wo
 "${sample[@]}" -c 1 -n 1 -s 5 --dtype bf16 -o "$work/bf16.png" 2>/dev/null
 check "--dtype bf16 runs on the CPU and is recorded" grep -q '"dtype":"bf16"' "$work/bf16.png"
 expect 2 "--dtype" -- "${sample[@]}" -c 1 --dtype fp16 -o "$work/x.png"
+# Values the float32 decoder cannot honour are refused before any work, naming the flag.
+expect 2 "--temperature" -- "${sample[@]}" -c 1 --temperature 1e-40 -o "$work/x.png"
+expect 2 "--temperature" -- "${sample[@]}" -c 1 --temperature nan -o "$work/x.png"
+expect 2 "--cfg-scale" -- "${sample[@]}" -c 1 --cfg-scale 1e39 -o "$work/x.png"
+expect 2 "--cfg-scale" -- "${sample[@]}" -c 1 --cfg-scale inf -o "$work/x.png"
+expect 2 "--choice-temperature" -- "${sample[@]}" -c 1 --choice-temperature 1e39 -o "$work/x.png"
+expect 2 "--start-step" -- "${sample[@]}" -c 1 --start-step 2000000000 --schedule custom:1,1 -o "$work/x.png"
 expect 2 "--dtype" -- "${sample[@]}" -c 1 --dtype fp64 -o "$work/x.png"
 expect 2 "--class" -- "${sample[@]}" -c Spaceship -o "$work/x%d.png"
 expect 2 "--class" -- "${sample[@]}" -c 99 -o "$work/x%d.png"

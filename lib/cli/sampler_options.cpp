@@ -2,30 +2,51 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "common/error.h"
 #include "compat/torch_compat.h"
 
 namespace maskgit {
+namespace {
+
+// A number in [low, high] (NaN and infinities refused), with a short message: the decoder's
+// arithmetic is float32, so values beyond these bounds only overflow it.
+CLI::Validator bounded(double low, double high, bool exclude_low = false) {
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        double value = 0;
+        if (!CLI::detail::lexical_cast(text, value) || !std::isfinite(value))
+          return fmt::format("\"{}\" is not a finite number", text);
+        if (value < low || value > high || (exclude_low && value == low))
+          return fmt::format("{} is out of range ({}{:g} to {:g})", text, exclude_low ? "above " : "", low, high);
+        return std::string();
+      },
+      fmt::format("{}{:g}..{:g}", exclude_low ? ">" : "", low, high));
+}
+
+}  // namespace
 
 void add_sampler_options(CLI::App& app, SamplerCliOptions& options) {
   auto* group = app.add_option_group("Sampler");
   group->add_option("--steps", options.steps, "Decoding steps T")->capture_default_str()->check(CLI::Range(1, 1024));
   group->add_option("--start-step", options.start_step, "First step t (ratios start at (t+1)/T)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1023}));
   group->add_option("--schedule", options.schedule,
                     "Mask schedule: cosine, linear, square, cubic, exp, sqrt, log, arccos, or custom:N1,N2,... "
                     "(tokens revealed per step)")
       ->capture_default_str();
   group->add_option("--choice-temperature", options.choice_temperature,
                     "Gumbel noise on the keep/re-mask choice, annealed to 0 (the release's 4.5)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
-  group->add_option("--temperature", options.temperature, "Softmax temperature on the logits (1 = off)")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(bounded(0, 1e6));
+  group->add_option("--temperature", options.temperature,
+                    "Softmax temperature on the logits (1 = off; use --top-k 1 for greedy decoding)")
+      ->capture_default_str()->check(bounded(1e-3, 1e3));
   group->add_option("--top-k", options.top_k, "Sample among the k most likely codes only (0 = off)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
   group->add_option("--cfg-scale", options.cfg_scale,
                     "Classifier-free guidance s: logits = u + s(c - u) (1 = off; needs a model with a no-class token)")
-      ->capture_default_str();
+      ->capture_default_str()->check(bounded(-1e3, 1e3));
   group->add_option("--order", options.order,
                     "Which positions to fix each step: confidence (the release) or halton (a fixed spread-out order)")
       ->capture_default_str()->check(CLI::IsMember({"confidence", "halton"}));
@@ -58,6 +79,8 @@ DecodeOptions to_decode_options(const SamplerCliOptions& options) {
     throw_usage(fmt::format("--schedule: {}", e.what()));
   }
   decode.steps = decode_step_count(decode.schedule, options.steps, options.start_step);
+  if (decode.schedule.kind == ScheduleKind::custom && decode.schedule.custom_reveals.size() > 65536)
+    throw_usage("--schedule: a custom schedule has at most 65536 steps");
   if (options.start_step >= decode.steps)
     throw_usage(fmt::format("--start-step: {} must be below --steps {}", options.start_step, decode.steps));
   decode.start_step = options.start_step;

@@ -11,9 +11,9 @@ namespace maskgit {
 namespace {
 
 // Marks the environment of a process this hook re-executed, so that the policy is reported as
-// ours rather than the user's (the loop itself is prevented by OMP_WAIT_POLICY being set).
+// ours rather than the user's (the loop itself is prevented by OMP_WAIT_POLICY being set); its
+// value is the process name to restore.
 constexpr char kMarkerName[] = "MASKGIT_OMP_WAIT_POLICY";
-constexpr char kMarker[] = "MASKGIT_OMP_WAIT_POLICY=PASSIVE";
 constexpr char kPolicy[] = "OMP_WAIT_POLICY=PASSIVE";
 
 const char* wait_policy_origin = "not applied";
@@ -34,24 +34,33 @@ void choose_openmp_wait_policy(int /*argc*/, char** argv, char** envp) {
   if (policy != nullptr || find_variable(envp, "GOMP_SPINCOUNT") != nullptr) {
     const bool ours = policy != nullptr && std::strcmp(policy, "PASSIVE") == 0 && find_variable(envp, kMarkerName);
     wait_policy_origin = ours ? "maskgit" : "environment";
-    if (ours && argv != nullptr && argv[0] != nullptr) {
-      // The kernel named the process after the path executed (/proc/self/exe → "exe"); give
-      // ps, top and pkill the tool's name back.
-      const char* slash = std::strrchr(argv[0], '/');
-      ::prctl(PR_SET_NAME, slash != nullptr ? slash + 1 : argv[0], 0, 0, 0);
+    if (ours) {
+      // The kernel named the process after the path executed (/proc/self/exe → "exe"); give it
+      // the name the first exec gave it, after the file the user ran (the marker's value).
+      const char* name = find_variable(envp, kMarkerName);
+      if (name != nullptr && *name != '\0') ::prctl(PR_SET_NAME, name, 0, 0, 0);
     }
     return;
   }
   // Started as `ld.so PROGRAM ...`: /proc/self/exe is the loader and argv was shifted, so a
   // re-exec would run the wrong program. Run on with libgomp's default policy.
   if (::getauxval(AT_BASE) == 0 || argv == nullptr || argv[0] == nullptr) return;
+  // The process's name as the kernel set it (the basename of the file executed), carried to
+  // the re-executed process in the marker.
+  char name[16] = {0};  // PR_GET_NAME: at most 15 characters and the NUL
+  if (::prctl(PR_GET_NAME, name, 0, 0, 0) != 0) name[0] = '\0';
+  name[sizeof name - 1] = '\0';
+  static char marker[sizeof kMarkerName + sizeof name] = {0};
+  std::memcpy(marker, kMarkerName, sizeof kMarkerName - 1);
+  marker[sizeof kMarkerName - 1] = '=';
+  std::memcpy(marker + sizeof kMarkerName, name, std::strlen(name) + 1);
   size_t count = 0;
   while (envp != nullptr && envp[count] != nullptr) ++count;
   char** extended = static_cast<char**>(std::malloc((count + 3) * sizeof(char*)));
   if (extended == nullptr) return;
   for (size_t i = 0; i < count; ++i) extended[i] = envp[i];
   extended[count] = const_cast<char*>(kPolicy);
-  extended[count + 1] = const_cast<char*>(kMarker);
+  extended[count + 1] = marker;
   extended[count + 2] = nullptr;
   ::execve("/proc/self/exe", argv, extended);
   std::free(extended);  // exec failed (no /proc): run on with libgomp's default policy
