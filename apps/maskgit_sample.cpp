@@ -6,6 +6,7 @@
 #include "cli/sampler_options.h"
 #include "common/error.h"
 #include "generation/sampler.h"
+#include "io/atomic_file.h"
 #include "io/image.h"
 #include "model/model_dir.h"
 #include "tokenizer/token_file.h"
@@ -55,9 +56,12 @@ int main(int argc, char** argv) {
       classes = resolve_classes(config, class_words, "--class");
     }
     const int64_t total = static_cast<int64_t>(classes.size()) * per_class;
-    if (!output.empty()) validate_output_pattern(output, total, "--output");
     if (output.empty() && grid_output.empty() && tokens_output.empty() && !json_output)
       throw_usage("--output: empty, and no --grid, --save-tokens or --json: nothing would be produced");
+    // Every destination is checked (and its folder made) before any work.
+    if (!output.empty()) prepare_output_pattern(output, total, "--output");
+    if (!grid_output.empty()) prepare_output_file(grid_output, "--grid");
+    if (!tokens_output.empty()) prepare_output_file(tokens_output, "--save-tokens");
     VQTokenizer tokenizer = load_tokenizer(config, device);
     const torch::ScalarType dtype = forward_dtype(sampler, device);
     BidirectionalTransformer transformer = load_transformer(config, device, dtype);

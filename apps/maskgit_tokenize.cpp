@@ -4,6 +4,7 @@
 #include "cli/common.h"
 #include "cli/input_options.h"
 #include "common/error.h"
+#include "io/atomic_file.h"
 #include "io/image.h"
 #include "io/json.h"
 #include "model/model_dir.h"
@@ -64,7 +65,7 @@ int main(int argc, char** argv) {
 
     if (*decode) {
       const TokenGrid grid = read_token_file(decode_input);
-      validate_output_pattern(decode_output, grid.ids.size(0), "--output");
+      prepare_output_pattern(decode_output, grid.ids.size(0), "--output");
       VQTokenizer tokenizer = load_tokenizer(config, device);
       if (grid.codebook_size != tokenizer->config().codebook_size)
         throw_bad_input(fmt::format("{}: ids index a codebook of {}, the model's has {}", decode_input,
@@ -80,6 +81,7 @@ int main(int argc, char** argv) {
 
     InputOptions& inputs = *encode ? encode_inputs : *reconstruct ? reconstruct_inputs : evaluate_inputs;
     require_one_input_source(inputs, "image files");
+    if (*encode) prepare_output_file(encode_output, "--output");
     const LabeledImages data = load_input_images(inputs.files, inputs.dataset, channels);
     VQTokenizer tokenizer = load_tokenizer(config, device);
 
@@ -101,8 +103,9 @@ int main(int argc, char** argv) {
     }
 
     if (*reconstruct) {
-      validate_output_pattern(reconstruct_output, data.images.size(0), "--output");
-      if (!originals_output.empty()) validate_output_pattern(originals_output, data.images.size(0), "--originals");
+      prepare_output_pattern(reconstruct_output, data.images.size(0), "--output");
+      if (!originals_output.empty()) prepare_output_pattern(originals_output, data.images.size(0), "--originals");
+      if (!grid_output.empty()) prepare_output_file(grid_output, "--grid");
       const torch::Tensor ids = encode_in_batches(tokenizer, data.images, batch_size, device);
       const torch::Tensor images = decode_in_batches(tokenizer, ids, data.images.size(2), data.images.size(3), batch_size, device);
       const torch::Tensor psnr = per_image_psnr(images, data.images);

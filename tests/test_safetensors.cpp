@@ -411,25 +411,27 @@ TEST_CASE("safetensors: files on disk", "[safetensors]") {
   }
 
   SECTION("an unwritable destination is an io_error and leaves nothing behind") {
-    const std::string unreachable = dir.file("no-such-dir/model.safetensors");
+    // A parent "folder" that is a regular file cannot be created.
+    maskgit::write_file_atomic(dir.file("plain-file"), "x");
+    const std::string unreachable = dir.file("plain-file/model.safetensors");
     try {
       maskgit::write_safetensors(unreachable, sample_file());
       FAIL("expected an error");
     } catch (const maskgit::Error& e) {
       CHECK(e.code() == maskgit::ExitCode::io_error);
-      CHECK_THAT(e.what(), StartsWith(unreachable + ": cannot write: "));
+      CHECK_THAT(e.what(), StartsWith(unreachable + ": "));
     }
-    CHECK(dir.names().empty());
+    CHECK(dir.names() == std::vector<std::string>{"plain-file"});
   }
 
-  SECTION("renaming over a directory fails and removes the temporary file") {
+  SECTION("a directory is never replaced and no temporary file is left") {
     fs::create_directories(dir.file("occupied/child"));
     try {
       maskgit::write_file_atomic(dir.file("occupied"), "bytes");
       FAIL("expected an error");
     } catch (const maskgit::Error& e) {
       CHECK(e.code() == maskgit::ExitCode::io_error);
-      CHECK_THAT(e.what(), StartsWith(dir.file("occupied") + ": cannot write: "));
+      CHECK_THAT(e.what(), StartsWith(dir.file("occupied") + ": is a directory"));
     }
     CHECK(dir.names() == std::vector<std::string>{"occupied"});
   }

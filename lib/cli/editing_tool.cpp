@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "editing/region.h"
 #include "generation/sampler.h"
+#include "io/atomic_file.h"
 #include "io/image.h"
 #include "tokenizer/pipeline.h"
 
@@ -119,9 +120,12 @@ void run_editing_tool(const std::string& tool, const EditingCliOptions& options,
 
   const int64_t input_count = setup.images.size(0);
   const int64_t total = input_count * options.variants;
-  if (!options.output.empty()) validate_output_pattern(options.output, total, "--output");
   if (options.output.empty() && !options.json && options.grid.empty() && options.save_mask.empty())
     throw_usage("--output: empty, and no --json, --grid or --save-mask: nothing would be produced");
+  // Every destination is checked (and its folder made) before any work.
+  if (!options.output.empty()) prepare_output_pattern(options.output, total, "--output");
+  if (!options.grid.empty()) prepare_output_file(options.grid, "--grid");
+  if (!options.save_mask.empty()) prepare_output_file(options.save_mask, "--save-mask");
   VQTokenizer tokenizer = load_tokenizer(config, device);
   const torch::ScalarType dtype = forward_dtype(options.sampler, device);
   BidirectionalTransformer transformer = load_transformer(config, device, dtype);

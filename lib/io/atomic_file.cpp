@@ -51,23 +51,140 @@ void sync_parent_directory(const std::string& path) {
 
 }  // namespace
 
-void write_file_atomic(const std::string& path, std::string_view bytes) {
+namespace {
+
+enum class Destination { create, replace_regular, write_through };
+
+// The path to write for `path`: itself, unless it is a symbolic link, then the file the link
+// finally names (realpath for an existing file; the links followed by hand, at most 40 as the
+// kernel does, for a link to a file not made yet).
+std::string resolve_links(const std::string& path) {
+  struct stat info {};
+  if (::lstat(path.c_str(), &info) != 0 || !S_ISLNK(info.st_mode)) return path;
+  if (::stat(path.c_str(), &info) == 0) {
+    // Devices and pipes (also /dev/stdout → /proc/self/fd/1 → "pipe:[…]") are opened through
+    // the link; only a regular file needs its real name, to put the temporary beside it.
+    if (!S_ISREG(info.st_mode)) return path;
+    std::error_code error;
+    const fs::path real = fs::canonical(path, error);
+    if (error) throw_io_error(fmt::format("{}: cannot resolve the symbolic link: {}", path, error.message()));
+    return real.string();
+  }
+  std::string current = path;
+  for (int depth = 0; depth < 40; ++depth) {
+    if (::lstat(current.c_str(), &info) != 0 || !S_ISLNK(info.st_mode)) return current;
+    std::error_code error;
+    const fs::path target = fs::read_symlink(current, error);
+    if (error) throw_io_error(fmt::format("{}: cannot read the symbolic link: {}", path, error.message()));
+    current = (target.is_absolute() ? target : fs::path(current).parent_path() / target).string();
+  }
+  throw_io_error(fmt::format("{}: too many levels of symbolic links", path));
+}
+
+// What writing `path` means; throws Error(io_error) for kinds that are never written.
+Destination classify(const std::string& path, const std::string& label) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) {
+    if (errno == ENOENT) return Destination::create;
+    throw_io_error(fmt::format("{}: cannot write: {}", label, std::strerror(errno)));
+  }
+  if (S_ISREG(info.st_mode)) return Destination::replace_regular;
+  if (S_ISCHR(info.st_mode) || S_ISFIFO(info.st_mode)) return Destination::write_through;
+  if (S_ISDIR(info.st_mode)) throw_io_error(fmt::format("{}: is a directory", label));
+  throw_io_error(fmt::format("{}: is neither a regular file, a character device nor a pipe; not written", label));
+}
+
+// Creates the missing folders above `path`; errors name the output (`label`) and the folder.
+void ensure_parent_directory(const std::string& path, const std::string& label) {
+  const std::string directory = fs::path(path).parent_path().string();
+  if (directory.empty()) return;
+  std::error_code error;
+  fs::create_directories(directory, error);
+  if (error)
+    throw_io_error(fmt::format("{}: cannot create the folder {}: {}", label, directory, error.message()));
+  if (!fs::is_directory(directory, error))
+    throw_io_error(fmt::format("{}: cannot create the folder {}: it exists and is not a folder", label, directory));
+}
+
+// Opens a character device or FIFO for writing without blocking on a FIFO with no reader.
+int open_write_through(const std::string& path, const std::string& label) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    if (errno == ENXIO) throw_io_error(fmt::format("{}: a named pipe with no reader", label));
+    throw_write_failure(label, errno);
+  }
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  return fd;
+}
+
+void write_through(const std::string& path, std::string_view bytes, const std::string& label) {
+  const int fd = open_write_through(path, label);
+  const int error_number = write_all(fd, bytes);
+  ::close(fd);
+  if (error_number != 0) throw_write_failure(label, error_number);
+}
+
+void write_replacing(const std::string& path, std::string_view bytes, const std::string& label) {
   // The temporary lives beside the destination so that rename() stays within one
   // filesystem and is atomic; the pid keeps concurrent writers from sharing it.
+  ensure_parent_directory(path, label);
   const std::string temp_path = fmt::format("{}.tmp.{}", path, static_cast<long>(::getpid()));
-  const int fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0) throw_write_failure(path, errno);
+  int fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  if (fd < 0 && errno == EEXIST) {  // left by a killed process that had our pid
+    ::unlink(temp_path.c_str());
+    fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  }
+  if (fd < 0) throw_write_failure(label, errno);
 
   int error_number = write_all(fd, bytes);
   if (error_number == 0 && ::fsync(fd) != 0) error_number = errno;
   // close() can report a deferred write error (NFS, quota), so its result counts too.
   if (::close(fd) != 0 && error_number == 0) error_number = errno;
+  // Only ever over a regular file (or nothing): re-checked just before the rename.
+  struct stat info {};
+  if (error_number == 0 && ::lstat(path.c_str(), &info) == 0 && !S_ISREG(info.st_mode)) {
+    ::unlink(temp_path.c_str());
+    throw_io_error(fmt::format("{}: is no longer a regular file; not replaced", label));
+  }
   if (error_number == 0 && std::rename(temp_path.c_str(), path.c_str()) != 0) error_number = errno;
   if (error_number != 0) {
     ::unlink(temp_path.c_str());
-    throw_write_failure(path, error_number);
+    throw_write_failure(label, error_number);
   }
   sync_parent_directory(path);
+}
+
+}  // namespace
+
+void write_file_atomic(const std::string& path, std::string_view bytes) {
+  const std::string target = resolve_links(path);
+  switch (classify(target, path)) {
+    case Destination::write_through: write_through(target, bytes, path); return;
+    case Destination::create:
+    case Destination::replace_regular: write_replacing(target, bytes, path); return;
+  }
+}
+
+void prepare_output_file(const std::string& path, const std::string& flag) {
+  const std::string label = flag.empty() ? path : fmt::format("{} {}", flag, path);
+  if (path.empty()) throw_io_error(fmt::format("{}: the output path is empty", flag.empty() ? "output" : flag));
+  const std::string target = resolve_links(path);
+  if (classify(target, label) == Destination::write_through) {
+    // A FIFO is not opened here: closing it again would end its reader's input.
+    struct stat info {};
+    if (::stat(target.c_str(), &info) == 0 && !S_ISFIFO(info.st_mode)) ::close(open_write_through(target, label));
+    return;
+  }
+  const std::string directory = fs::path(target).parent_path().string();
+  ensure_parent_directory(target, label);
+  // Probe: can a temporary file be made (and renamed) in that folder?
+  const std::string probe = fmt::format("{}/.maskgit-probe.{}", directory.empty() ? "." : directory,
+                                        static_cast<long>(::getpid()));
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  if (fd < 0) throw_write_failure(label, errno);
+  ::close(fd);
+  ::unlink(probe.c_str());
 }
 
 std::string read_file_bytes(const std::string& path) {

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <cctype>
@@ -9,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <set>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -278,8 +280,7 @@ void write_png(const std::string& path, const torch::Tensor& image, const std::m
     for (const auto& [keyword, value] : text) chunks += text_chunk(keyword, value);
     png.insert(kPngHeaderEnd, chunks);
   }
-  // Output patterns like out/%05d.png name a folder the user expects to be made.
-  ensure_directory(std::filesystem::path(path).parent_path().string());
+  // write_file_atomic makes missing folders (out/%05d.png names one the user expects).
   write_file_atomic(path, png);
 }
 
@@ -345,6 +346,21 @@ void validate_output_pattern(const std::string& pattern, int64_t count, const st
   if (!parsed) throw_usage(fmt::format("{}: pattern \"{}\" is not valid: {}", flag, pattern, problem));
   if (count > 1 && !parsed->has_conversion)
     throw_usage(fmt::format("{}: pattern \"{}\" needs one %d conversion to write {} files", flag, pattern, count));
+}
+
+void prepare_output_pattern(const std::string& pattern, int64_t count, const std::string& flag) {
+  validate_output_pattern(pattern, count, flag);
+  std::set<std::string> prepared_folders;
+  for (int64_t i = 0; i < count; ++i) {
+    const std::string path = format_output_path(pattern, i);
+    const std::string folder = std::filesystem::path(path).parent_path().string();
+    struct stat info {};
+    const bool exists = ::stat(path.c_str(), &info) == 0;
+    // A new file in a folder already probed needs nothing more.
+    if (!exists && prepared_folders.count(folder)) continue;
+    prepare_output_file(path, flag);
+    if (!exists) prepared_folders.insert(folder);
+  }
 }
 
 }  // namespace maskgit

@@ -54,5 +54,9 @@ std::map<std::string, std::string> read_png_text(const std::string& path);
 // A pattern without a conversion is used as-is when count == 1, otherwise Error(usage).
 std::string format_output_path(const std::string& pattern, int64_t index);
 void validate_output_pattern(const std::string& pattern, int64_t count, const std::string& flag);
+// validate_output_pattern, then prepare_output_file (io/atomic_file.h) for every one of the
+// `count` paths (each folder probed once), before any work: Error(usage) for a bad pattern,
+// Error(io_error) naming the flag and path for a destination that cannot be written.
+void prepare_output_pattern(const std::string& pattern, int64_t count, const std::string& flag);
 
 }  // namespace maskgit
