@@ -176,6 +176,19 @@ TEST_CASE("the classifier maps images to features and logits", "[classifier]") {
   CHECK_THROWS_WITH(config.validate(), Catch::Contains("classifier.num_classes"));
 }
 
+TEST_CASE("the classifier's parameter_count() is what it allocates, and is bounded", "[classifier]") {
+  ClassifierConfig config;
+  config.height = 9;
+  config.width = 13;
+  config.width_multiplier = 0.5;
+  int64_t allocated = 0;
+  for (const auto& p : Classifier(config)->parameters()) allocated += p.numel();
+  CHECK(config.parameter_count() == allocated);
+  config.height = config.width = 4096;
+  config.feature_dim = 65536;
+  CHECK_THROWS_WITH(config.validate(), Catch::Contains("classifier.feature_dim") && Catch::Contains("parameters"));
+}
+
 TEST_CASE("a tiny classifier learns the bars and writes a usable directory", "[classifier][training]") {
   torch::set_num_threads(1);
   const fs::path dir = testing::fresh_temp_dir("eval-train");

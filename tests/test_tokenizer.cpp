@@ -1,3 +1,6 @@
+#include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <set>
 #include <unistd.h>
@@ -136,6 +139,48 @@ TEST_CASE("the official ImageNet configuration has the release's parameter layou
   CHECK(parsed.to_json().dump() == config.to_json().dump());
 }
 
+TEST_CASE("parameter_count() is what the tokenizer allocates", "[tokenizer]") {
+  auto allocated = [](const TokenizerConfig& config) {
+    int64_t count = 0;
+    for (const auto& item : module_state(*VQTokenizer(config))) count += item.second.numel();
+    return count;
+  };
+  for (bool release_shortcut : {false, true}) {
+    TokenizerConfig config = TokenizerConfig::official_imagenet();
+    config.release_shortcut = release_shortcut;
+    CHECK(config.parameter_count() == allocated(config));
+    TokenizerConfig small = tiny_tokenizer_config();
+    small.release_shortcut = release_shortcut;
+    small.channel_multipliers = {2, 1, 3};
+    small.num_res_blocks = 2;
+    CHECK(small.parameter_count() == allocated(small));
+    small.num_res_blocks = 0;
+    CHECK(small.parameter_count() == allocated(small));
+  }
+}
+
+TEST_CASE("config bounds keep every size finite and small files small", "[tokenizer]") {
+  auto rejects = [](void (*change)(TokenizerConfig&), const char* field) {
+    TokenizerConfig config = tiny_tokenizer_config();
+    change(config);
+    INFO(field);
+    CHECK_THROWS_WITH(config.validate(), Catch::Contains(std::string("tokenizer.") + field));
+  };
+  rejects([](TokenizerConfig& c) { c.filters = 1'000'000'000; }, "filters");
+  rejects([](TokenizerConfig& c) { c.filters = int64_t{1} << 62; }, "filters");
+  rejects([](TokenizerConfig& c) { c.channel_multipliers = {1, int64_t{1} << 40}; }, "channel_multipliers");
+  rejects([](TokenizerConfig& c) { c.channel_multipliers = {1, 4096}; }, "channel_multipliers");
+  rejects([](TokenizerConfig& c) { c.embedding_dim = -3; }, "embedding_dim");
+  rejects([](TokenizerConfig& c) { c.codebook_size = int64_t{1} << 30; }, "codebook_size");
+  rejects([](TokenizerConfig& c) { c.norm_eps = std::nan(""); }, "norm_eps");
+  rejects([](TokenizerConfig& c) {
+    c.filters = 8192;
+    c.norm_groups = 8;
+    c.channel_multipliers = {1, 1, 1, 1, 1, 1, 1, 1};
+    c.num_res_blocks = 16;
+  }, "filters");  // 8192-wide at every level: far more than 2^30 parameters
+}
+
 TEST_CASE("config validation names the field", "[tokenizer]") {
   TokenizerConfig config = tiny_tokenizer_config();
   config.norm_groups = 3;
@@ -167,6 +212,29 @@ TEST_CASE("a model directory round-trips and rejects mismatched weights", "[toke
   ModelConfig wider = loaded;
   wider.tokenizer->embedding_dim = 6;
   CHECK_THROWS_WITH(load_tokenizer(wider, torch::kCPU), Catch::Contains("shape"));
+  // Non-finite weights are bad input, naming the tensor.
+  {
+    SafetensorsFile weights = read_safetensors((dir / kTokenizerWeightsFile).string());
+    SafetensorsEntry& codebook = *std::find_if(weights.tensors.begin(), weights.tensors.end(),
+                                               [](const SafetensorsEntry& e) { return e.name == "quantizer.codebook"; });
+    const float nan = std::nanf("");
+    std::memcpy(codebook.data.data() + 4, &nan, sizeof nan);
+    const fs::path poisoned = dir.parent_path() / "test-modeldir-nan";
+    fs::remove_all(poisoned);
+    fs::copy(dir, poisoned);
+    write_safetensors((poisoned / kTokenizerWeightsFile).string(), weights);
+    ModelConfig at_poisoned = loaded;
+    at_poisoned.directory = poisoned.string();
+    CHECK_THROWS_WITH(load_tokenizer(at_poisoned, torch::kCPU),
+                      Catch::Contains("quantizer.codebook") && Catch::Contains("non-finite"));
+    fs::remove_all(poisoned);
+  }
+  // A config.json describing a far bigger model than its weights file is refused before the
+  // model is built (a small file never makes the tool allocate a big model).
+  ModelConfig huge = loaded;
+  huge.tokenizer->filters = 512;
+  huge.tokenizer->norm_groups = 8;
+  CHECK_THROWS_WITH(load_tokenizer(huge, torch::kCPU), Catch::Contains("cannot hold the") && Catch::Contains("parameters"));
   // A truncated weights file is rejected with the file's name.
   fs::resize_file(dir / kTokenizerWeightsFile, 100);
   CHECK_THROWS_WITH(load_tokenizer(loaded, torch::kCPU), Catch::Contains("tokenizer.safetensors"));

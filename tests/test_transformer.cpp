@@ -1,3 +1,4 @@
+#include <cmath>
 #include <unistd.h>
 
 #include <filesystem>
@@ -105,6 +106,38 @@ TEST_CASE("config round-trips through JSON and validation names fields", "[trans
   TransformerConfig bad = config;
   bad.num_heads = 5;
   CHECK_THROWS_WITH(bad.validate(), Catch::Contains("transformer.num_heads"));
+  // Bounds: nothing overflows, nothing absurd is allocated.
+  auto rejects = [&](void (*change)(TransformerConfig&), const char* field) {
+    TransformerConfig changed = config;
+    change(changed);
+    INFO(field);
+    CHECK_THROWS_WITH(changed.validate(), Catch::Contains(std::string("transformer.") + field));
+  };
+  rejects([](TransformerConfig& c) { c.grid_height = c.grid_width = 3'000'000'000; }, "grid_height");
+  rejects([](TransformerConfig& c) { c.grid_height = c.grid_width = 64 * 2; }, "grid_height");
+  rejects([](TransformerConfig& c) { c.grid_height = 64; c.grid_width = 65; }, "grid_width");
+  rejects([](TransformerConfig& c) { c.hidden_size = int64_t{1} << 62; }, "hidden_size");
+  rejects([](TransformerConfig& c) { c.mlp_dim = 1'000'000'000; }, "mlp_dim");
+  rejects([](TransformerConfig& c) { c.codebook_size = int64_t{1} << 40; }, "codebook_size");
+  rejects([](TransformerConfig& c) { c.num_classes = -1; }, "num_classes");
+  rejects([](TransformerConfig& c) { c.num_heads = 64; c.hidden_size = 64; }, "num_heads");
+  rejects([](TransformerConfig& c) { c.dropout = std::nan(""); }, "dropout");
+  rejects([](TransformerConfig& c) { c.hidden_size = 8192; c.mlp_dim = 32768; c.num_layers = 256; }, "num_layers");
+}
+
+TEST_CASE("parameter_count() is what the transformer allocates", "[transformer]") {
+  for (bool no_class_token : {false, true}) {
+    TransformerConfig config = tiny_transformer_config();
+    config.no_class_token = no_class_token;
+    config.grid_height = 3;
+    config.grid_width = 5;
+    int64_t allocated = 0;
+    for (const auto& item : module_state(*BidirectionalTransformer(config))) allocated += item.second.numel();
+    CHECK(config.parameter_count() == allocated);
+  }
+  int64_t official = 0;
+  for (const auto& p : BidirectionalTransformer(TransformerConfig::official_imagenet())->parameters()) official += p.numel();
+  CHECK(TransformerConfig::official_imagenet().parameter_count() == official);
 }
 
 namespace {

@@ -56,6 +56,18 @@ void ClassifierConfig::validate(const std::string& path) const {
           "must be in (0, 64]");
   require(feature_dim >= 1 && feature_dim <= 65536, "feature_dim", fmt::format("must be in 1..65536, got {}", feature_dim));
   require(std::isfinite(dropout) && dropout >= 0 && dropout < 1, "dropout", "must be in [0, 1)");
+  require(parameter_count() <= kMaxParameters, "feature_dim",
+          fmt::format("the configuration describes {} parameters, more than the {} allowed", parameter_count(),
+                      kMaxParameters));
+}
+
+int64_t ClassifierConfig::parameter_count() const {
+  // Mirrors ClassifierImpl's constructor; test_eval checks the two agree.
+  auto conv = [](int64_t in, int64_t out) { return in * out * 9 + out; };
+  auto linear = [](int64_t in, int64_t out) { return in * out + out; };
+  const int64_t first = first_block_width(), second = second_block_width();
+  return conv(channels, first) + conv(first, first) + conv(first, second) + conv(second, second) +
+         linear(second * (height / 4) * (width / 4), feature_dim) + linear(feature_dim, num_classes);
 }
 
 Json ClassifierConfig::to_json() const {
@@ -172,14 +184,15 @@ LoadedClassifier read_classifier(const std::string& directory, const torch::Devi
     throw_bad_input(fmt::format("{}: {}", config_path, e.what()));
   }
 
-  loaded.model = Classifier(config);
   const std::string weights_path = path_in(directory, kClassifierWeightsFile);
+  check_weights_file_size(weights_path, config.parameter_count());
   SafetensorsFile weights;
   try {
     weights = read_safetensors(weights_path);
   } catch (const SafetensorsError& e) {
     throw_bad_input(e.what());
   }
+  loaded.model = Classifier(config);
   load_module_state(*loaded.model, weights, weights_path);
   loaded.model->to(device);
   loaded.model->eval();

@@ -35,7 +35,11 @@ struct ClassifierConfig {
   int64_t second_block_width() const;
 
   // Throws std::runtime_error naming the field (prefixed by `path`) when out of range.
+  // Throws std::runtime_error naming the field; parameter_count() is at most kMaxParameters.
   void validate(const std::string& path = "classifier") const;
+  static constexpr int64_t kMaxParameters = int64_t{1} << 30;
+  // Number of scalars the classifier allocates (only meaningful within validate()'s bounds).
+  int64_t parameter_count() const;
   Json to_json() const;
   static ClassifierConfig from_json(const Json& json, const std::string& path = "classifier");
 };

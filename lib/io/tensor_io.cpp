@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <cstring>
 
 #include "common/error.h"
@@ -49,6 +52,16 @@ std::string shape_string(torch::IntArrayRef shape) {
 
 }  // namespace
 
+void check_weights_file_size(const std::string& path, int64_t parameter_count) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0)
+    throw_bad_input(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+  if (!S_ISREG(info.st_mode)) throw_bad_input(fmt::format("{}: not a regular file", path));
+  if (static_cast<int64_t>(info.st_size) < 2 * parameter_count)
+    throw_bad_input(fmt::format("{}: {} bytes cannot hold the {} parameters its configuration describes", path,
+                                static_cast<int64_t>(info.st_size), parameter_count));
+}
+
 SafetensorsEntry tensor_to_entry(const std::string& name, const torch::Tensor& tensor) {
   // Safetensors is little-endian; so is every machine we build for (x86-64, aarch64).
   torch::Tensor contiguous = tensor.detach().to(torch::kCPU).contiguous();
@@ -94,6 +107,9 @@ void load_module_state(torch::nn::Module& module, const SafetensorsFile& file,
     if (value.is_floating_point() != target.is_floating_point())
       throw_bad_input(fmt::format("{}: tensor \"{}\" has dtype {}, expected {}", source, entry.name,
                                   dtype_name(entry.dtype), c10::toString(target.scalar_type())));
+    // NaN or infinite weights give black images or sampling errors much later: refuse them here.
+    if (value.is_floating_point() && !torch::isfinite(value).all().item<bool>())
+      throw_bad_input(fmt::format("{}: tensor \"{}\" holds non-finite values (NaN or infinity)", source, entry.name));
     torch::NoGradGuard no_grad;
     target.copy_(value);
     ++matched;

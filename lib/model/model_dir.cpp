@@ -63,12 +63,37 @@ ModelConfig read_model_config(const std::string& directory) {
       if (config.tokenizer->channels != config.image_channels)
         throw std::runtime_error("tokenizer.channels: differs from image.channels");
     }
+    if (config.tokenizer) {
+      const int64_t factor = config.tokenizer->downsample_factor();
+      if (config.image_width % factor != 0 || config.image_height % factor != 0)
+        throw std::runtime_error(fmt::format("image: {}x{} is not a multiple of the tokenizer's {} pixels per token",
+                                             config.image_width, config.image_height, factor));
+      // The widest activation of one image (level l: filters × multiplier_l × (H/2^l) × (W/2^l)).
+      int64_t pixels = config.image_width * config.image_height, widest = 0;
+      for (int64_t multiplier : config.tokenizer->channel_multipliers) {
+        widest = std::max(widest, config.tokenizer->filters * multiplier * pixels);
+        pixels /= 4;
+      }
+      if (widest > kMaxActivation)
+        throw std::runtime_error(fmt::format("tokenizer.filters: one {}x{} image needs an activation of {} values, "
+                                             "more than the {} allowed", config.image_width, config.image_height,
+                                             widest, kMaxActivation));
+    }
     if (const Json* transformer = root.find("transformer")) {
       config.transformer = TransformerConfig::from_json(*transformer, "transformer");
       if (config.transformer->num_classes != config.num_classes())
         throw std::runtime_error("transformer.num_classes: differs from the number of class_names");
       if (config.tokenizer && config.transformer->codebook_size != config.tokenizer->codebook_size)
         throw std::runtime_error("transformer.codebook_size: differs from tokenizer.codebook_size");
+      if (config.tokenizer) {
+        const int64_t factor = config.tokenizer->downsample_factor();
+        if (config.transformer->grid_width != config.image_width / factor ||
+            config.transformer->grid_height != config.image_height / factor)
+          throw std::runtime_error(fmt::format(
+              "transformer.grid_height, grid_width: {}x{} tokens, but a {}x{} image is {}x{} tokens",
+              config.transformer->grid_width, config.transformer->grid_height, config.image_width,
+              config.image_height, config.image_width / factor, config.image_height / factor));
+      }
     }
   } catch (const Error&) {
     throw;
@@ -98,15 +123,19 @@ void write_model_config(const ModelConfig& config) {
 
 namespace {
 
-void load_stage_weights(torch::nn::Module& module, const ModelConfig& config, const char* file_name,
-                        const torch::Device& device) {
+SafetensorsFile read_stage_weights(const ModelConfig& config, const char* file_name, int64_t parameter_count) {
   const std::string path = config.path_of(file_name);
-  SafetensorsFile file;
+  check_weights_file_size(path, parameter_count);
   try {
-    file = read_safetensors(path);
+    return read_safetensors(path);
   } catch (const SafetensorsError& e) {
     throw_bad_input(e.what());
   }
+}
+
+void load_stage_weights(torch::nn::Module& module, const ModelConfig& config, const char* file_name,
+                        const SafetensorsFile& file, const torch::Device& device) {
+  const std::string path = config.path_of(file_name);
   load_module_state(module, file, path);
   module.to(device);
   module.eval();
@@ -130,8 +159,9 @@ void save_stage_weights(const torch::nn::Module& module, const ModelConfig& conf
 
 VQTokenizer load_tokenizer(const ModelConfig& config, const torch::Device& device) {
   if (!config.tokenizer) throw_missing_stage(config, "tokenizer");
+  const SafetensorsFile file = read_stage_weights(config, kTokenizerWeightsFile, config.tokenizer->parameter_count());
   VQTokenizer tokenizer(*config.tokenizer);
-  load_stage_weights(*tokenizer, config, kTokenizerWeightsFile, device);
+  load_stage_weights(*tokenizer, config, kTokenizerWeightsFile, file, device);
   return tokenizer;
 }
 
@@ -142,8 +172,10 @@ void save_tokenizer_weights(const ModelConfig& config, VQTokenizer& tokenizer) {
 BidirectionalTransformer load_transformer(const ModelConfig& config, const torch::Device& device,
                                           torch::ScalarType dtype) {
   if (!config.transformer) throw_missing_stage(config, "transformer");
+  const SafetensorsFile file =
+      read_stage_weights(config, kTransformerWeightsFile, config.transformer->parameter_count());
   BidirectionalTransformer transformer(*config.transformer);
-  load_stage_weights(*transformer, config, kTransformerWeightsFile, device);
+  load_stage_weights(*transformer, config, kTransformerWeightsFile, file, device);
   if (dtype != torch::kFloat32) transformer->to(dtype);
   return transformer;
 }

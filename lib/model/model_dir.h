@@ -20,6 +20,9 @@ constexpr const char* kModelConfigFile = "config.json";
 constexpr const char* kTokenizerWeightsFile = "tokenizer.safetensors";
 constexpr const char* kTransformerWeightsFile = "transformer.safetensors";
 constexpr int kModelFormatVersion = 1;
+// The widest tokenizer activation of one image (filters × multiplier × pixels at a level) that
+// read_model_config accepts: 2^30 values, 4 GiB of float32 (the release's 512×512 model: 2^25).
+constexpr int64_t kMaxActivation = int64_t{1} << 30;
 
 struct ModelConfig {
   std::string directory;

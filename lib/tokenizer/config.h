@@ -26,8 +26,21 @@ struct TokenizerConfig {
   // Pixels per token side: 2^(levels-1).
   int64_t downsample_factor() const { return int64_t{1} << (levels() - 1); }
 
-  // Throws std::runtime_error naming the field (prefixed by `path`) when inconsistent.
+  // Bounds checked by validate(): every width (filters × multiplier, embedding_dim) at most
+  // kMaxWidth, the codebook at most kMaxCodebookSize entries, and parameter_count() at most
+  // kMaxParameters (4 GiB of float32), so that no later product overflows.
+  static constexpr int64_t kMaxWidth = 8192;
+  static constexpr int64_t kMaxCodebookSize = int64_t{1} << 20;
+  static constexpr int64_t kMaxParameters = int64_t{1} << 30;
+
+  // Throws std::runtime_error naming the field (prefixed by `path`) when inconsistent or out of
+  // the bounds above.
   void validate(const std::string& path = "tokenizer") const;
+
+  // Number of scalars in the encoder, decoder and codebook this configuration describes
+  // (what VQTokenizer allocates). Only meaningful for a configuration within validate()'s
+  // width bounds (each factor ≤ 2^13, so no product overflows).
+  int64_t parameter_count() const;
 
   Json to_json() const;
   static TokenizerConfig from_json(const Json& json, const std::string& path = "tokenizer");

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <stdexcept>
 
 namespace maskgit {
@@ -10,17 +11,39 @@ void TransformerConfig::validate(const std::string& path) const {
   auto require = [&](bool ok, const char* field, const std::string& why) {
     if (!ok) throw std::runtime_error(fmt::format("{}.{}: {}", path, field, why));
   };
-  require(codebook_size >= 2, "codebook_size", "must be at least 2");
-  require(num_classes >= 1, "num_classes", "must be positive");
-  require(grid_height >= 1 && grid_width >= 1 && grid_height * grid_width <= 65536, "grid_height",
-          "grid must have 1..65536 cells");
-  require(hidden_size >= 1, "hidden_size", "must be positive");
+  // Bounds well above the release (768 hidden, 24 layers, 3072 MLP, 1024 codes, 1000 classes,
+  // 32×32 tokens at 512) and low enough that no product below overflows.
+  require(codebook_size >= 2 && codebook_size <= kMaxVocabulary, "codebook_size",
+          fmt::format("must be in 2..{}", kMaxVocabulary));
+  require(num_classes >= 1 && num_classes <= kMaxVocabulary, "num_classes",
+          fmt::format("must be in 1..{}", kMaxVocabulary));
+  require(grid_height >= 1 && grid_height <= kMaxGridSide, "grid_height", fmt::format("must be in 1..{}", kMaxGridSide));
+  require(grid_width >= 1 && grid_width <= kMaxGridSide, "grid_width", fmt::format("must be in 1..{}", kMaxGridSide));
+  require(grid_height * grid_width <= kMaxTokens, "grid_width",
+          fmt::format("the grid has {} cells, more than the {} allowed", grid_height * grid_width, kMaxTokens));
+  require(hidden_size >= 1 && hidden_size <= kMaxWidth, "hidden_size", fmt::format("must be in 1..{}", kMaxWidth));
   require(num_layers >= 1 && num_layers <= 256, "num_layers", "must be in 1..256");
-  require(num_heads >= 1 && hidden_size % num_heads == 0, "num_heads",
-          fmt::format("must divide hidden_size {}", hidden_size));
-  require(mlp_dim >= 1, "mlp_dim", "must be positive");
-  require(dropout >= 0 && dropout < 1, "dropout", "must be in [0, 1)");
-  require(attention_dropout >= 0 && attention_dropout < 1, "attention_dropout", "must be in [0, 1)");
+  require(num_heads >= 1 && num_heads <= kMaxHeads, "num_heads", fmt::format("must be in 1..{}", kMaxHeads));
+  require(hidden_size % num_heads == 0, "num_heads", fmt::format("must divide hidden_size {}", hidden_size));
+  require(mlp_dim >= 1 && mlp_dim <= 4 * kMaxWidth, "mlp_dim", fmt::format("must be in 1..{}", 4 * kMaxWidth));
+  require(std::isfinite(dropout) && dropout >= 0 && dropout < 1, "dropout", "must be in [0, 1)");
+  require(std::isfinite(attention_dropout) && attention_dropout >= 0 && attention_dropout < 1, "attention_dropout",
+          "must be in [0, 1)");
+  require(parameter_count() <= kMaxParameters, "num_layers",
+          fmt::format("the configuration describes {} parameters, more than the {} allowed", parameter_count(),
+                      kMaxParameters));
+}
+
+int64_t TransformerConfig::parameter_count() const {
+  // Mirrors the modules built in transformer.cpp; test_transformer checks the two agree.
+  const int64_t h = hidden_size;
+  auto linear = [](int64_t in, int64_t out) { return in * out + out; };
+  const int64_t layer_norm = 2 * h;
+  const int64_t embeddings = vocabulary_size() * h + sequence_length() * h + layer_norm;
+  const int64_t attention = 4 * linear(h, h) + layer_norm;
+  const int64_t mlp = linear(h, mlp_dim) + linear(mlp_dim, h) + layer_norm;
+  const int64_t head = linear(h, h) + layer_norm + vocabulary_size();
+  return embeddings + num_layers * (attention + mlp) + head;
 }
 
 Json TransformerConfig::to_json() const {

@@ -31,7 +31,23 @@ struct TransformerConfig {
   int64_t vocabulary_size() const { return codebook_size + num_classes + (no_class_token ? 1 : 0) + 1; }
   int64_t mask_token() const { return vocabulary_size() - 1; }
 
+  // Bounds checked by validate(); with them no product of fields overflows.
+  static constexpr int64_t kMaxVocabulary = int64_t{1} << 20;  // codebook_size, num_classes
+  // Attention holds tokens² scores per head and image: 4096 tokens (64×64, a 1024-pixel image at
+  // 16 pixels a token) and 32 heads keep that at 2 GiB for one image.
+  static constexpr int64_t kMaxGridSide = 64;
+  static constexpr int64_t kMaxTokens = 4096;  // grid_height × grid_width
+  static constexpr int64_t kMaxHeads = 32;
+  static constexpr int64_t kMaxWidth = 8192;   // hidden_size; mlp_dim ≤ 4 × this
+  static constexpr int64_t kMaxParameters = int64_t{1} << 31;  // 8 GiB of float32
+
+  // Throws std::runtime_error naming the field (prefixed by `path`) when inconsistent or out of
+  // the bounds above.
   void validate(const std::string& path = "transformer") const;
+
+  // Number of scalars BidirectionalTransformer allocates for this configuration. Only
+  // meaningful within validate()'s bounds.
+  int64_t parameter_count() const;
   Json to_json() const;
   static TransformerConfig from_json(const Json& json, const std::string& path = "transformer");
   // google-research/maskgit's 256×256 ImageNet transformer (≈172M parameters), 16×16 tokens;
