@@ -163,7 +163,7 @@ int main(int argc, char** argv) {
   data->add_option("--floor-count", reference.floor_count,
                    "Floor images (0 = as many as the evaluated images, at most 10000)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
-  data->add_option("-s,--seed", reference.seed, "Seed that picks the floor images")->capture_default_str();
+  data->add_option("-s,--seed", reference.seed, "Seed that picks the floor images")->capture_default_str()->check(seed_value());
   app.add_option("-b,--batch-size", batch_size, "Images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_flag("--json", json_output, "One JSON object on stdout instead of the table");
   app.add_flag("--self-test", self_test,
@@ -175,7 +175,7 @@ int main(int argc, char** argv) {
   sampling->add_option("--per-class", per_class, "Images per class when sampling")->capture_default_str()
       ->check(CLI::Range(1, 100000));
   sampling->add_option("--sample-seed", sample_seed, "Seed of the first sampled image (image i uses seed + i)")
-      ->capture_default_str();
+      ->capture_default_str()->check(seed_value());
   add_sampler_options(app, sampler);
   add_runtime_options(app, runtime);
 

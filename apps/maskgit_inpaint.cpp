@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
   MaskReadOptions mask_options;
   app.add_option("--mask", mask_path, "Mask picture of the image's size: white (or opaque) = regenerate")->required();
   app.add_option("--threshold", mask_options.threshold, "Grey level (0..1) from which a mask pixel selects")
-      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+      ->capture_default_str()->check(finite_range(0.0, 1.0));
   app.add_flag("--invert", mask_options.invert, "Regenerate the black (or transparent) pixels instead");
   add_editing_options(app, options, ClassUse::optional);
 

@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
                  "Classes, by id or name (case-insensitive), repeatable or comma-separated; default: every class")
       ->delimiter(',');
   app.add_option("-n,--num", per_class, "Images per class")->capture_default_str()->check(CLI::Range(1, 1000000));
-  app.add_option("-s,--seed", seed, "Seed of the first image; image i uses seed + i")->capture_default_str();
+  app.add_option("-s,--seed", seed, "Seed of the first image; image i uses seed + i")->capture_default_str()->check(seed_value());
   app.add_option("-b,--batch-size", batch_size, "Images decoded together (does not change the results)")
       ->capture_default_str()->check(CLI::Range(1, 65536));
   app.add_option("-o,--output", output, "Output PNG pattern with one %d (the image index); \"\" = no PNG files")
@@ -60,7 +60,10 @@ int main(int argc, char** argv) {
       throw_usage("--output: empty, and no --grid, --save-tokens or --json: nothing would be produced");
     // Every destination is checked (and its folder made) before any work.
     if (!output.empty()) prepare_output_pattern(output, total, "--output");
-    if (!grid_output.empty()) prepare_output_file(grid_output, "--grid");
+    if (!grid_output.empty()) {
+      check_grid_size(total, per_class, config.image_height, config.image_width, grid_scale);
+      prepare_output_file(grid_output, "--grid");
+    }
     if (!tokens_output.empty()) prepare_output_file(tokens_output, "--save-tokens");
     VQTokenizer tokenizer = load_tokenizer(config, device);
     const torch::ScalarType dtype = forward_dtype(sampler, device);

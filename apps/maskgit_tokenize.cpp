@@ -105,7 +105,13 @@ int main(int argc, char** argv) {
     if (*reconstruct) {
       prepare_output_pattern(reconstruct_output, data.images.size(0), "--output");
       if (!originals_output.empty()) prepare_output_pattern(originals_output, data.images.size(0), "--originals");
-      if (!grid_output.empty()) prepare_output_file(grid_output, "--grid");
+      if (!grid_output.empty()) {
+        const int64_t count = data.images.size(0), columns = std::min<int64_t>(10, count);
+        // Rows of originals and reconstructions: twice the rows of the images alone.
+        check_grid_size(2 * ((count + columns - 1) / columns) * columns, columns, data.images.size(2),
+                        data.images.size(3), grid_scale);
+        prepare_output_file(grid_output, "--grid");
+      }
       const torch::Tensor ids = encode_in_batches(tokenizer, data.images, batch_size, device);
       const torch::Tensor images = decode_in_batches(tokenizer, ids, data.images.size(2), data.images.size(3), batch_size, device);
       const torch::Tensor psnr = per_image_psnr(images, data.images);

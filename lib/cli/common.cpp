@@ -4,12 +4,57 @@
 
 #include <c10/util/Exception.h>
 
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+
 #include "common/error.h"
+#include "io/image.h"
 #include "model/model_dir.h"
 #include "runtime/allocator.h"
 #include "runtime/threads.h"
 
 namespace maskgit {
+
+CLI::Validator finite_range(double low, double high, bool exclude_low) {
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        double value = 0;
+        if (!CLI::detail::lexical_cast(text, value) || !std::isfinite(value))
+          return fmt::format("\"{}\" is not a finite number", text);
+        if (value < low || value > high || (exclude_low && value == low))
+          return fmt::format("{} is out of range ({}{:g} to {:g})", text, exclude_low ? "above " : "", low, high);
+        return std::string();
+      },
+      fmt::format("{}{:g}..{:g}", exclude_low ? ">" : "", low, high));
+}
+
+CLI::Validator seed_value() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        const bool digits = !text.empty() && text.size() <= 20 &&
+                            std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); });
+        errno = 0;
+        if (digits) std::strtoull(text.c_str(), nullptr, 10);
+        if (!digits || errno == ERANGE)
+          return fmt::format("\"{}\" is not a seed (a whole number from 0 to 18446744073709551615)", text);
+        return std::string();
+      },
+      "0..2^64-1");
+}
+
+void check_grid_size(int64_t count, int64_t columns, int64_t height, int64_t width, int64_t scale,
+                     const std::string& flag) {
+  constexpr int64_t kGap = 2;  // tile_images' padding
+  const int64_t rows = (count + columns - 1) / columns;
+  const int64_t grid_width = columns * (width * scale + kGap) + kGap;
+  const int64_t grid_height = rows * (height * scale + kGap) + kGap;
+  if (grid_width > kMaxImageSide || grid_height > kMaxImageSide)
+    throw_usage(fmt::format("{}: the picture would be {}x{}, more than {} pixels a side (lower --grid-scale, or "
+                            "fewer images)", flag, grid_width, grid_height, kMaxImageSide));
+}
 
 void add_runtime_options(CLI::App& app, RuntimeOptions& options) {
   app.add_option("--device", options.device,

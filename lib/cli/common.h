@@ -14,6 +14,19 @@ struct RuntimeOptions {
   int threads = 0;  // 0: all hardware threads
 };
 
+// A number in [low, high] (above `low` when exclude_low), NaN and infinities refused, with a
+// short message quoting the user's text (never a 300-digit expansion of it).
+CLI::Validator finite_range(double low, double high, bool exclude_low = false);
+
+// A seed: decimal digits only, 0..2^64-1 (no sign, exponent or fraction; nothing wraps).
+CLI::Validator seed_value();
+
+// Before any work: a --grid picture of `count` height × width images in `columns` columns,
+// each enlarged `scale` times with tile_images' 2-pixel gaps, must fit the largest PNG side
+// (kMaxImageSide). Error(usage) naming `flag` and --grid-scale otherwise.
+void check_grid_size(int64_t count, int64_t columns, int64_t height, int64_t width, int64_t scale,
+                     const std::string& flag = "--grid");
+
 // --device auto|cpu|cuda|cuda:N and --threads N.
 void add_runtime_options(CLI::App& app, RuntimeOptions& options);
 // Applies --threads and resolves --device; Error(usage) if CUDA is asked for but absent.

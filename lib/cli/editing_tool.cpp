@@ -32,7 +32,7 @@ void add_editing_options(CLI::App& app, EditingCliOptions& options, ClassUse cla
       ->capture_default_str()->check(CLI::Range(1, 100000));
   output->add_option("-s,--seed", options.seed,
                      "Seed of the first result; result i (input i/n, variant i%n) uses seed + i")
-      ->capture_default_str();
+      ->capture_default_str()->check(seed_value());
   output->add_option("-o,--output", options.output,
                      "Output PNG pattern with one %d (the result index; optional for a single result); \"\" = none")
       ->capture_default_str();
@@ -124,7 +124,10 @@ void run_editing_tool(const std::string& tool, const EditingCliOptions& options,
     throw_usage("--output: empty, and no --json, --grid or --save-mask: nothing would be produced");
   // Every destination is checked (and its folder made) before any work.
   if (!options.output.empty()) prepare_output_pattern(options.output, total, "--output");
-  if (!options.grid.empty()) prepare_output_file(options.grid, "--grid");
+  if (!options.grid.empty()) {
+    check_grid_size(input_count * (options.variants + 2), options.variants + 2, height, width, options.grid_scale);
+    prepare_output_file(options.grid, "--grid");
+  }
   if (!options.save_mask.empty()) prepare_output_file(options.save_mask, "--save-mask");
   VQTokenizer tokenizer = load_tokenizer(config, device);
   const torch::ScalarType dtype = forward_dtype(options.sampler, device);

@@ -4,28 +4,11 @@
 
 #include <cmath>
 
+#include "cli/common.h"
 #include "common/error.h"
 #include "compat/torch_compat.h"
 
 namespace maskgit {
-namespace {
-
-// A number in [low, high] (NaN and infinities refused), with a short message: the decoder's
-// arithmetic is float32, so values beyond these bounds only overflow it.
-CLI::Validator bounded(double low, double high, bool exclude_low = false) {
-  return CLI::Validator(
-      [=](std::string& text) -> std::string {
-        double value = 0;
-        if (!CLI::detail::lexical_cast(text, value) || !std::isfinite(value))
-          return fmt::format("\"{}\" is not a finite number", text);
-        if (value < low || value > high || (exclude_low && value == low))
-          return fmt::format("{} is out of range ({}{:g} to {:g})", text, exclude_low ? "above " : "", low, high);
-        return std::string();
-      },
-      fmt::format("{}{:g}..{:g}", exclude_low ? ">" : "", low, high));
-}
-
-}  // namespace
 
 void add_sampler_options(CLI::App& app, SamplerCliOptions& options) {
   auto* group = app.add_option_group("Sampler");
@@ -38,15 +21,15 @@ void add_sampler_options(CLI::App& app, SamplerCliOptions& options) {
       ->capture_default_str();
   group->add_option("--choice-temperature", options.choice_temperature,
                     "Gumbel noise on the keep/re-mask choice, annealed to 0 (the release's 4.5)")
-      ->capture_default_str()->check(bounded(0, 1e6));
+      ->capture_default_str()->check(finite_range(0, 1e6));
   group->add_option("--temperature", options.temperature,
                     "Softmax temperature on the logits (1 = off; use --top-k 1 for greedy decoding)")
-      ->capture_default_str()->check(bounded(1e-3, 1e3));
+      ->capture_default_str()->check(finite_range(1e-3, 1e3));
   group->add_option("--top-k", options.top_k, "Sample among the k most likely codes only (0 = off)")
       ->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
   group->add_option("--cfg-scale", options.cfg_scale,
                     "Classifier-free guidance s: logits = u + s(c - u) (1 = off; needs a model with a no-class token)")
-      ->capture_default_str()->check(bounded(-1e3, 1e3));
+      ->capture_default_str()->check(finite_range(-1e3, 1e3));
   group->add_option("--order", options.order,
                     "Which positions to fix each step: confidence (the release) or halton (a fixed spread-out order)")
       ->capture_default_str()->check(CLI::IsMember({"confidence", "halton"}));

@@ -20,7 +20,8 @@ CanvasPlacement placement_from_margins(int64_t width, int64_t height, const Marg
   const std::pair<const char*, int64_t> named[] = {
       {"--left", margins.left}, {"--right", margins.right}, {"--top", margins.top}, {"--bottom", margins.bottom}};
   for (const auto& [flag, value] : named)
-    if (value < 0) throw_usage(fmt::format("{}: {} is negative", flag, value));
+    if (value < 0 || value > kMaxCanvasSide)
+      throw_usage(fmt::format("{}: {} is out of range (0 to {} pixels)", flag, value, kMaxCanvasSide));
   if (margins.left + margins.right + margins.top + margins.bottom == 0)
     throw_usage("nothing to outpaint: give --left/--right/--top/--bottom or --canvas");
   CanvasPlacement placement;
@@ -28,6 +29,9 @@ CanvasPlacement placement_from_margins(int64_t width, int64_t height, const Marg
   placement.offset_y = round_up(margins.top, factor);
   placement.canvas_width = placement.offset_x + width + round_up(margins.right, factor);
   placement.canvas_height = placement.offset_y + height + round_up(margins.bottom, factor);
+  if (placement.canvas_width > kMaxCanvasSide || placement.canvas_height > kMaxCanvasSide)
+    throw_usage(fmt::format("--left/--right/--top/--bottom: the canvas would be {}x{}, more than {} pixels a side",
+                            placement.canvas_width, placement.canvas_height, kMaxCanvasSide));
   return placement;
 }
 
@@ -35,6 +39,9 @@ CanvasPlacement placement_on_canvas(int64_t width, int64_t height, int64_t canva
                                     int64_t offset_x, int64_t offset_y) {
   if (canvas_width <= 0 || canvas_height <= 0)
     throw_usage(fmt::format("--canvas: {}x{} is empty", canvas_width, canvas_height));
+  if (canvas_width > kMaxCanvasSide || canvas_height > kMaxCanvasSide)
+    throw_usage(fmt::format("--canvas: {}x{} is more than {} pixels a side", canvas_width, canvas_height,
+                            kMaxCanvasSide));
   if (offset_x < 0 || offset_y < 0 || offset_x + width > canvas_width || offset_y + height > canvas_height)
     throw_usage(fmt::format("--offset: the {}x{} image at {},{} does not fit inside the {}x{} canvas", width, height,
                             offset_x, offset_y, canvas_width, canvas_height));

@@ -3,9 +3,14 @@
 // decoder sees it (known pixels where the image is, to be generated everywhere else).
 #include <torch/torch.h>
 
+#include "io/image.h"
+
 #include <string>
 
 namespace maskgit {
+
+// The largest canvas side accepted, in pixels: the largest PNG side the tools write.
+constexpr int64_t kMaxCanvasSide = kMaxImageSide;
 
 struct CanvasPlacement {
   int64_t canvas_width = 0;
