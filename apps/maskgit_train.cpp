@@ -1,6 +1,8 @@
 // maskgit-train: trains one stage of a model directory.
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "cli/common.h"
 #include "common/error.h"
 #include "training/classifier_trainer.h"
@@ -20,7 +22,7 @@ struct CommonTrainingFlags {
   double learning_rate = 0;
   uint64_t seed = 1;
   std::string metrics;
-  bool resume = false, quiet = false;
+  bool resume = false, overwrite = false, quiet = false;
 
   template <typename Options>
   void apply_to(Options& options) const {
@@ -35,6 +37,7 @@ struct CommonTrainingFlags {
     options.seed = seed;
     options.metrics_path = metrics;
     options.resume = resume;
+    options.overwrite = overwrite;
     options.quiet = quiet;
   }
 };
@@ -54,7 +57,8 @@ int main(int argc, char** argv) {
                "  tokenizer    the VQ autoencoder (images -> token grids)\n"
                "  transformer  the bidirectional transformer over token grids (needs the tokenizer)\n"
                "  classifier   the evaluation classifier used by maskgit-eval (its own directory)\n"
-               "Checkpoints atomically; --resume continues after a kill; Ctrl-C saves and exits (status 130).",
+               "Checkpoints atomically; --resume continues after a kill; Ctrl-C saves and exits (status 130);\n"
+               "a non-finite loss or weights stop the run (status 1) and keep the last checkpoint.",
                "maskgit-train"};
   std::string stage;
   CommonTrainingFlags flags;
@@ -122,7 +126,14 @@ int main(int argc, char** argv) {
   auto* training = app.add_option_group("Training (defaults differ per stage: tokenizer / transformer)");
   training->add_option("--steps", flags.steps, "Total optimisation steps (6000 / 10000)")->check(CLI::PositiveNumber);
   training->add_option("-b,--batch-size", flags.batch_size, "Images per step (128 / 256)")->check(CLI::PositiveNumber);
-  training->add_option("--lr", flags.learning_rate, "Peak learning rate (1e-3 / 1e-3)")->check(CLI::PositiveNumber);
+  training->add_option("--lr", flags.learning_rate, "Peak learning rate (1e-3 / 1e-3)")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            double value = 0;
+            if (CLI::detail::lexical_cast(text, value) && std::isfinite(value) && value > 0) return "";
+            return "must be a finite positive number, got " + text;
+          },
+          "POSITIVE"));
   training->add_option("--warmup", flags.warmup, "Linear warm-up steps, then cosine decay (200 / 500)")->check(CLI::NonNegativeNumber);
   training->add_option("-s,--seed", flags.seed, "Seed for initialisation, data order and every random choice")->capture_default_str();
   training->add_option("--checkpoint-every", flags.checkpoint_every, "Save a checkpoint every N steps (500)")->check(CLI::PositiveNumber);
@@ -131,7 +142,11 @@ int main(int argc, char** argv) {
   training->add_option("--stop-after", flags.stop_after,
                        "Stop with a checkpoint after N steps of this run (-1 = run to --steps); --resume continues")
       ->capture_default_str();
-  training->add_flag("--resume", flags.resume, "Continue from OUT/train-state/<stage>.safetensors");
+  auto* resume_flag = training->add_flag("--resume", flags.resume, "Continue from OUT/train-state/<stage>.safetensors");
+  training->add_flag("--overwrite", flags.overwrite,
+                     "Start over although OUT holds this stage's checkpoint or model (both are replaced; "
+                     "without it, such a directory is refused)")
+      ->excludes(resume_flag);
   training->add_flag("-q,--quiet", flags.quiet, "No progress on stderr");
   add_runtime_options(app, runtime);
 

@@ -1,7 +1,11 @@
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
 
 #include "io/image.h"
 #include "io/safetensors.h"
@@ -10,6 +14,7 @@
 #include "training/adam.h"
 #include "training/interrupt.h"
 #include "training/metrics_log.h"
+#include "training/run_guard.h"
 #include "training/tokenizer_trainer.h"
 
 #include "test_support.h"
@@ -106,7 +111,7 @@ TEST_CASE("a resumed run ends exactly where an uninterrupted one does", "[traini
   REQUIRE(a.tensors.size() == b.tensors.size());
   for (size_t i = 0; i < a.tensors.size(); ++i) {
     INFO(a.tensors[i].name);
-    CHECK(torch::allclose(entry_to_tensor(a.tensors[i]), entry_to_tensor(b.tensors[i]), 1e-5, 1e-6));
+    CHECK(torch::equal(entry_to_tensor(a.tensors[i]), entry_to_tensor(b.tensors[i])));  // bit for bit
   }
   // The metrics log of the resumed run describes one history: no step twice.
   CHECK((testing::metrics_log_steps(split.resolved_metrics_path()) == std::vector<int64_t>{10, 20, 30}));
@@ -134,6 +139,144 @@ TEST_CASE("resume without a checkpoint is a clear error", "[training]") {
   TokenizerTrainOptions options = tiny_options(dir / "data", dir / "model");
   options.resume = true;
   CHECK_THROWS_WITH(train_tokenizer(options), Catch::Contains("--resume") && Catch::Contains("tokenizer.safetensors"));
+  fs::remove_all(dir);
+}
+
+namespace {
+
+// Catches a maskgit::Error and checks its exit code and message.
+template <typename Body>
+void require_error(Body body, ExitCode code, const std::vector<std::string>& needles) {
+  try {
+    body();
+    FAIL("no error thrown");
+  } catch (const Error& e) {
+    INFO(e.what());
+    CHECK(e.code() == code);
+    for (const auto& needle : needles) CHECK(std::string(e.what()).find(needle) != std::string::npos);
+  }
+}
+
+std::string file_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+TEST_CASE("a fresh run refuses a directory holding the same stage's run unless told to start over", "[training]") {
+  torch::set_num_threads(1);
+  const fs::path dir = testing::fresh_temp_dir("train-refuse");
+  const fs::path data = make_bar_dataset(dir / "data");
+  TokenizerTrainOptions options = tiny_options(data, dir / "model");
+  options.steps = 10;
+  train_tokenizer(options);
+  const std::string weights = file_bytes(dir / "model" / kTokenizerWeightsFile);
+  const std::string checkpoint = file_bytes(options.state_path());
+
+  // A checkpoint: --resume or --overwrite, and nothing is touched (not even the metrics log).
+  const std::vector<int64_t> history = testing::metrics_log_steps(options.resolved_metrics_path());
+  options.data.path = (dir / "no-such-data").string();  // refused before the data is read
+  require_error([&] { train_tokenizer(options); }, ExitCode::io_error, {options.model_dir, "--resume", "--overwrite"});
+  CHECK(file_bytes(dir / "model" / kTokenizerWeightsFile) == weights);
+  CHECK(file_bytes(options.state_path()) == checkpoint);
+  CHECK(testing::metrics_log_steps(options.resolved_metrics_path()) == history);
+  options.resume = options.overwrite = true;
+  require_error([&] { train_tokenizer(options); }, ExitCode::usage, {"--resume", "--overwrite"});
+
+  // A model without a checkpoint: only --overwrite can replace it.
+  fs::remove(options.state_path());
+  options.resume = options.overwrite = false;
+  require_error([&] { train_tokenizer(options); }, ExitCode::io_error, {options.model_dir, "tokenizer.safetensors", "--overwrite"});
+
+  // --overwrite starts over: a new run with a new seed replaces the model.
+  options.data.path = data.string();
+  options.overwrite = true;
+  options.seed = 5;
+  options.steps = 5;
+  CHECK(train_tokenizer(options).steps_done == 5);
+  CHECK(file_bytes(dir / "model" / kTokenizerWeightsFile) != weights);
+  CHECK(read_safetensors(options.state_path()).metadata.at("step") == "5");
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a run whose loss stops being finite stops and keeps the last checkpoint and model", "[training]") {
+  torch::set_num_threads(1);
+  const fs::path dir = testing::fresh_temp_dir("train-diverge");
+  const fs::path data = make_bar_dataset(dir / "data");
+  TokenizerTrainOptions options = tiny_options(data, dir / "model");
+  options.steps = 10;
+  train_tokenizer(options);
+  const std::string weights = file_bytes(dir / "model" / kTokenizerWeightsFile);
+  const std::string config = file_bytes(dir / "model" / kModelConfigFile);
+  const std::string checkpoint = file_bytes(options.state_path());
+
+  options.resume = true;
+  options.steps = 40;
+  options.learning_rate = 1e30;  // a real route to NaN: the weights blow up within two steps
+  require_error([&] { train_tokenizer(options); }, ExitCode::failure,
+                {"tokenizer", "diverged at step", "NaN", "step 10", "kept", "--lr"});
+  CHECK(file_bytes(dir / "model" / kTokenizerWeightsFile) == weights);
+  CHECK(file_bytes(dir / "model" / kModelConfigFile) == config);
+  CHECK(file_bytes(options.state_path()) == checkpoint);
+
+  // A learning rate whose Adam step does not fit in float32 is refused before any work.
+  options.learning_rate = 1e38;
+  require_error([&] { train_tokenizer(options); }, ExitCode::usage, {"--lr"});
+  fs::remove_all(dir);
+}
+
+TEST_CASE("finiteness checks see NaN and inf in any tensor, and only in floating-point ones", "[training]") {
+  CHECK(all_finite({}));
+  CHECK(all_finite({torch::ones({3}), torch::arange(4), torch::Tensor()}));
+  CHECK_FALSE(all_finite({torch::ones({3}), torch::tensor({1.0, std::nan("")})}));
+  CHECK_FALSE(all_finite({torch::tensor({1.0f, INFINITY}, torch::kFloat32)}));
+  CHECK_FALSE(all_finite({torch::tensor({-INFINITY}).to(torch::kBFloat16)}));
+  torch::nn::Linear layer(2, 3);
+  CHECK(all_finite(module_tensors(*layer)));
+  {
+    torch::NoGradGuard no_grad;
+    layer->bias[1] = std::nan("");
+  }
+  CHECK_FALSE(all_finite(module_tensors(*layer)));
+}
+
+TEST_CASE("temporaries of killed writers are removed, those of live ones kept", "[training]") {
+  const fs::path dir = testing::fresh_temp_dir("train-stale");
+  const fs::path target = dir / "tokenizer.safetensors";
+  auto touch = [](const fs::path& path) { std::ofstream(path) << "x"; };
+  const fs::path dead = dir / "tokenizer.safetensors.tmp.999999999";  // above any pid_max
+  const fs::path ours = dir / ("tokenizer.safetensors.tmp." + std::to_string(::getpid()));
+  const fs::path parent = dir / ("tokenizer.safetensors.tmp." + std::to_string(::getppid()));
+  const fs::path other = dir / "other.safetensors.tmp.999999999";
+  const fs::path named = dir / "tokenizer.safetensors.tmp.backup";
+  for (const auto& path : {dead, ours, parent, other, named}) touch(path);
+  remove_stale_temporaries({target.string()});
+  CHECK_FALSE(fs::exists(dead));
+  CHECK(fs::exists(ours));
+  CHECK(fs::exists(parent));
+  CHECK(fs::exists(other));
+  CHECK(fs::exists(named));
+  remove_stale_temporaries({(dir / "missing-folder" / "x").string()});  // no folder: nothing to do
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a resumed run keeps the checkpoint's --limit", "[training]") {
+  torch::set_num_threads(1);
+  const fs::path dir = testing::fresh_temp_dir("train-limit");
+  const fs::path data = make_bar_dataset(dir / "data");
+  TokenizerTrainOptions options = tiny_options(data, dir / "model");
+  options.data.limit = 40;
+  options.steps = 10;
+  train_tokenizer(options);
+  CHECK(read_safetensors(options.state_path()).metadata.at("limit") == "40");
+  options.resume = true;
+  options.steps = 12;
+  options.data.limit = 20;
+  require_error([&] { train_tokenizer(options); }, ExitCode::usage, {"--limit", "first 40 images"});
+  options.data.limit = -1;  // not given: the checkpoint's
+  CHECK(train_tokenizer(options).steps_done == 12);
+  CHECK(read_safetensors(options.state_path()).metadata.at("limit") == "40");
   fs::remove_all(dir);
 }
 

@@ -42,6 +42,15 @@ void Adam::step(double learning_rate) {
   }
 }
 
+std::vector<torch::Tensor> Adam::moments() const {
+  std::vector<torch::Tensor> tensors;
+  for (const auto& slot : slots_) {
+    tensors.push_back(slot.first_moment);
+    tensors.push_back(slot.second_moment);
+  }
+  return tensors;
+}
+
 void Adam::save_state(SafetensorsFile& file) const {
   for (const auto& slot : slots_) {
     file.tensors.push_back(tensor_to_entry("adam." + slot.name + ".m", slot.first_moment));

@@ -25,6 +25,8 @@ class Adam {
   void zero_grad();
   void step(double learning_rate);
   int64_t steps_taken() const { return step_; }
+  // The first and second moments of every parameter (to check them before a save).
+  std::vector<torch::Tensor> moments() const;
 
   // State under "adam.<param>.m", "adam.<param>.v" and metadata "adam.step".
   void save_state(SafetensorsFile& file) const;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <optional>
 
@@ -16,6 +17,7 @@
 #include "training/interrupt.h"
 #include "training/metrics_log.h"
 #include "training/progress.h"
+#include "training/run_guard.h"
 #include "runtime/threads.h"
 
 namespace maskgit {
@@ -109,6 +111,11 @@ ClassifierTrainResult train_classifier(const ClassifierTrainOptions& requested) 
   if (options.log_every < 1 || options.checkpoint_every < 1)
     throw_usage("--log-every and --checkpoint-every must be positive");
   const std::string state_path = options.state_path();
+  const std::string weights_path = (fs::path(options.out_dir) / kClassifierWeightsFile).string();
+  check_learning_rate(options.learning_rate, AdamOptions{}.beta1, options.weight_decay);
+  refuse_to_replace_run("classifier", options.out_dir, state_path, weights_path, options.resume, options.overwrite);
+  remove_stale_temporaries({state_path, options.resolved_metrics_path(), weights_path,
+                            (fs::path(options.out_dir) / kClassifierConfigFile).string()});
   SafetensorsFile resume_state;
   int64_t start_step = 0;
   std::optional<ClassifierConfig> checkpoint_config;
@@ -136,6 +143,7 @@ ClassifierTrainResult train_classifier(const ClassifierTrainOptions& requested) 
     options.augment = metadata_integer(resume_state, "augment", state_path) != 0;
     if (start_step < 0 || options.batch_size < 1)
       throw_bad_input(fmt::format("{}: metadata \"step\" or \"batch_size\" out of range", state_path));
+    resume_data_limit(options.data, resume_state, state_path);
   }
 
   options.data.channels = static_cast<int>(options.config.channels);
@@ -203,9 +211,18 @@ ClassifierTrainResult train_classifier(const ClassifierTrainOptions& requested) 
   };
 
   ensure_directory(fs::path(state_path).parent_path().string());
+  if (!options.resume) discard_earlier_checkpoint(state_path);
   MetricsLog metrics(options.resolved_metrics_path(), options.resume ? start_step : -1);
 
+  int64_t last_checkpoint = options.resume ? start_step : -1;
   auto save_checkpoint = [&](int64_t steps_done) {
+    // Never write a model that is not finite (the loss is checked every step; this also
+    // covers weights and optimizer moments that overflowed in the last update).
+    std::vector<torch::Tensor> tensors = module_tensors(*classifier);
+    for (const torch::Tensor& moment : adam.moments()) tensors.push_back(moment);
+    if (!all_finite(tensors))
+      throw_diverged("classifier", steps_done, "the weights are not finite after the update", last_checkpoint,
+                     state_path, options.learning_rate);
     SafetensorsFile state;
     append_module_state(state, *classifier, "model.");
     adam.save_state(state);
@@ -215,8 +232,10 @@ ClassifierTrainResult train_classifier(const ClassifierTrainOptions& requested) 
     state.metadata["augment"] = options.augment ? "1" : "0";
     state.metadata["classifier_config"] = options.config.to_json().dump();
     state.metadata["data"] = options.data.path;
+    state.metadata["limit"] = std::to_string(options.data.limit);
     write_safetensors(state_path, state);
     save_classifier(options.out_dir, classifier, data.class_names);
+    last_checkpoint = steps_done;
   };
 
   ClassifierTrainResult result;
@@ -254,7 +273,13 @@ ClassifierTrainResult train_classifier(const ClassifierTrainOptions& requested) 
         warmup_cosine_lr(step, total_steps, options.warmup_steps, options.learning_rate, options.final_lr_fraction);
     adam.step(learning_rate);
 
-    window_loss += loss.item<double>();
+    // Read after the update was queued, as before; a step whose loss is not finite is never
+    // saved (its update is garbage, and the run stops).
+    const double loss_value = loss.item<double>();
+    if (!std::isfinite(loss_value))
+      throw_diverged("classifier", step + 1, describe_non_finite_loss(loss_value), last_checkpoint, state_path,
+                     options.learning_rate);
+    window_loss += loss_value;
     window_correct += logits.detach().argmax(1).eq(labels).sum().item<int64_t>();
     window_images += labels.size(0);
     ++window_steps;

@@ -39,6 +39,9 @@ struct ClassifierTrainOptions {
   int64_t log_every = 50;
   uint64_t seed = 1;
   bool resume = false;
+  // A fresh run (no `resume`) refuses a directory that holds a classifier checkpoint or
+  // classifier weights unless `overwrite`; then it discards that checkpoint and starts over.
+  bool overwrite = false;
   int64_t stop_after = -1;  // stop (with a checkpoint) after this many steps of this run
   bool quiet = false;       // no progress lines on stderr
   std::string metrics_path; // default: <out_dir>/train-state/classifier-metrics.jsonl

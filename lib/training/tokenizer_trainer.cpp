@@ -18,6 +18,7 @@
 #include "training/interrupt.h"
 #include "training/metrics_log.h"
 #include "training/progress.h"
+#include "training/run_guard.h"
 #include "runtime/threads.h"
 
 namespace maskgit {
@@ -72,6 +73,11 @@ void reseed_codes(torch::Tensor& codebook, const torch::Tensor& rows, const torc
 TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& requested) {
   TokenizerTrainOptions options = requested;
   const std::string state_path = options.state_path();
+  const std::string weights_path = (fs::path(options.model_dir) / kTokenizerWeightsFile).string();
+  check_learning_rate(options.learning_rate, AdamOptions{}.beta1, AdamOptions{}.weight_decay);
+  refuse_to_replace_run("tokenizer", options.model_dir, state_path, weights_path, options.resume, options.overwrite);
+  remove_stale_temporaries({state_path, options.resolved_metrics_path(), weights_path,
+                            (fs::path(options.model_dir) / kModelConfigFile).string()});
   SafetensorsFile resume_state;
   int64_t start_step = 0;
   if (options.resume) {
@@ -95,6 +101,7 @@ TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& requested) {
     start_step = metadata_int(resume_state, "step", state_path);
     options.seed = static_cast<uint64_t>(metadata_int(resume_state, "seed", state_path));
     options.batch_size = metadata_int(resume_state, "batch_size", state_path);
+    resume_data_limit(options.data, resume_state, state_path);
   }
   options.config.validate();
 
@@ -151,9 +158,18 @@ TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& requested) {
   }
 
   ensure_directory(fs::path(state_path).parent_path().string());
+  if (!options.resume) discard_earlier_checkpoint(state_path);
   MetricsLog metrics(options.resolved_metrics_path(), options.resume ? start_step : -1);
 
+  int64_t last_checkpoint = options.resume ? start_step : -1;
   auto save_checkpoint = [&](int64_t steps_done) {
+    // Never write a model that is not finite (the loss is checked every step; this also
+    // covers weights and optimizer moments that overflowed in the last update).
+    std::vector<torch::Tensor> tensors = module_tensors(*tokenizer);
+    for (const torch::Tensor& moment : adam.moments()) tensors.push_back(moment);
+    if (!all_finite(tensors))
+      throw_diverged("tokenizer", steps_done, "the weights are not finite after the update", last_checkpoint,
+                     state_path, options.learning_rate);
     SafetensorsFile state;
     append_module_state(state, *tokenizer, "model.");
     adam.save_state(state);
@@ -163,9 +179,11 @@ TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& requested) {
     state.metadata["batch_size"] = std::to_string(options.batch_size);
     state.metadata["tokenizer_config"] = options.config.to_json().dump();
     state.metadata["data"] = options.data.path;
+    state.metadata["limit"] = std::to_string(options.data.limit);
     write_safetensors(state_path, state);
     write_model_config(model);
     save_tokenizer_weights(model, tokenizer);
+    last_checkpoint = steps_done;
   };
 
   TokenizerTrainResult result;
@@ -197,8 +215,14 @@ TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& requested) {
                                                   options.learning_rate, options.final_lr_fraction);
     adam.step(learning_rate);
 
+    // The values are read here, after the update was queued, as before; a step whose loss
+    // is not finite is never saved (its update is garbage, and the run stops).
+    const double loss_value = loss.item<double>();
+    if (!std::isfinite(loss_value))
+      throw_diverged("tokenizer", step + 1, describe_non_finite_loss(loss_value), last_checkpoint, state_path,
+                     options.learning_rate);
     code_usage += torch::bincount(out.quantized.ids.flatten().to(torch::kCPU), {}, codebook_size);
-    window.add(loss.item<double>(), reconstruction_loss.item<double>(), options.batch_size);
+    window.add(loss_value, reconstruction_loss.item<double>(), options.batch_size);
     const int64_t steps_done = step + 1;
     result.steps_done = steps_done;
 

@@ -28,6 +28,9 @@ struct TokenizerTrainOptions {
   int64_t log_every = 50;
   uint64_t seed = 1;
   bool resume = false;
+  // A fresh run (no `resume`) refuses a directory that holds a tokenizer checkpoint or
+  // tokenizer weights unless `overwrite`; then it discards that checkpoint and starts over.
+  bool overwrite = false;
   int64_t stop_after = -1;  // stop (with a checkpoint) after this many steps of this run
   bool quiet = false;  // no progress lines on stderr
   std::string metrics_path;  // default: <model_dir>/train-state/tokenizer-metrics.jsonl

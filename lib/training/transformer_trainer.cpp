@@ -20,6 +20,7 @@
 #include "training/interrupt.h"
 #include "training/metrics_log.h"
 #include "training/progress.h"
+#include "training/run_guard.h"
 #include "runtime/threads.h"
 
 namespace maskgit {
@@ -97,11 +98,14 @@ TokenGrid cached_tokens(const TransformerTrainOptions& options, const ModelConfi
 
 TransformerTrainResult train_transformer(const TransformerTrainOptions& requested) {
   TransformerTrainOptions options = requested;
+  const std::string state_path = options.state_path();
+  const std::string weights_path = (fs::path(options.model_dir) / kTransformerWeightsFile).string();
+  check_learning_rate(options.learning_rate, options.beta1, options.weight_decay);
+  refuse_to_replace_run("transformer", options.model_dir, state_path, weights_path, options.resume, options.overwrite);
   ModelConfig model = read_model_config(options.model_dir);
   if (!model.tokenizer)
     throw_bad_input(fmt::format("{}: train the tokenizer stage first (no \"tokenizer\" section)",
                                 model.path_of(kModelConfigFile)));
-  const std::string state_path = options.state_path();
   SafetensorsFile resume_state;
   int64_t start_step = 0;
   if (options.resume) {
@@ -119,6 +123,7 @@ TransformerTrainResult train_transformer(const TransformerTrainOptions& requeste
     } catch (const std::exception& e) {
       throw_bad_input(fmt::format("{}: bad or missing checkpoint metadata ({})", state_path, e.what()));
     }
+    resume_data_limit(options.data, resume_state, state_path);
   } else {
     VQTokenizer probe(*model.tokenizer);
     options.config.codebook_size = model.tokenizer->codebook_size;
@@ -128,6 +133,8 @@ TransformerTrainResult train_transformer(const TransformerTrainOptions& requeste
   }
   options.config.validate();
   const TransformerConfig& config = options.config;
+  remove_stale_temporaries({state_path, options.resolved_metrics_path(), weights_path, model.path_of(kModelConfigFile),
+                            options.token_cache_path(), options.token_cache_path() + ".fingerprint"});
 
   const TokenGrid tokens = cached_tokens(options, model, options.quiet);
   const torch::Tensor ids = tokens.ids.flatten(1);  // [M, N]
@@ -171,9 +178,19 @@ TransformerTrainResult train_transformer(const TransformerTrainOptions& requeste
 
   model.transformer = config;
   ensure_directory(fs::path(state_path).parent_path().string());
+  if (!options.resume) discard_earlier_checkpoint(state_path);
   MetricsLog metrics(options.resolved_metrics_path(), options.resume ? start_step : -1);
 
+  int64_t last_checkpoint = options.resume ? start_step : -1;
   auto save_checkpoint = [&](int64_t steps_done) {
+    // Never write a model that is not finite (the loss is checked every step; this also
+    // covers weights, optimizer moments and averages that overflowed in the last update).
+    std::vector<torch::Tensor> tensors = module_tensors(*transformer);
+    for (const torch::Tensor& moment : adam.moments()) tensors.push_back(moment);
+    for (const auto& [name, value] : ema) tensors.push_back(value);
+    if (!all_finite(tensors))
+      throw_diverged("transformer", steps_done, "the weights are not finite after the update", last_checkpoint,
+                     state_path, options.learning_rate);
     SafetensorsFile state;
     append_module_state(state, *transformer, "model.");
     adam.save_state(state);
@@ -182,6 +199,7 @@ TransformerTrainResult train_transformer(const TransformerTrainOptions& requeste
     state.metadata["seed"] = std::to_string(options.seed);
     state.metadata["batch_size"] = std::to_string(options.batch_size);
     state.metadata["transformer_config"] = config.to_json().dump();
+    state.metadata["limit"] = std::to_string(options.data.limit);
     write_safetensors(state_path, state);
     write_model_config(model);
     if (ema.empty()) {
@@ -193,6 +211,7 @@ TransformerTrainResult train_transformer(const TransformerTrainOptions& requeste
       for (const auto& [name, value] : ema) parameters[name].copy_(value);
       save_transformer_weights(model, averaged);
     }
+    last_checkpoint = steps_done;
   };
 
   TransformerTrainResult result;
@@ -249,8 +268,14 @@ TransformerTrainResult train_transformer(const TransformerTrainOptions& requeste
       for (size_t i = 0; i < ema.size(); ++i) ema[i].second.mul_(options.ema_decay).add_(named[i].second, 1.0 - options.ema_decay);
     }
 
+    // Read after the update was queued, as before; a step whose loss is not finite is never
+    // saved (its update is garbage, and the run stops).
+    const double loss_value = loss.item<double>();
+    if (!std::isfinite(loss_value))
+      throw_diverged("transformer", step + 1, describe_non_finite_loss(loss_value), last_checkpoint, state_path,
+                     options.learning_rate);
     const double accuracy = (masked_logits.argmax(1) == masked_targets).to(torch::kFloat32).mean().item<double>();
-    window.add(loss.item<double>(), accuracy, options.batch_size);
+    window.add(loss_value, accuracy, options.batch_size);
     const int64_t steps_done = step + 1;
     result.steps_done = steps_done;
     if (steps_done % options.log_every == 0 || steps_done == options.steps) {

@@ -28,6 +28,9 @@ struct TransformerTrainOptions {
   int64_t log_every = 50;
   uint64_t seed = 1;
   bool resume = false;
+  // A fresh run (no `resume`) refuses a directory that holds a transformer checkpoint or
+  // transformer weights unless `overwrite` (the tokenizer beside them is what it trains on).
+  bool overwrite = false;
   int64_t stop_after = -1;
   bool quiet = false;
   std::string metrics_path;  // default: <model_dir>/train-state/transformer-metrics.jsonl
