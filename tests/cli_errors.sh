@@ -208,5 +208,53 @@ check "SIGINT leaves no temporary files" test -z "$(find "$work/interrupted" -na
 status=$?
 check "--resume after SIGINT succeeds (got $status)" test "$status" -eq 0
 
+# A fresh run never replaces the same stage's run in its directory: --resume continues it,
+# --overwrite starts over; the refusal comes before any work (here: before a missing dataset).
+# Another stage's files do not count (the transformer above was trained beside the tokenizer).
+same_files() {  # same_files DIR_A DIR_B FILE...: byte-identical
+  local a=$1 b=$2 f; shift 2
+  for f in "$@"; do cmp -s "$a/$f" "$b/$f" || return 1; done
+}
+tokenizer_files=(config.json tokenizer.safetensors train-state/tokenizer.safetensors train-state/tokenizer-metrics.jsonl)
+cp -r "$work/model" "$work/again"
+expect 4 "again: already holds a tokenizer training run (train-state/tokenizer.safetensors); pass --resume to continue it or --overwrite to start over" \
+  -- "$bin/maskgit-train" --stage tokenizer --data /no/such/dataset --threads 1 -q -o "$work/again"
+check "a refused run leaves the directory as it was" same_files "$work/model" "$work/again" "${tokenizer_files[@]}"
+expect 2 "--overwrite" -- "${train[@]}" --steps 2 --resume --overwrite -o "$work/again"
+rm -r "$work/again/train-state"
+expect 4 "pass --overwrite" -- "${train[@]}" --steps 2 -o "$work/again"
+"${train[@]}" --steps 3 --overwrite -o "$work/again" 2>"$work/err"
+status=$?
+check "--overwrite starts over (got $status)" test "$status" -eq 0
+check "--overwrite writes a new checkpoint" grep -q '"step":"3"' "$work/again/train-state/tokenizer.safetensors"
+tiny_transformer=(--data "$data" --split t10k --limit 64 -b 32 --layers 1 --hidden 16 --heads 2 --mlp-dim 32 --threads 1 -q)
+expect 4 "already holds a transformer training run" -- "$bin/maskgit-train" --stage transformer -o "$work/gen" "${tiny_transformer[@]}" --steps 2
+tiny_classifier=(--data "$data" --split t10k --limit 64 -b 32 --width-multiplier 0.25 --threads 1 -q)
+"$bin/maskgit-train" --stage classifier -o "$work/classifier" "${tiny_classifier[@]}" --steps 2 2>"$work/err" ||
+  { echo "FAIL: tiny classifier"; cat "$work/err"; }
+expect 4 "already holds a classifier training run" -- "$bin/maskgit-train" --stage classifier -o "$work/classifier" "${tiny_classifier[@]}" --steps 2
+
+# A run whose loss turns NaN (a real route: --lr 1e30 blows the tiny models up within a few
+# steps) stops with status 1 and writes nothing: the last checkpoint and model stay byte for byte.
+diverged="and the model saved with it are kept; --resume with a lower --lr (this run: 1e+30)"
+cp -r "$work/model" "$work/diverge"
+expect 1 "$diverged" -- "${train[@]}" --steps 12 --lr 1e30 --resume -o "$work/diverge"
+grep -q "tokenizer training diverged at step [0-9]*: the loss is NaN" "$work/err"
+check "the tokenizer message names the stage, the step and the NaN" test $? -eq 0
+check "a diverged tokenizer run keeps the last model and checkpoint" same_files "$work/model" "$work/diverge" "${tokenizer_files[@]}"
+cp -r "$work/gen" "$work/gen-diverge"
+expect 1 "$diverged" -- "$bin/maskgit-train" --stage transformer -o "$work/gen-diverge" "${tiny_transformer[@]}" --steps 12 --lr 1e30 --resume
+check "a diverged transformer run keeps the last model and checkpoint" \
+  same_files "$work/gen" "$work/gen-diverge" config.json transformer.safetensors train-state/transformer.safetensors
+cp -r "$work/classifier" "$work/classifier-diverge"
+expect 1 "$diverged" -- "$bin/maskgit-train" --stage classifier -o "$work/classifier-diverge" "${tiny_classifier[@]}" --steps 12 --lr 1e30 --resume
+check "a diverged classifier run keeps the last model and checkpoint" \
+  same_files "$work/classifier" "$work/classifier-diverge" config.json classifier.safetensors train-state/classifier.safetensors
+expect 2 "--lr" -- "${train[@]}" --lr 1e39 -o "$work/x"
+expect 2 "--lr" -- "${train[@]}" --lr inf -o "$work/x"
+check "no output after refused learning rates" test ! -e "$work/x"
+# --resume trains on the images the checkpoint was trained on (its --limit).
+expect 2 "--limit: the checkpoint" -- "$bin/maskgit-train" --stage tokenizer --data "$data" --split t10k --limit 32 --threads 1 -q --resume -o "$work/again"
+
 echo "cli_errors: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
