@@ -192,6 +192,13 @@ TEST_CASE("corrupt IDX files are bad input naming the file", "[idx]") {
 
       store(idx_bytes({0xffffffffu, 0xffffffffu, 0xffffffffu}, {}));
       CHECK_THAT(message(), Contains(path + ": IDX dimensions are implausibly large"));
+
+      // A header claiming 4 GiB over 16 bytes of data is refused before anything is allocated
+      // (found by fuzz/fuzz_idx: every such file used to cost a 64 MiB buffer).
+      store(idx_bytes({65536, 65536}, counting(16)));
+      CHECK(message() == (gz ? path + ": header says 4294967296 bytes of data, more than a " +
+                                   std::to_string(fs::file_size(path)) + "-byte gzip file can hold"
+                             : path + ": data is 16 bytes, header says 4294967296"));
     }
   }
 }

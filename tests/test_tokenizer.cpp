@@ -261,5 +261,39 @@ TEST_CASE("token files round-trip and are validated", "[tokenizer]") {
   grid.codebook_size = 8;  // ids now out of range for the declared codebook
   write_token_file(path, grid);
   CHECK_THROWS_WITH(read_token_file(path), Catch::Contains("outside"));
+  grid.codebook_size = 16;
+
+  // Hostile files (fuzz/fuzz_token_file): every field is checked, every refusal names the file.
+  const auto refused = [&](const SafetensorsFile& file, const std::string& why) {
+    write_safetensors(path, file);
+    try {
+      read_token_file(path);
+      FAIL("accepted a token file with " << why);
+    } catch (const Error& e) {
+      CHECK(e.code() == ExitCode::bad_input);
+      CHECK_THAT(e.what(), Catch::StartsWith(path + ": ") && Catch::Contains(why));
+    }
+  };
+  const auto token_file = [&](const torch::Tensor& ids, const torch::Tensor& labels) {
+    SafetensorsFile file;
+    file.tensors.push_back(tensor_to_entry("ids", ids));
+    if (labels.defined()) file.tensors.push_back(tensor_to_entry("labels", labels));
+    file.metadata = {{"image_height", "8"}, {"image_width", "10"}, {"codebook_size", "16"}};
+    return file;
+  };
+  const torch::Tensor ids = grid.ids.to(torch::kInt32);
+  refused(token_file(ids, torch::tensor({0, -1, 2}, torch::kLong)), "negative class");
+  refused(token_file(ids, torch::tensor({0.0f, 1.0f, 2.0f})), "\"labels\" must be an integer tensor, not F32");
+  refused(token_file(ids, torch::tensor({0, 1}, torch::kLong)), "\"labels\" must be [N]");
+  refused(token_file(ids.to(torch::kFloat32), {}), "\"ids\" must be an integer tensor");
+  refused(token_file(torch::zeros({1, 9, 5}, torch::kInt32), {}), "cannot cover a 10x8 image");
+  for (const char* value : {" 8", "+8", "8.0", "0", "-3", "16385", "99999999999999999999"}) {
+    SafetensorsFile file = token_file(ids, {});
+    file.metadata["image_height"] = value;
+    refused(file, "metadata \"image_height\" must be a whole number in 1..16384");
+  }
+  SafetensorsFile huge_codebook = token_file(ids, {});
+  huge_codebook.metadata["codebook_size"] = "2147483649";
+  refused(huge_codebook, "metadata \"codebook_size\" must be a whole number in 1..2147483648");
   fs::remove_all(dir);
 }

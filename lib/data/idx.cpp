@@ -18,6 +18,8 @@ namespace {
 // The largest element count accepted from a header (1 TiB): anything bigger is a corrupt
 // header, and rejecting it early avoids overflowing the size arithmetic.
 constexpr uint64_t kMaxIdxElements = uint64_t{1} << 40;
+// Deflate's largest expansion: 258 bytes from a 2-bit length/distance code pair.
+constexpr uint64_t kMaxDeflateRatio = 1032;
 
 const char* element_type_name(unsigned type) {
   switch (type) {
@@ -49,6 +51,8 @@ class IdxSource {
   }
   IdxSource(const IdxSource&) = delete;
   IdxSource& operator=(const IdxSource&) = delete;
+
+  bool gzipped() const { return gzipped_; }
 
   // Reads up to `size` bytes into `out`; fewer only at the end of the data.
   size_t read(char* out, size_t size) {
@@ -107,8 +111,9 @@ uint32_t big_endian_u32(const unsigned char* p) {
 
 }  // namespace
 
-torch::Tensor read_idx_u8(const std::string& path) {
-  const std::string bytes = read_file_bytes(path);
+torch::Tensor read_idx_u8(const std::string& path) { return parse_idx_u8(read_file_bytes(path), path); }
+
+torch::Tensor parse_idx_u8(const std::string& bytes, const std::string& path) {
   IdxSource source(bytes, path);
 
   unsigned char magic[4];
@@ -143,12 +148,21 @@ torch::Tensor read_idx_u8(const std::string& path) {
     shape.push_back(static_cast<int64_t>(size));
   }
 
-  // Filling in steps keeps a lying header from allocating far more than the file holds.
+  // A lying header must not make us allocate more than the file holds. A raw file's data size
+  // is known: compare before allocating anything. A gzip stream cannot expand more than
+  // deflate's 1032:1 ratio, and below that bound the buffer grows by doubling as data really
+  // arrives, so it never exceeds twice what the stream decodes to.
+  const uint64_t header_size = 4 + 4 * uint64_t{rank};
+  if (!source.gzipped() && count != bytes.size() - header_size)
+    throw_bad_input(fmt::format("{}: data is {} bytes, header says {}", path, bytes.size() - header_size, count));
+  if (source.gzipped() && count / kMaxDeflateRatio > bytes.size())
+    throw_bad_input(fmt::format("{}: header says {} bytes of data, more than a {}-byte gzip file can hold", path,
+                                count, bytes.size()));
   std::string data;
-  constexpr size_t kStep = size_t{64} << 20;
+  constexpr size_t kFirstStep = size_t{1} << 20;
   while (data.size() < count) {
     const size_t old_size = data.size();
-    const size_t want = static_cast<size_t>(std::min<uint64_t>(count - old_size, kStep));
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(count - old_size, std::max(kFirstStep, old_size)));
     data.resize(old_size + want);
     const size_t got = source.read(data.data() + old_size, want);
     data.resize(old_size + got);

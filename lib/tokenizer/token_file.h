@@ -16,7 +16,12 @@ struct TokenGrid {
 };
 
 void write_token_file(const std::string& path, const TokenGrid& grid);
-// Validates shape, id range against codebook_size, and metadata; Error(bad_input) naming the file.
+// Validates everything; Error(bad_input) naming the file for: not a safetensors file, metadata
+// that is not a whole number (image sides 1..kMaxImageSide, codebook 1..2^31), "ids" not an
+// integer [N, h, w] grid of at most one token per pixel, ids outside [0, codebook_size),
+// "labels" not integer [N] or negative.
 TokenGrid read_token_file(const std::string& path);
+// The same for a file's bytes already in memory; `source` (a path) names it in messages.
+TokenGrid parse_token_file(const std::string& bytes, const std::string& source);
 
 }  // namespace maskgit
