@@ -27,12 +27,14 @@ int main(int argc, char** argv) {
     run_editing_tool("maskgit-inpaint", options, [&](const EditingInputs& inputs, Json& description) {
       EditSetup setup;
       setup.images = inputs.images;
-      setup.regenerate = read_pixel_mask(mask_path, inputs.images.size(3), inputs.images.size(2), mask_options);
+      const PixelMask mask = read_pixel_mask(mask_path, inputs.images.size(3), inputs.images.size(2), mask_options);
+      setup.regenerate = mask.selected;
       if (!setup.regenerate.any().item<bool>())
         throw_bad_input(fmt::format("{}: the mask selects no pixel, nothing to regenerate (white = regenerate; "
                                     "see --threshold and --invert)",
                                     mask_path));
       description.set("mask", mask_path);
+      description.set("mask_channel", mask.channel);
       description.set("threshold", mask_options.threshold);
       description.set("invert", mask_options.invert);
       return setup;

@@ -128,25 +128,35 @@ TEST_CASE("mask pictures: white or opaque selects, threshold and invert, size ch
   grey[0][1][1] = 0.6f;
   grey[0][2][2] = 0.3f;
   const std::string grey_path = write_picture(dir, "grey.png", grey);
-  CHECK(read_pixel_mask(grey_path, 6, 4).sum().item<int64_t>() == 2);
+  CHECK(read_pixel_mask(grey_path, 6, 4).selected.sum().item<int64_t>() == 2);
   MaskReadOptions low;
   low.threshold = 0.25;
-  CHECK(read_pixel_mask(grey_path, 6, 4, low).sum().item<int64_t>() == 3);
+  CHECK(read_pixel_mask(grey_path, 6, 4, low).selected.sum().item<int64_t>() == 3);
   MaskReadOptions inverted;
   inverted.invert = true;
-  CHECK(read_pixel_mask(grey_path, 6, 4, inverted).sum().item<int64_t>() == 24 - 2);
+  CHECK(read_pixel_mask(grey_path, 6, 4, inverted).selected.sum().item<int64_t>() == 24 - 2);
 
   // An alpha mask: black paint, opaque only where to regenerate.
   torch::Tensor rgba = torch::zeros({4, 4, 6});
   rgba[3][3][5] = 1.0f;
-  const torch::Tensor from_alpha = read_pixel_mask(write_picture(dir, "alpha.png", rgba), 6, 4);
+  const PixelMask alpha_mask = read_pixel_mask(write_picture(dir, "alpha.png", rgba), 6, 4);
+  CHECK(alpha_mask.channel == "alpha");
+  const torch::Tensor from_alpha = alpha_mask.selected;
   CHECK(from_alpha.sum().item<int64_t>() == 1);
   CHECK(from_alpha[3][5].item<bool>());
   // Fully opaque RGBA: the alpha says nothing, the colour decides.
   torch::Tensor opaque = torch::zeros({4, 4, 6});
   opaque[3].fill_(1.0f);
   opaque.slice(0, 0, 3).select(1, 0).fill_(1.0f);  // the top row is white
-  CHECK(read_pixel_mask(write_picture(dir, "opaque.png", opaque), 6, 4).sum().item<int64_t>() == 6);
+  CHECK(read_pixel_mask(write_picture(dir, "opaque.png", opaque), 6, 4).selected.sum().item<int64_t>() == 6);
+  // One translucent pixel (alpha 250/255) in an opaque mask changes nothing: still the colour.
+  opaque[3][2][2] = 250.0f / 255.0f;
+  const PixelMask almost_opaque = read_pixel_mask(write_picture(dir, "almost-opaque.png", opaque), 6, 4);
+  CHECK(almost_opaque.channel == "grey");
+  CHECK(almost_opaque.selected.sum().item<int64_t>() == 6);
+  // A half-transparent pixel makes the alpha decide.
+  opaque[3][2][2] = 0.2f;
+  CHECK(read_pixel_mask(write_picture(dir, "one-hole.png", opaque), 6, 4).selected.sum().item<int64_t>() == 23);
 
   CHECK_THROWS_WITH(read_pixel_mask(grey_path, 28, 28), grey_path + ": mask is 6x4, the image is 28x28");
   CHECK_THROWS_WITH(read_pixel_mask((dir / "missing.png").string(), 6, 4), Catch::Contains("missing.png"));
@@ -191,7 +201,7 @@ TEST_CASE("the token mask picture is a usable mask of the image's size", "[editi
   CHECK(picture.sum().item<float>() == 3.0f * 2.0f);  // rows 4..6, columns 8..9
   const fs::path dir = maskgit::testing::fresh_temp_dir("editing-picture");
   const std::string path = write_picture(dir, "saved.png", picture);
-  CHECK(torch::equal(pixel_mask_to_token_mask(read_pixel_mask(path, 10, 7), 4), tokens));
+  CHECK(torch::equal(pixel_mask_to_token_mask(read_pixel_mask(path, 10, 7).selected, 4), tokens));
   fs::remove_all(dir);
 }
 
@@ -335,6 +345,34 @@ TEST_CASE("outpainting regenerates everything outside the image and nothing insi
             [&](int64_t, const torch::Tensor&, const torch::Tensor& out) {
     CHECK((out.sizes() == torch::IntArrayRef({1, 1, 6, 10})));
     CHECK(torch::equal(out.slice(3, 0, 6), images));
+  });
+}
+
+TEST_CASE("outpainting keeps the image's pixels exactly, off the token grid and with a feather", "[editing]") {
+  TinyModel model = tiny_model();
+  const torch::Tensor images = byte_images(1, 6, 6);
+  // Offset 1,1 on a 9×9 canvas: the image's border cells are partly known and regenerated.
+  const PlacedImages placed = place_on_canvas(images, placement_on_canvas(6, 6, 9, 9, 1, 1));
+  EditSetup setup;
+  setup.images = placed.pixels;
+  setup.known_pixels = placed.known;
+  setup.regenerate = placed.known.logical_not();
+  setup.feather_radius = 2.0;
+  const EditPlan plan = plan_edit(setup, 2, model.transformer->config());
+  CHECK(torch::equal(plan.weight.eq(0), placed.known));
+  DecodeOptions options;
+  options.steps = 2;
+  run_edits(model.tokenizer, model.transformer, setup, plan, {-1}, 1, 3, options, 8, torch::kCPU,
+            [&](int64_t, const torch::Tensor&, const torch::Tensor& out) {
+    CHECK(torch::equal(out.slice(2, 1, 7).slice(3, 1, 7), images));
+    const torch::Tensor reread = [&] {
+      const fs::path dir = maskgit::testing::fresh_temp_dir("outpaint-exact");
+      write_png((dir / "out.png").string(), out[0]);
+      torch::Tensor pixels = read_image((dir / "out.png").string());
+      fs::remove_all(dir);
+      return pixels;
+    }();
+    CHECK(torch::equal(reread.slice(1, 1, 7).slice(2, 1, 7), images[0]));
   });
 }
 

@@ -365,12 +365,14 @@ TEST_CASE("convert_channels", "[image]") {
     REQUIRE(color.sizes() == torch::IntArrayRef({3, 2, 3}));
     for (int64_t c = 0; c < 3; ++c) CHECK(torch::equal(color[c], grey[0]));
   }
-  SECTION("alpha is dropped") {
+  SECTION("alpha is composited over black: transparent pixels never show a hidden colour") {
     const torch::Tensor rgba = torch::cat({rgb, torch::full({1, 1, 1}, 0.25f)});
-    CHECK(torch::equal(maskgit::convert_channels(rgba, 3), rgb));
+    CHECK(torch::equal(maskgit::convert_channels(rgba, 3), rgb * 0.25f));
+    const torch::Tensor opaque = torch::cat({rgb, torch::ones({1, 1, 1})});
+    CHECK(torch::equal(maskgit::convert_channels(opaque, 3), rgb));
     const torch::Tensor grey_alpha = torch::tensor({0.75f, 0.0f}).view({2, 1, 1});
-    CHECK(torch::equal(maskgit::convert_channels(grey_alpha, 1), torch::full({1, 1, 1}, 0.75f)));
-    CHECK(torch::equal(maskgit::convert_channels(grey_alpha, 3), torch::full({3, 1, 1}, 0.75f)));
+    CHECK(torch::equal(maskgit::convert_channels(grey_alpha, 1), torch::zeros({1, 1, 1})));
+    CHECK(torch::equal(maskgit::convert_channels(grey_alpha, 3), torch::zeros({3, 1, 1})));
   }
   SECTION("same channels is a no-op") {
     CHECK(torch::equal(maskgit::convert_channels(rgb, 3), rgb));
@@ -388,9 +390,9 @@ TEST_CASE("convert_channels", "[image]") {
     for (int64_t c = 0; c < 3; ++c) CHECK(torch::equal(color.select(1, c), grey.select(1, 0)));
 
     const torch::Tensor rgba = torch::cat({batch, torch::full({5, 1, 4, 4}, 0.5f)}, 1);
-    CHECK(torch::equal(maskgit::convert_channels(rgba, 3), batch));
-    CHECK(torch::allclose(maskgit::convert_channels(rgba, 1), grey));
-    const torch::Tensor grey_alpha = torch::cat({grey, torch::zeros({5, 1, 4, 4})}, 1);
+    CHECK(torch::equal(maskgit::convert_channels(rgba, 3), batch * 0.5f));
+    CHECK(torch::allclose(maskgit::convert_channels(rgba, 1), grey * 0.5f));
+    const torch::Tensor grey_alpha = torch::cat({grey, torch::ones({5, 1, 4, 4})}, 1);
     CHECK(torch::equal(maskgit::convert_channels(grey_alpha, 1), grey));
     CHECK(torch::equal(maskgit::convert_channels(grey_alpha, 3), color));
   }

@@ -21,9 +21,12 @@ EditPlan plan_edit(const EditSetup& setup, int64_t factor, const TransformerConf
   if (setup.known_pixels.defined()) pixels = pixels.logical_or(setup.known_pixels.logical_not());
   EditPlan plan;
   plan.token_mask = dilate_token_mask(pixel_mask_to_token_mask(pixels, factor), setup.dilate);
-  plan.weight = feathered_weight(plan.token_mask, factor, height, width, setup.feather_radius);
-  if (setup.known_pixels.defined())
-    plan.weight = torch::where(setup.known_pixels, plan.weight, torch::ones_like(plan.weight));
+  // Outpainting: the image is a constraint, kept exactly; only what has no original is new (a
+  // feather would blend generated pixels into the kept image, and there is nothing to blend
+  // the new area with).
+  plan.weight = setup.known_pixels.defined()
+                    ? setup.known_pixels.logical_not().to(torch::kFloat)
+                    : feathered_weight(plan.token_mask, factor, height, width, setup.feather_radius);
   plan.regenerated_tokens = plan.token_mask.sum().item<int64_t>();
   plan.tokens = rows * columns;
   plan.windows = static_cast<int64_t>(plan_windows(plan.token_mask, transformer.grid_height, transformer.grid_width).size());

@@ -17,7 +17,9 @@ namespace maskgit {
 struct EditSetup {
   torch::Tensor images;        // [N, C, H, W] in [0, 1]: the inputs (placed on the canvas when outpainting)
   torch::Tensor regenerate;    // [H, W] bool: the pixels to regenerate
-  torch::Tensor known_pixels;  // [H, W] bool: where an original exists (undefined = everywhere)
+  // [H, W] bool: where an original exists (undefined = everywhere). Those pixels come out as the
+  // original's exactly (weight 0, whatever the feather), the others are generated (weight 1).
+  torch::Tensor known_pixels;
   int64_t dilate = 0;          // extra tokens around the region
   double feather_radius = 0;   // Gaussian σ in pixels for the composite
 };

@@ -12,21 +12,27 @@ namespace maskgit {
 
 namespace F = torch::nn::functional;
 
-torch::Tensor read_pixel_mask(const std::string& path, int64_t width, int64_t height, const MaskReadOptions& options) {
+PixelMask read_pixel_mask(const std::string& path, int64_t width, int64_t height, const MaskReadOptions& options) {
   const torch::Tensor picture = read_image(path);
   if (picture.size(2) != width || picture.size(1) != height)
     throw_bad_input(fmt::format("{}: mask is {}x{}, the image is {}x{}", path, picture.size(2), picture.size(1), width,
                                 height));
   const int64_t channels = picture.size(0);
   const bool has_alpha = channels == 2 || channels == 4;
+  PixelMask mask;
   torch::Tensor value;
-  if (has_alpha && picture[channels - 1].min().item<float>() < 1.0f) {
+  // The alpha channel decides only when it marks something: some pixel is transparent (alpha
+  // below one half). A slightly translucent pixel in an opaque picture changes nothing.
+  if (has_alpha && (picture[channels - 1] < kTransparentAlpha).any().item<bool>()) {
     value = picture[channels - 1];
+    mask.channel = "alpha";
   } else {
     value = convert_channels(has_alpha ? picture.slice(0, 0, channels - 1) : picture, 1)[0];
+    mask.channel = "grey";
   }
-  torch::Tensor selected = value >= options.threshold;
-  return options.invert ? selected.logical_not() : selected;
+  const torch::Tensor selected = value >= options.threshold;
+  mask.selected = options.invert ? selected.logical_not() : selected;
+  return mask;
 }
 
 torch::Tensor pixel_mask_to_token_mask(const torch::Tensor& pixel_mask, int64_t factor) {
@@ -117,7 +123,8 @@ torch::Tensor feathered_weight(const torch::Tensor& token_mask, int64_t factor, 
 }
 
 torch::Tensor composite(const torch::Tensor& original, const torch::Tensor& generated, const torch::Tensor& weight) {
-  return generated * weight + original * (1 - weight);
+  // lerp is exact at both ends: weight 0 gives the original's value, weight 1 the generated one.
+  return torch::lerp(original, generated, weight.expand_as(original));
 }
 
 torch::Tensor token_mask_picture(const torch::Tensor& token_mask, int64_t factor, int64_t height, int64_t width) {

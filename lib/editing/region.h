@@ -16,12 +16,21 @@ struct MaskReadOptions {
   bool invert = false;     // regenerate the dark (or transparent) pixels instead
 };
 
-// Reads a mask picture of exactly width × height pixels. The value of a pixel is its alpha
-// when the file has an alpha channel that is not fully opaque everywhere (so an opaque
-// brush stroke on a transparent layer works), otherwise its luminance (white = regenerate).
-// Error(bad_input) naming the file for an unreadable picture or another size.
-torch::Tensor read_pixel_mask(const std::string& path, int64_t width, int64_t height,
-                              const MaskReadOptions& options = {});
+// A pixel whose alpha is below this is transparent (for masks and input images alike).
+constexpr float kTransparentAlpha = 0.5f;
+
+struct PixelMask {
+  torch::Tensor selected;  // [height, width] bool: true = regenerate
+  std::string channel;     // what decided: "alpha" or "grey"
+};
+
+// Reads a mask picture of exactly width × height pixels. When the file has an alpha channel
+// and some pixel is transparent (alpha < kTransparentAlpha), a pixel's value is its alpha (an
+// opaque stroke of any colour on a transparent layer regenerates); otherwise its luminance
+// (white = regenerate), whatever a translucent pixel here and there. The value is compared
+// with options.threshold. Error(bad_input) naming the file for an unreadable picture or another
+// size.
+PixelMask read_pixel_mask(const std::string& path, int64_t width, int64_t height, const MaskReadOptions& options = {});
 
 // A token is regenerated if any pixel of its f×f cell is, so the token mask never
 // under-covers the pixel mask.
@@ -56,7 +65,8 @@ double default_feather_radius(int64_t height, int64_t width);
 torch::Tensor feathered_weight(const torch::Tensor& token_mask, int64_t factor, int64_t height, int64_t width,
                                double radius);
 
-// out = generated·weight + original·(1 − weight), images [..., C, H, W], weight [H, W].
+// out = generated·weight + original·(1 − weight) (exactly the original where weight is 0),
+// images [..., C, H, W], weight [H, W].
 torch::Tensor composite(const torch::Tensor& original, const torch::Tensor& generated, const torch::Tensor& weight);
 
 // The token mask drawn at image size, white = regenerated: [1, H, W] float, usable again as

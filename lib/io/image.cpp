@@ -217,7 +217,10 @@ torch::Tensor convert_channels(const torch::Tensor& image, int channels) {
   const int64_t have = image.size(axis);
   if (have < 1 || have > 4)
     throw std::invalid_argument(fmt::format("convert_channels: {} channels is not an image", have));
-  const torch::Tensor color = (have == 2 || have == 4) ? image.narrow(axis, 0, have - 1) : image;
+  // Alpha is composited over black (premultiplied): a transparent pixel is black, never the
+  // colour an editor left hidden under it.
+  const torch::Tensor color =
+      (have == 2 || have == 4) ? image.narrow(axis, 0, have - 1) * image.narrow(axis, have - 1, 1) : image;
   const int64_t color_channels = color.size(axis);
   if (color_channels == channels) return color.contiguous();
   if (channels == 3) {

@@ -27,7 +27,9 @@ ImageInfo probe_image(const std::string& path);
 torch::Tensor read_image(const std::string& path);
 
 // Converts a [C, H, W] or [N, C, H, W] image to `channels` (1 or 3). Grey→RGB replicates,
-// RGB→grey uses Rec.601 luma, alpha is dropped (compositing over black would darken edges).
+// RGB→grey uses Rec.601 luma, and alpha is composited over black (the background of the
+// shipped model's images): a transparent pixel reads as black, never as the colour an editor
+// left hidden under it.
 torch::Tensor convert_channels(const torch::Tensor& image, int channels);
 
 // Reads an image and converts it to `channels`; if expected_width/height > 0 the size must
