@@ -441,3 +441,48 @@ TEST_CASE("validate_output_pattern", "[image]") {
              Contains("--output: pattern \"a-%s.png\""));
   CHECK_THAT(error_of([] { validate_output_pattern("", 1, "--output"); }, ExitCode::usage), Contains("--output"));
 }
+
+TEST_CASE("hostile image files are refused before the decoder allocates or overruns", "[image]") {
+  // Found by fuzz/fuzz_image; fuzz/corpus/image/regress-* hold them too.
+  const auto chunk = [](const std::string& type, const std::string& body) {
+    std::string out(4, '\0');
+    put_be32(out, 0, static_cast<uint32_t>(body.size()));
+    const std::string typed = type + body;
+    out += typed + std::string(4, '\0');
+    put_be32(out, out.size() - 4,
+             static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(typed.data()), static_cast<uInt>(typed.size()))));
+    return out;
+  };
+  const auto png_header = [&](uint32_t width, uint32_t height, char color_type) {
+    std::string body(13, '\0');
+    put_be32(body, 0, width);
+    put_be32(body, 4, height);
+    body[8] = 8;
+    body[9] = color_type;
+    return std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR", body);
+  };
+  const auto refusal = [](const std::string& bytes) {
+    return error_of([&] { maskgit::decode_image(bytes, "hostile"); }, ExitCode::bad_input);
+  };
+
+  // An IDAT chunk declaring 2 GiB in a 43-byte file: stb grew its buffer to that before reading.
+  std::string length(4, '\0');
+  put_be32(length, 0, 0x7ffffff0u);
+  CHECK(refusal(png_header(1, 1, 0) + length + "IDAT\x78\xda") ==
+        "hostile: truncated PNG (chunk at byte 33 runs past the end)");
+
+  // 16384x16384 RGBA from 65 bytes: stb allocated the whole 1 GiB stream before inflating.
+  const std::string empty_stream("\x78\x9c\x03\x00\x00\x00\x00\x01", 8);
+  CHECK_THAT(refusal(png_header(16384, 16384, 6) + chunk("IDAT", empty_stream) + chunk("IEND", "")),
+             Contains("hostile: a 16384x16384 PNG needs 1073758208 bytes of image data, more than 65 compressed"));
+
+  // A 16384x16384 JPEG frame with no scan: stb allocated it and made up the missing pixels.
+  const std::string frame("\xff\xd8\xff\xc0\x00\x0b\x08\x40\x00\x40\x00\x01\x01\x11\x00\xff\xd9", 17);
+  CHECK_THAT(refusal(frame), Contains("hostile: a 16384x16384 JPEG has 4194304 blocks of 8x8 pixels, more than 17 bytes"));
+
+  // A Huffman table of 16 x 17 = 272 codes: stb 2.27 wrote past its 256-entry tables.
+  const std::string dht = std::string("\xff\xd8\xff\xc4\x01\x13\x00", 7) + std::string(16, '\x11') +
+                          std::string(272, '\0') + "\xff\xd9";
+  CHECK(refusal(dht) == "hostile: corrupt JPEG (Huffman table at byte 6 has 272 codes, at most 256)");
+  CHECK(error_of([&] { maskgit::probe_image_bytes(dht, "hostile"); }, ExitCode::bad_input) == refusal(dht));
+}

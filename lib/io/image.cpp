@@ -9,6 +9,7 @@
 #include <climits>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 #include <filesystem>
@@ -31,13 +32,31 @@
 #define STB_IMAGE_WRITE_STATIC
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STBI_WRITE_NO_STDIO
+// Zeroed allocations: stb_image 2.27 (Debian's) reads a JPEG scan's Huffman tables even when
+// no DHT segment defined them, from its uninitialised decoder state, and indexes with what it
+// finds. Zeroed, an undefined table decodes every code as symbol 0 and stays in bounds.
+#define STBI_MALLOC(size) std::calloc(1, size)
+#define STBI_REALLOC(pointer, size) std::realloc(pointer, size)
+#define STBI_FREE(pointer) std::free(pointer)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #pragma GCC diagnostic ignored "-Wunused-function"
 #pragma GCC diagnostic ignored "-Wsign-compare"
 #pragma GCC diagnostic ignored "-Wunused-parameter"
+// stb_image 2.27's JPEG decoder overflows signed ints (DC prediction, dequantisation) and
+// shifts by 32 or more (an exhausted bit buffer) on corrupt entropy-coded data: arithmetic on
+// garbage that yields garbage pixels, fixed upstream in 2.28 with range checks. Its PNG reader
+// copies an empty first IDAT chunk with memcpy(NULL, p, 0). UBSan's checks for those kinds
+// are off for stb's functions only (clang: the fuzz/ build); every other check stays on.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((no_sanitize("signed-integer-overflow", "shift", "nonnull-attribute"))), \
+                             apply_to = function)
+#endif
 #include <stb_image.h>
 #include <stb_image_write.h>
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 #pragma GCC diagnostic pop
 
 namespace maskgit {
@@ -46,6 +65,8 @@ namespace {
 constexpr unsigned char kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 // Signature (8) + IHDR chunk (length 4, type 4, 13 data bytes, CRC 4).
 constexpr size_t kPngHeaderEnd = 8 + 25;
+// Deflate's largest expansion: 258 bytes from a 2-bit length/distance code pair.
+constexpr uint64_t kMaxDeflateRatio = 1032;
 
 const stbi_uc* as_bytes(const std::string& bytes) { return reinterpret_cast<const stbi_uc*>(bytes.data()); }
 
@@ -65,11 +86,7 @@ bool has_png_signature(const std::string& bytes) {
 std::string read_image_file(const std::string& path) {
   std::error_code error;
   if (!std::filesystem::exists(path, error)) throw_bad_input(fmt::format("{}: no such file", path));
-  std::string bytes = read_file_bytes(path);
-  // stb takes an int length; anything near that is far past kMaxImageSide anyway.
-  if (bytes.size() > static_cast<size_t>(INT_MAX))
-    throw_bad_input(fmt::format("{}: file is too large to be an image ({} bytes)", path, bytes.size()));
-  return bytes;
+  return read_file_bytes(path);
 }
 
 [[noreturn]] void throw_size_out_of_range(const std::string& path, int64_t width, int64_t height) {
@@ -77,7 +94,111 @@ std::string read_image_file(const std::string& path) {
                               kMaxImageSide));
 }
 
+// Calls visit(type, data offset, length) for each chunk of a PNG up to IEND, after checking
+// that the chunk lies inside the file; returns whether IEND was reached.
+template <typename Visit>
+bool walk_png_chunks(const std::string& bytes, const std::string& path, Visit&& visit) {
+  size_t offset = 8;
+  while (offset < bytes.size()) {
+    if (bytes.size() - offset < 12)
+      throw_bad_input(fmt::format("{}: truncated PNG (chunk at byte {} runs past the end)", path, offset));
+    const uint32_t length = read_u32(bytes, offset);
+    if (length > 0x7fffffffu) throw_bad_input(fmt::format("{}: corrupt PNG (chunk length {})", path, length));
+    if (length > bytes.size() - offset - 12)
+      throw_bad_input(fmt::format("{}: truncated PNG (chunk at byte {} runs past the end)", path, offset));
+    const std::string type = bytes.substr(offset + 4, 4);
+    visit(type, offset + 8, length);
+    if (type == "IEND") return true;
+    offset += 12 + size_t{length};
+  }
+  return false;
+}
+
+// Where a JPEG's data starts after its SOI marker (FF D8, after any FF fill bytes, as stb
+// accepts it), or 0 when the bytes are not a JPEG.
+size_t jpeg_start(const std::string& bytes) {
+  size_t pos = 0;
+  if (bytes.empty() || static_cast<unsigned char>(bytes[0]) != 0xff) return 0;
+  while (pos < bytes.size() && static_cast<unsigned char>(bytes[pos]) == 0xff) ++pos;
+  return pos < bytes.size() && static_cast<unsigned char>(bytes[pos]) == 0xd8 ? pos + 1 : 0;
+}
+
+// Debian's stb_image (2022) overruns its Huffman tables when a DHT segment declares more than
+// 256 codes (later stb versions refuse them): a heap overflow from a 100-byte file. Every DHT
+// segment stb could read is checked first: markers are found as stb finds them (FF, fill
+// bytes, then the marker; data between segments skipped byte by byte, as stb skips padding and
+// entropy-coded data), segments with a length are skipped by it, and each table is read as
+// stb reads it (bytes past the end read as 0).
+void check_jpeg_huffman_tables(const std::string& bytes, size_t pos, const std::string& path) {
+  const size_t size = bytes.size();
+  const auto byte = [&](size_t i) -> unsigned { return i < size ? static_cast<unsigned char>(bytes[i]) : 0u; };
+  while (pos < size) {
+    if (byte(pos) != 0xff) {
+      ++pos;
+      continue;
+    }
+    size_t at = pos + 1;
+    while (at < size && byte(at) == 0xff) ++at;
+    if (at >= size) return;
+    const unsigned marker = byte(at);
+    pos = at + 1;
+    if (marker == 0xd9) return;  // EOI: stb reads no further
+    // Stuffed zero, restart markers, SOI, TEM: no length.
+    if (marker == 0x00 || (marker >= 0xd0 && marker <= 0xd8) || marker == 0x01) continue;
+    const size_t length = (byte(pos) << 8) | byte(pos + 1);
+    if (length < 2) continue;  // stb refuses the segment; keep looking anyway
+    if (marker == 0xc4) {
+      size_t table = pos + 2;
+      int64_t left = static_cast<int64_t>(length) - 2;
+      while (left > 0) {
+        const unsigned header = byte(table);
+        if ((header >> 4) > 1 || (header & 15) > 3) break;  // stb refuses the table
+        unsigned codes = 0;
+        for (size_t i = 1; i <= 16; ++i) codes += byte(table + i);
+        if (codes > 256)
+          throw_bad_input(fmt::format("{}: corrupt JPEG (Huffman table at byte {} has {} codes, at most 256)", path,
+                                      table, codes));
+        table += 17 + codes;
+        left -= 17 + static_cast<int64_t>(codes);
+      }
+    }
+    pos += length;
+  }
+}
+
+// stb allocates the decoded image (and, for PNG, its whole uncompressed stream) from the header's
+// size before reading any pixel data, and makes up pixels for a JPEG that ends early: a
+// 100-byte file declaring 16384x16384 would cost gigabytes and seconds. Refuse sizes the file
+// cannot possibly encode, so that what a file makes us allocate is bounded by its own size.
+void check_plausible_size(const std::string& bytes, const ImageInfo& info, const std::string& path) {
+  const uint64_t width = static_cast<uint64_t>(info.width), height = static_cast<uint64_t>(info.height);
+  if (has_png_signature(bytes) && bytes.size() >= 26) {
+    // Filtered scanlines: one filter byte plus the packed samples per row (interlaced files
+    // have more, so this is a lower bound). Deflate expands at most 1032 times.
+    const uint64_t bit_depth = static_cast<unsigned char>(bytes[24]);
+    const uint64_t samples = static_cast<unsigned char>(bytes[25]) == 2   ? 3
+                             : static_cast<unsigned char>(bytes[25]) == 4 ? 2
+                             : static_cast<unsigned char>(bytes[25]) == 6 ? 4
+                                                                           : 1;
+    const uint64_t stream = height * (1 + (width * samples * bit_depth + 7) / 8);
+    if (stream > kMaxDeflateRatio * bytes.size())
+      throw_bad_input(fmt::format("{}: a {}x{} PNG needs {} bytes of image data, more than {} compressed bytes can "
+                                  "hold (corrupt or truncated file)",
+                                  path, width, height, stream, bytes.size()));
+  } else if (jpeg_start(bytes) != 0) {
+    // Every 8x8 block of the full-resolution component takes at least one bit (its DC code).
+    const uint64_t blocks = ((width + 7) / 8) * ((height + 7) / 8);
+    if (blocks > 8 * uint64_t{bytes.size()})
+      throw_bad_input(fmt::format("{}: a {}x{} JPEG has {} blocks of 8x8 pixels, more than {} bytes can encode "
+                                  "(truncated file)",
+                                  path, width, height, blocks, bytes.size()));
+  }
+}
+
 ImageInfo probe_bytes(const std::string& bytes, const std::string& path) {
+  // stb takes an int length; anything near that is far past kMaxImageSide anyway.
+  if (bytes.size() > static_cast<size_t>(INT_MAX))
+    throw_bad_input(fmt::format("{}: file is too large to be an image ({} bytes)", path, bytes.size()));
   // stb reports a zero-sized PNG only as "Corrupt PNG"; reading IHDR ourselves names the size.
   if (has_png_signature(bytes) && bytes.size() >= 24 && bytes.compare(12, 4, "IHDR") == 0) {
     const uint32_t width = read_u32(bytes, 16);
@@ -85,6 +206,10 @@ ImageInfo probe_bytes(const std::string& bytes, const std::string& path) {
     if (width == 0 || height == 0 || width > kMaxImageSide || height > kMaxImageSide)
       throw_size_out_of_range(path, width, height);
   }
+  // stb grows its buffer to a chunk's declared length before reading it: a length past the
+  // end of the file would cost up to 2 GiB.
+  if (has_png_signature(bytes)) walk_png_chunks(bytes, path, [](const std::string&, size_t, uint32_t) {});
+  if (const size_t start = jpeg_start(bytes)) check_jpeg_huffman_tables(bytes, start, path);
   ImageInfo info;
   if (!stbi_info_from_memory(as_bytes(bytes), static_cast<int>(bytes.size()), &info.width, &info.height,
                              &info.channels))
@@ -93,6 +218,7 @@ ImageInfo probe_bytes(const std::string& bytes, const std::string& path) {
     throw_size_out_of_range(path, info.width, info.height);
   if (info.channels < 1 || info.channels > 4)
     throw_bad_input(fmt::format("{}: unsupported channel count {}", path, info.channels));
+  check_plausible_size(bytes, info, path);
   return info;
 }
 
@@ -187,8 +313,13 @@ std::optional<OutputPattern> parse_output_pattern(const std::string& pattern, st
 
 ImageInfo probe_image(const std::string& path) { return probe_bytes(read_image_file(path), path); }
 
-torch::Tensor read_image(const std::string& path) {
-  const std::string bytes = read_image_file(path);
+ImageInfo probe_image_bytes(const std::string& bytes, const std::string& source) {
+  return probe_bytes(bytes, source);
+}
+
+torch::Tensor read_image(const std::string& path) { return decode_image(read_image_file(path), path); }
+
+torch::Tensor decode_image(const std::string& bytes, const std::string& path) {
   const ImageInfo info = probe_bytes(bytes, path);
   int width = 0;
   int height = 0;
@@ -304,27 +435,22 @@ torch::Tensor tile_images(const torch::Tensor& images, int64_t columns, int64_t 
 }
 
 std::map<std::string, std::string> read_png_text(const std::string& path) {
-  const std::string bytes = read_image_file(path);
+  return parse_png_text(read_image_file(path), path);
+}
+
+std::map<std::string, std::string> parse_png_text(const std::string& bytes, const std::string& path) {
   if (!has_png_signature(bytes)) throw_bad_input(fmt::format("{}: not a PNG file (bad signature)", path));
   std::map<std::string, std::string> text;
-  size_t offset = 8;
-  while (bytes.size() - offset >= 12) {
-    const uint32_t length = read_u32(bytes, offset);
-    if (length > 0x7fffffffu) throw_bad_input(fmt::format("{}: corrupt PNG (chunk length {})", path, length));
-    if (length > bytes.size() - offset - 12)
-      throw_bad_input(fmt::format("{}: truncated PNG (chunk at byte {} runs past the end)", path, offset));
-    const std::string type = bytes.substr(offset + 4, 4);
-    if (type == "tEXt") {
-      const std::string body = bytes.substr(offset + 8, length);
-      const size_t zero = body.find('\0');
-      if (zero == std::string::npos || zero == 0)
-        throw_bad_input(fmt::format("{}: corrupt PNG (tEXt chunk without a keyword)", path));
-      text[body.substr(0, zero)] = body.substr(zero + 1);
-    }
-    if (type == "IEND") return text;
-    offset += 12 + size_t{length};
-  }
-  throw_bad_input(fmt::format("{}: truncated PNG (no IEND chunk)", path));
+  const bool complete = walk_png_chunks(bytes, path, [&](const std::string& type, size_t offset, uint32_t length) {
+    if (type != "tEXt") return;
+    const std::string body = bytes.substr(offset, length);
+    const size_t zero = body.find('\0');
+    if (zero == std::string::npos || zero == 0)
+      throw_bad_input(fmt::format("{}: corrupt PNG (tEXt chunk without a keyword)", path));
+    text[body.substr(0, zero)] = body.substr(zero + 1);
+  });
+  if (!complete) throw_bad_input(fmt::format("{}: truncated PNG (no IEND chunk)", path));
+  return text;
 }
 
 std::string format_output_path(const std::string& pattern, int64_t index) {

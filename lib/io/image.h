@@ -26,6 +26,11 @@ ImageInfo probe_image(const std::string& path);
 // Same errors as probe_image.
 torch::Tensor read_image(const std::string& path);
 
+// probe_image and read_image for a file's bytes already in memory; `source` (a path) names
+// the input in the messages, as the path does above.
+ImageInfo probe_image_bytes(const std::string& bytes, const std::string& source);
+torch::Tensor decode_image(const std::string& bytes, const std::string& source);
+
 // Converts a [C, H, W] or [N, C, H, W] image to `channels` (1 or 3). Grey→RGB replicates,
 // RGB→grey uses Rec.601 luma, and alpha is composited over black (the background of the
 // shipped model's images): a transparent pixel reads as black, never as the colour an editor
@@ -51,6 +56,7 @@ torch::Tensor tile_images(const torch::Tensor& images, int64_t columns, int64_t 
 
 // Reads the tEXt chunks of a PNG file (for tests and for reproducing a run from a file).
 std::map<std::string, std::string> read_png_text(const std::string& path);
+std::map<std::string, std::string> parse_png_text(const std::string& bytes, const std::string& source);
 
 // Expands an output pattern with one printf-style integer conversion (%d, %05d, ...).
 // A pattern without a conversion is used as-is when count == 1, otherwise Error(usage).
