@@ -96,8 +96,8 @@ inline bool all_finite(const std::vector<torch::Tensor>& tensors) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> checks;
   for (const torch::Tensor& tensor : tensors)
-    if (tensor.defined() && tensor.is_floating_point() && tensor.numel() > 0)
-      checks.push_back(torch::isfinite(tensor).all().to(torch::kCPU));
+    if (tensor.defined() && tensor.is_floating_point() && tensor.numel() > 0)  // gathered where the first one lives
+      checks.push_back(torch::isfinite(tensor).all().to(checks.empty() ? tensor.device() : checks.front().device()));
   if (checks.empty()) return true;
   return torch::stack(checks).all().item<bool>();
 }
