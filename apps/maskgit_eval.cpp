@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "common/console.h"
 #include "cli/common.h"
 #include "cli/progress.h"
 #include "cli/sampler_options.h"
@@ -66,21 +67,21 @@ void print_quality(const SampleQuality& quality, const std::string& classifier_d
     root.set("classifier", classifier_dir);
     const Json fields = quality.to_json();
     for (const auto& [key, value] : fields.as_object()) root.set(key, value);
-    fmt::print("{}\n", root.dump());
+    print_stdout("{}\n", root.dump());
     return;
   }
-  fmt::print("classifier        {}\n", classifier_dir);
-  fmt::print("images            {}\n", quality.images());
-  fmt::print("class accuracy    {}  (the intended class is the one predicted)\n", percent(quality.accuracy()));
-  fmt::print("Fréchet distance  {}  (classifier features, against {} images of {})\n", number(quality.frechet_distance),
+  print_stdout("classifier        {}\n", classifier_dir);
+  print_stdout("images            {}\n", quality.images());
+  print_stdout("class accuracy    {}  (the intended class is the one predicted)\n", percent(quality.accuracy()));
+  print_stdout("Fréchet distance  {}  (classifier features, against {} images of {})\n", number(quality.frechet_distance),
              quality.reference_images, quality.reference_name);
-  fmt::print("floor             {}  ({} real images of {}, against the same reference)\n", number(quality.floor_distance),
+  print_stdout("floor             {}  ({} real images of {}, against the same reference)\n", number(quality.floor_distance),
              quality.floor_images, quality.floor_name);
-  fmt::print("classifier on the reference: {} accuracy\n\n", percent(quality.reference_accuracy));
+  print_stdout("classifier on the reference: {} accuracy\n\n", percent(quality.reference_accuracy));
   const size_t width = name_width(quality.class_names);
-  fmt::print("{:>3}  {:<{}}  {:>6}  {:>8}  {:>9}\n", "id", "class", width, "images", "accuracy", "predicted");
+  print_stdout("{:>3}  {:<{}}  {:>6}  {:>8}  {:>9}\n", "id", "class", width, "images", "accuracy", "predicted");
   for (size_t i = 0; i < quality.class_names.size(); ++i)
-    fmt::print("{:>3}  {:<{}}  {:>6}  {:>8}  {:>9}\n", i, quality.class_names[i], width, quality.classes.images[i],
+    print_stdout("{:>3}  {:<{}}  {:>6}  {:>8}  {:>9}\n", i, quality.class_names[i], width, quality.classes.images[i],
                percent(quality.classes.class_accuracy(i)), quality.classes.predicted[i]);
 }
 
@@ -108,7 +109,7 @@ void run_self_test(LoadedClassifier& classifier, const ReferenceOptions& referen
                                           {"name", classifier.class_names[i]},
                                           {"images", tally.images[i]},
                                           {"accuracy", tally.class_accuracy(i)}}));
-    fmt::print("{}\n", Json(Json::Object{{"classifier", classifier.directory},
+    print_stdout("{}\n", Json(Json::Object{{"classifier", classifier.directory},
                                          {"data", data_name},
                                          {"images", tally.total_images},
                                          {"accuracy", tally.accuracy()},
@@ -116,12 +117,12 @@ void run_self_test(LoadedClassifier& classifier, const ReferenceOptions& referen
                            .dump());
     return;
   }
-  fmt::print("classifier  {}\ndata        {}\nimages      {}\naccuracy    {}\n\n", classifier.directory, data_name,
+  print_stdout("classifier  {}\ndata        {}\nimages      {}\naccuracy    {}\n\n", classifier.directory, data_name,
              tally.total_images, fmt::format("{:.2f}%", 100.0 * tally.accuracy()));
   const size_t width = name_width(classifier.class_names);
-  fmt::print("{:>3}  {:<{}}  {:>6}  {:>8}\n", "id", "class", width, "images", "accuracy");
+  print_stdout("{:>3}  {:<{}}  {:>6}  {:>8}\n", "id", "class", width, "images", "accuracy");
   for (size_t i = 0; i < classifier.class_names.size(); ++i)
-    fmt::print("{:>3}  {:<{}}  {:>6}  {:>8}\n", i, classifier.class_names[i], width, tally.images[i],
+    print_stdout("{:>3}  {:<{}}  {:>6}  {:>8}\n", i, classifier.class_names[i], width, tally.images[i],
                percent(tally.class_accuracy(i)));
 }
 

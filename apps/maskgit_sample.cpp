@@ -1,6 +1,7 @@
 // maskgit-sample: class-conditional generation with confidence-based parallel decoding.
 #include <fmt/format.h>
 
+#include "common/console.h"
 #include "cli/common.h"
 #include "cli/progress.h"
 #include "cli/sampler_options.h"
@@ -31,7 +32,7 @@ int main(int argc, char** argv) {
   add_model_option(app, model_dir);
   app.add_option("-c,--class", class_words,
                  "Classes, by id or name (case-insensitive), repeatable or comma-separated; default: every class")
-      ->delimiter(',');
+      ->delimiter(',')->check(non_empty());
   app.add_option("-n,--num", per_class, "Images per class")->capture_default_str()->check(CLI::Range(1, 1000000));
   app.add_option("-s,--seed", seed, "Seed of the first image; image i uses seed + i")->capture_default_str()->check(seed_value());
   app.add_option("-b,--batch-size", batch_size, "Images decoded together (does not change the results)")
@@ -101,7 +102,7 @@ int main(int argc, char** argv) {
           line.set("file", path.empty() ? Json() : Json(path));
           line.set("index", i);
           for (const auto& [key, value] : record.as_object()) line.set(key, value);
-          fmt::print("{}\n", line.dump());
+          print_stdout("{}\n", line.dump());
         }
       }
       if (!grid_output.empty()) all_images.push_back(images);

@@ -1,6 +1,7 @@
 // maskgit-tokenize: images ↔ token grids through a model's VQ tokenizer.
 #include <fmt/format.h>
 
+#include "common/console.h"
 #include "cli/common.h"
 #include "cli/input_options.h"
 #include "common/error.h"
@@ -74,7 +75,7 @@ int main(int argc, char** argv) {
       for (int64_t i = 0; i < images.size(0); ++i) {
         const std::string path = format_output_path(decode_output, i);
         write_png(path, images[i], {{"maskgit:model", model_dir}, {"maskgit:source", decode_input}});
-        if (json_output) fmt::print("{}\n", Json(Json::Object{{"file", path}, {"index", i}}).dump());
+        if (json_output) print_stdout("{}\n", Json(Json::Object{{"file", path}, {"index", i}}).dump());
       }
       return;
     }
@@ -94,11 +95,11 @@ int main(int argc, char** argv) {
       grid.codebook_size = tokenizer->config().codebook_size;
       write_token_file(encode_output, grid);
       if (json_output)
-        fmt::print("{}\n", Json(Json::Object{{"file", encode_output}, {"images", grid.ids.size(0)},
+        print_stdout("{}\n", Json(Json::Object{{"file", encode_output}, {"images", grid.ids.size(0)},
                                              {"grid_height", grid.ids.size(1)}, {"grid_width", grid.ids.size(2)}})
                                .dump());
       else
-        fmt::print(stderr, "wrote {}: {} images as {}×{} tokens\n", encode_output, grid.ids.size(0), grid.ids.size(1), grid.ids.size(2));
+        print_stderr("wrote {}: {} images as {}×{} tokens\n", encode_output, grid.ids.size(0), grid.ids.size(1), grid.ids.size(2));
       return;
     }
 
@@ -121,7 +122,7 @@ int main(int argc, char** argv) {
         write_png(path, images[i], {{"maskgit:model", model_dir}, {"maskgit:source", source}});
         if (!originals_output.empty()) write_png(format_output_path(originals_output, i), data.images[i]);
         if (json_output)
-          fmt::print("{}\n", Json(Json::Object{{"file", path}, {"source", source}, {"psnr_db", psnr[i].item<double>()}}).dump());
+          print_stdout("{}\n", Json(Json::Object{{"file", path}, {"source", source}, {"psnr_db", psnr[i].item<double>()}}).dump());
       }
       if (!grid_output.empty()) {
         // Rows of up to 10: originals, then their reconstructions underneath.
@@ -139,13 +140,13 @@ int main(int argc, char** argv) {
         write_png(grid_output, tile_images(torch::cat(rows), columns, 2, grid_scale), {{"maskgit:model", model_dir}});
       }
       if (!json_output)
-        fmt::print(stderr, "reconstructed {} images, mean PSNR {:.2f} dB\n", images.size(0), psnr.mean().item<double>());
+        print_stderr("reconstructed {} images, mean PSNR {:.2f} dB\n", images.size(0), psnr.mean().item<double>());
       return;
     }
 
     const ReconstructionStats stats = evaluate_reconstruction(tokenizer, data.images, batch_size, device);
     if (json_output) {
-      fmt::print("{}\n", Json(Json::Object{{"model", model_dir},
+      print_stdout("{}\n", Json(Json::Object{{"model", model_dir},
                                            {"images", stats.images},
                                            {"mean_psnr_db", stats.mean_psnr_db},
                                            {"mean_mse", stats.mean_mse},
@@ -156,7 +157,7 @@ int main(int argc, char** argv) {
                                            {"seconds", stats.seconds}})
                              .dump());
     } else {
-      fmt::print("images            {}\nmean PSNR         {:.2f} dB\ncodes used        {} / {} ({:.1f}%)\n"
+      print_stdout("images            {}\nmean PSNR         {:.2f} dB\ncodes used        {} / {} ({:.1f}%)\n"
                  "tokens per image  {}\nparameters        {}\n",
                  stats.images, stats.mean_psnr_db, stats.codes_used, stats.codebook_size,
                  100.0 * stats.codes_used / stats.codebook_size, stats.tokens_per_image, count_parameters(*tokenizer));

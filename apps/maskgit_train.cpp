@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "common/console.h"
 #include "cli/common.h"
 #include "common/error.h"
 #include "training/classifier_trainer.h"
@@ -47,7 +48,7 @@ void finish(const Result& result, const CommonTrainingFlags& flags) {
   if (result.interrupted)
     throw Error(ExitCode::interrupted, fmt::format("interrupted at step {}; continue with --resume", result.steps_done));
   if (!flags.quiet)
-    fmt::print(stderr, "done: step {}, {:.1f} s this run, model in {}\n", result.steps_done, result.seconds, flags.model_dir);
+    print_stderr("done: step {}, {:.1f} s this run, model in {}\n", result.steps_done, result.seconds, flags.model_dir);
 }
 
 }  // namespace
@@ -178,7 +179,7 @@ int main(int argc, char** argv) {
       classifier.device = device;
       const ClassifierTrainResult result = train_classifier(classifier);
       if (!result.interrupted && result.evaluation_accuracy >= 0)
-        fmt::print(stderr, "accuracy on {} ({}): {:.2f}% of {} images\n", flags.data.path, evaluation_split,
+        print_stderr("accuracy on {} ({}): {:.2f}% of {} images\n", flags.data.path, evaluation_split,
                    100.0 * result.evaluation_accuracy, result.evaluation_images);
       finish(result, flags);
     } else {

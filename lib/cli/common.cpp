@@ -1,4 +1,5 @@
 #include "cli/common.h"
+#include "common/console.h"
 
 #include <fmt/format.h>
 
@@ -29,6 +30,11 @@ CLI::Validator finite_range(double low, double high, bool exclude_low) {
         return std::string();
       },
       fmt::format("{}{:g}..{:g}", exclude_low ? ">" : "", low, high));
+}
+
+CLI::Validator non_empty() {
+  return CLI::Validator([](std::string& text) { return text.empty() ? std::string("empty value") : std::string(); },
+                        "");
 }
 
 CLI::Validator seed_value() {
@@ -100,22 +106,23 @@ int run_tool(CLI::App& app, int argc, char** argv, const std::function<void()>& 
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    fmt::print(stderr, "{}: error: {} (see --help)\n", name, e.what());
+    print_stderr("{}: error: {} (see --help)\n", name, e.what());
     return static_cast<int>(ExitCode::usage);
   }
   try {
     body();
+    flush_stdout();  // a result that never reached stdout is a failure (exit 4), not a success
     return 0;
   } catch (const Error& e) {
-    fmt::print(stderr, "{}: error: {}\n", name, e.what());
+    print_stderr("{}: error: {}\n", name, e.what());
     return static_cast<int>(e.code());
   } catch (const c10::Error& e) {
     // LibTorch messages carry a C++ backtrace; the first line is the useful part.
     const std::string message = e.what_without_backtrace();
-    fmt::print(stderr, "{}: error: {}\n", name, message.substr(0, message.find('\n')));
+    print_stderr("{}: error: {}\n", name, message.substr(0, message.find('\n')));
     return static_cast<int>(ExitCode::failure);
   } catch (const std::exception& e) {
-    fmt::print(stderr, "{}: error: {}\n", name, e.what());
+    print_stderr("{}: error: {}\n", name, e.what());
     return static_cast<int>(ExitCode::failure);
   }
 }

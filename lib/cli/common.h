@@ -18,6 +18,9 @@ struct RuntimeOptions {
 // short message quoting the user's text (never a 300-digit expansion of it).
 CLI::Validator finite_range(double low, double high, bool exclude_low = false);
 
+// Refuses an empty value (an unset shell variable must not silently mean "the default").
+CLI::Validator non_empty();
+
 // A seed: decimal digits only, 0..2^64-1 (no sign, exponent or fraction; nothing wraps).
 CLI::Validator seed_value();
 

@@ -1,4 +1,5 @@
 #include "cli/editing_tool.h"
+#include "common/console.h"
 
 #include <fmt/format.h>
 
@@ -21,11 +22,12 @@ void add_editing_options(CLI::App& app, EditingCliOptions& options, ClassUse cla
   input->add_option("-i,--input", options.inputs.files, "Input image (PNG/JPEG); repeat for several, all of one size");
   add_dataset_input_options(*input, options.inputs, "t10k");
   if (class_use == ClassUse::required) {
-    app.add_option("-c,--class", options.class_word, "Target class, by id or name (case-insensitive)")->required();
+    app.add_option("-c,--class", options.class_word, "Target class, by id or name (case-insensitive)")->required()->check(non_empty());
   } else {
     app.add_option("-c,--class", options.class_word,
                    "Class to decode with, by id or name; without it the region is decoded unconditionally, with the "
-                   "model's \"no class\" token");
+                   "model's \"no class\" token")
+        ->check(non_empty());
   }
   auto* output = app.add_option_group("Output");
   output->add_option("-n,--variants", options.variants, "Results per input, each with its own seed")
@@ -177,7 +179,7 @@ void run_editing_tool(const std::string& tool, const EditingCliOptions& options,
         line.set("file", path.empty() ? Json() : Json(path));
         line.set("index", i);
         for (const auto& [key, value] : record.as_object()) line.set(key, value);
-        fmt::print("{}\n", line.dump());
+        print_stdout("{}\n", line.dump());
       }
     }
     if (!options.grid.empty()) results.push_back(images);

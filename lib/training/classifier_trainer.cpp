@@ -1,4 +1,5 @@
 #include "training/classifier_trainer.h"
+#include "common/console.h"
 
 #include <fmt/format.h>
 
@@ -196,7 +197,7 @@ ClassifierTrainResult train_classifier(const ClassifierTrainOptions& requested) 
     load_module_state(*classifier, resume_state, state_path, "model.");
     adam.load_state(resume_state, state_path);
     if (!options.quiet)
-      fmt::print(stderr, "resuming from step {} of {} (architecture, seed, batch size and augmentation from the checkpoint)\n",
+      print_stderr("resuming from step {} of {} (architecture, seed, batch size and augmentation from the checkpoint)\n",
                  start_step, state_path);
   }
 
@@ -242,7 +243,7 @@ ClassifierTrainResult train_classifier(const ClassifierTrainOptions& requested) 
   result.steps_done = start_step;
   result.total_steps = total_steps;
   if (!options.quiet)
-    fmt::print(stderr, "classifier: {} parameters, {}×{}×{} images in {} classes, {} training images, {} steps ({:.1f} epochs)\n",
+    print_stderr("classifier: {} parameters, {}×{}×{} images in {} classes, {} training images, {} steps ({:.1f} epochs)\n",
                parameter_count(*classifier),
                options.config.channels, options.config.height, options.config.width, options.config.num_classes,
                dataset_size, total_steps, static_cast<double>(total_steps) / static_cast<double>(batches_per_epoch));
@@ -258,7 +259,7 @@ ClassifierTrainResult train_classifier(const ClassifierTrainOptions& requested) 
     if (interrupt_requested()) {
       save_checkpoint(step);
       result.interrupted = true;
-      if (!options.quiet) fmt::print(stderr, "interrupted: checkpoint saved at step {} ({})\n", step, state_path);
+      if (!options.quiet) print_stderr("interrupted: checkpoint saved at step {} ({})\n", step, state_path);
       break;
     }
     const auto [images, labels] = batch_at(step);
@@ -299,7 +300,7 @@ ClassifierTrainResult train_classifier(const ClassifierTrainOptions& requested) 
       result.last_loss = mean_loss;
       result.last_accuracy = accuracy;
       if (!options.quiet)
-        fmt::print(stderr, "classifier step {}/{} (epoch {}/{}) | loss {:.4f} | accuracy {:.1f}% | lr {:.2e} | {:.0f} img/s | eta {}\n",
+        print_stderr("classifier step {}/{} (epoch {}/{}) | loss {:.4f} | accuracy {:.1f}% | lr {:.2e} | {:.0f} img/s | eta {}\n",
                    steps_done, total_steps, step / batches_per_epoch + 1, total_epochs, mean_loss, 100.0 * accuracy, learning_rate,
                    images_per_second, format_duration(eta));
       Json record = Json::object();
@@ -324,7 +325,7 @@ ClassifierTrainResult train_classifier(const ClassifierTrainOptions& requested) 
     }
   }
   if (start_step >= total_steps && !options.quiet)
-    fmt::print(stderr, "nothing to do: the checkpoint is already at step {} (raise --epochs or --steps to continue)\n",
+    print_stderr("nothing to do: the checkpoint is already at step {} (raise --epochs or --steps to continue)\n",
                start_step);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
@@ -339,7 +340,7 @@ ClassifierTrainResult train_classifier(const ClassifierTrainOptions& requested) 
     record.set("evaluation_data", fmt::format("{} ({})", options.evaluation.path, options.evaluation.split));
     metrics.write(record);
     if (!options.quiet)
-      fmt::print(stderr, "classifier accuracy on {} ({}): {:.2f}% of {} images\n", options.evaluation.path,
+      print_stderr("classifier accuracy on {} ({}): {:.2f}% of {} images\n", options.evaluation.path,
                  options.evaluation.split, 100.0 * result.evaluation_accuracy, result.evaluation_images);
   }
   return result;

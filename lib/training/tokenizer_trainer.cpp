@@ -1,4 +1,5 @@
 #include "training/tokenizer_trainer.h"
+#include "common/console.h"
 
 #include <fmt/format.h>
 
@@ -147,7 +148,7 @@ TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& requested) {
     if (code_usage.numel() != codebook_size)
       throw_bad_input(fmt::format("{}: \"trainer.code_usage\" has the wrong size", state_path));
     if (!options.quiet)
-      fmt::print(stderr, "resuming from step {} of {} (configuration, seed and batch size from the checkpoint)\n",
+      print_stderr("resuming from step {} of {} (configuration, seed and batch size from the checkpoint)\n",
                  start_step, state_path);
   } else {
     // Seed the codebook from encoder outputs so that every code starts where data lives.
@@ -189,7 +190,7 @@ TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& requested) {
   TokenizerTrainResult result;
   result.steps_done = start_step;
   if (!options.quiet)
-    fmt::print(stderr, "tokenizer: {} parameters, codebook {}×{}, {} tokens per image, {} training images\n",
+    print_stderr("tokenizer: {} parameters, codebook {}×{}, {} tokens per image, {} training images\n",
                count_parameters(*tokenizer), codebook_size, options.config.embedding_dim,
                tokenizer->grid_size(model.image_height) * tokenizer->grid_size(model.image_width), dataset_size);
 
@@ -201,7 +202,7 @@ TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& requested) {
     if (interrupt_requested()) {
       save_checkpoint(step);
       result.interrupted = true;
-      if (!options.quiet) fmt::print(stderr, "interrupted: checkpoint saved at step {} ({})\n", step, state_path);
+      if (!options.quiet) print_stderr("interrupted: checkpoint saved at step {} ({})\n", step, state_path);
       break;
     }
     torch::Tensor images = batch_images(step);
@@ -238,7 +239,7 @@ TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& requested) {
       result.last_loss = mean_loss;
       result.last_psnr = psnr;
       if (!options.quiet)
-        fmt::print(stderr,
+        print_stderr(
                    "tokenizer step {}/{} | loss {:.5f} | psnr {:.2f} dB | codes {}/{} | lr {:.2e} | {:.0f} img/s | eta {}\n",
                    steps_done, options.steps, mean_loss, psnr, codes_in_use, codebook_size, learning_rate,
                    summary.items_per_second, format_duration(summary.eta_seconds));
@@ -267,7 +268,7 @@ TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& requested) {
     if (stopping) break;
   }
   if (start_step >= options.steps && !options.quiet)
-    fmt::print(stderr, "nothing to do: the checkpoint is already at step {} (raise --steps to continue)\n", start_step);
+    print_stderr("nothing to do: the checkpoint is already at step {} (raise --steps to continue)\n", start_step);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return result;
 }

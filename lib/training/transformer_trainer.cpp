@@ -1,4 +1,5 @@
 #include "training/transformer_trainer.h"
+#include "common/console.h"
 
 #include <fmt/format.h>
 
@@ -89,7 +90,7 @@ TokenGrid cached_tokens(const TransformerTrainOptions& options, const ModelConfi
   write_token_file(cache, grid);
   write_file_atomic(fingerprint_path, fingerprint + " " + options.data.path + " " + std::to_string(options.data.limit));
   if (!quiet)
-    fmt::print(stderr, "tokenized {} images in {:.1f} s, cached in {}\n", grid.ids.size(0),
+    print_stderr("tokenized {} images in {:.1f} s, cached in {}\n", grid.ids.size(0),
                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), cache);
   return grid;
 }
@@ -172,7 +173,7 @@ TransformerTrainResult train_transformer(const TransformerTrainOptions& requeste
       value.copy_(entry_to_tensor(*entry));
     }
     if (!options.quiet)
-      fmt::print(stderr, "resuming from step {} of {} (configuration, seed and batch size from the checkpoint)\n",
+      print_stderr("resuming from step {} of {} (configuration, seed and batch size from the checkpoint)\n",
                  start_step, state_path);
   }
 
@@ -219,7 +220,7 @@ TransformerTrainResult train_transformer(const TransformerTrainOptions& requeste
   int64_t parameter_count = 0;
   for (const auto& p : transformer->parameters()) parameter_count += p.numel();
   if (!options.quiet)
-    fmt::print(stderr, "transformer: {} parameters, {} layers × {} hidden, sequence {}, vocabulary {}, {} training grids\n",
+    print_stderr("transformer: {} parameters, {} layers × {} hidden, sequence {}, vocabulary {}, {} training grids\n",
                parameter_count, config.num_layers, config.hidden_size, config.sequence_length(),
                config.vocabulary_size(), dataset_size);
 
@@ -232,7 +233,7 @@ TransformerTrainResult train_transformer(const TransformerTrainOptions& requeste
     if (interrupt_requested()) {
       save_checkpoint(step);
       result.interrupted = true;
-      if (!options.quiet) fmt::print(stderr, "interrupted: checkpoint saved at step {} ({})\n", step, state_path);
+      if (!options.quiet) print_stderr("interrupted: checkpoint saved at step {} ({})\n", step, state_path);
       break;
     }
     // Every random choice of a step comes from a generator seeded by (seed, step), so a
@@ -284,7 +285,7 @@ TransformerTrainResult train_transformer(const TransformerTrainOptions& requeste
       result.last_loss = summary.mean_loss;
       result.last_masked_accuracy = summary.mean_metric;
       if (!options.quiet)
-        fmt::print(stderr, "transformer step {}/{} | loss {:.4f} | masked acc {:.3f} | lr {:.2e} | {:.0f} img/s | eta {}\n",
+        print_stderr("transformer step {}/{} | loss {:.4f} | masked acc {:.3f} | lr {:.2e} | {:.0f} img/s | eta {}\n",
                    steps_done, options.steps, summary.mean_loss, summary.mean_metric, learning_rate,
                    summary.items_per_second, format_duration(summary.eta_seconds));
       Json record = Json::object();
@@ -301,7 +302,7 @@ TransformerTrainResult train_transformer(const TransformerTrainOptions& requeste
     if (stopping) break;
   }
   if (start_step >= options.steps && !options.quiet)
-    fmt::print(stderr, "nothing to do: the checkpoint is already at step {} (raise --steps to continue)\n", start_step);
+    print_stderr("nothing to do: the checkpoint is already at step {} (raise --steps to continue)\n", start_step);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return result;
 }
