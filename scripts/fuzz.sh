@@ -24,11 +24,13 @@ build_only=0
 harnesses=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --seconds) seconds=$2; shift 2 ;;
-    --parallel) parallel=$2; shift 2 ;;
+    --seconds|--parallel)
+      [ $# -ge 2 ] || { echo "fuzz.sh: $1 needs a value" >&2; exit 2; }
+      if [ "$1" = --seconds ]; then seconds=$2; else parallel=$2; fi
+      shift 2 ;;
     --keep-corpus) keep_corpus=1; shift ;;
     --build-only) build_only=1; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) harnesses+=("$1"); shift ;;
   esac
