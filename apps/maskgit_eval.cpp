@@ -39,6 +39,7 @@ LabeledSamples sample_model_for_evaluation(const std::string& model_dir, const L
   const ModelConfig config = read_model_config(model_dir);
   if (config.class_names != classifier.class_names)
     throw_usage(fmt::format("--sample-model: {} has other classes than the classifier", model_dir));
+  check_seed_range(seed, config.num_classes() * per_class, "--sample-seed");
   VQTokenizer tokenizer = load_tokenizer(config, device);
   BidirectionalTransformer transformer = load_transformer(config, device, dtype);
   std::vector<int64_t> classes;
@@ -170,7 +171,7 @@ int main(int argc, char** argv) {
   app.add_flag("--self-test", self_test,
                "Instead of judging images: the classifier's accuracy on the labelled reference images, per class");
   app.add_option("--limit", self_test_limit, "With --self-test: only the first N reference images (-1 = all)")
-      ->capture_default_str();
+      ->capture_default_str()->check(image_limit());
   auto* sampling = app.add_option_group("Sampling a model itself (instead of reading images)");
   sampling->add_option("--sample-model", sample_model, "Model directory to sample: every class, --per-class images each");
   sampling->add_option("--per-class", per_class, "Images per class when sampling")->capture_default_str()

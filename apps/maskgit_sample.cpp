@@ -59,16 +59,16 @@ int main(int argc, char** argv) {
     const int64_t total = static_cast<int64_t>(classes.size()) * per_class;
     if (output.empty() && grid_output.empty() && tokens_output.empty() && !json_output)
       throw_usage("--output: empty, and no --grid, --save-tokens or --json: nothing would be produced");
-    // Every destination is checked (and its folder made) before any work.
-    if (!output.empty()) prepare_output_pattern(output, total, "--output");
-    if (!grid_output.empty()) {
-      check_grid_size(total, per_class, config.image_height, config.image_width, grid_scale);
-      prepare_output_file(grid_output, "--grid");
-    }
-    if (!tokens_output.empty()) prepare_output_file(tokens_output, "--save-tokens");
-    VQTokenizer tokenizer = load_tokenizer(config, device);
+    check_seed_range(seed, total, "--seed");
+    if (!grid_output.empty()) check_grid_size(total, per_class, config.image_height, config.image_width, grid_scale);
     const torch::ScalarType dtype = forward_dtype(sampler, device);
+    // The model is loaded (and validated) first, so that a bad model leaves no folder behind;
+    // then every destination is checked (and its folder made) before any work.
+    VQTokenizer tokenizer = load_tokenizer(config, device);
     BidirectionalTransformer transformer = load_transformer(config, device, dtype);
+    if (!output.empty()) prepare_output_pattern(output, total, "--output");
+    if (!grid_output.empty()) prepare_output_file(grid_output, "--grid");
+    if (!tokens_output.empty()) prepare_output_file(tokens_output, "--save-tokens");
     const TransformerConfig& shape = transformer->config();
 
     std::vector<int64_t> image_classes;

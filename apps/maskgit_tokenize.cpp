@@ -66,11 +66,18 @@ int main(int argc, char** argv) {
 
     if (*decode) {
       const TokenGrid grid = read_token_file(decode_input);
-      prepare_output_pattern(decode_output, grid.ids.size(0), "--output");
+      check_tokenizer_image_size(config, grid.image_width, grid.image_height, decode_input);
       VQTokenizer tokenizer = load_tokenizer(config, device);
       if (grid.codebook_size != tokenizer->config().codebook_size)
         throw_bad_input(fmt::format("{}: ids index a codebook of {}, the model's has {}", decode_input,
                                     grid.codebook_size, tokenizer->config().codebook_size));
+      const int64_t factor = tokenizer->downsample_factor();
+      const int64_t rows = (grid.image_height + factor - 1) / factor, columns = (grid.image_width + factor - 1) / factor;
+      if (grid.ids.size(1) != rows || grid.ids.size(2) != columns)
+        throw_bad_input(fmt::format("{}: a {}x{} image is {}x{} tokens for this model, the file holds {}x{}",
+                                    decode_input, grid.image_width, grid.image_height, columns, rows, grid.ids.size(2),
+                                    grid.ids.size(1)));
+      prepare_output_pattern(decode_output, grid.ids.size(0), "--output");
       const torch::Tensor images = decode_in_batches(tokenizer, grid.ids, grid.image_height, grid.image_width, batch_size, device);
       for (int64_t i = 0; i < images.size(0); ++i) {
         const std::string path = format_output_path(decode_output, i);
@@ -84,6 +91,8 @@ int main(int argc, char** argv) {
     require_one_input_source(inputs, "image files");
     if (*encode) prepare_output_file(encode_output, "--output");
     const LabeledImages data = load_input_images(inputs.files, inputs.dataset, channels);
+    check_tokenizer_image_size(config, data.images.size(3), data.images.size(2),
+                               inputs.files.empty() ? inputs.dataset.path : inputs.files.front());
     VQTokenizer tokenizer = load_tokenizer(config, device);
 
     if (*encode) {

@@ -2,9 +2,13 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
 
-#include "common/console.h"
 #include "cli/common.h"
+#include "common/console.h"
 #include "common/error.h"
 #include "training/classifier_trainer.h"
 #include "training/interrupt.h"
@@ -51,6 +55,22 @@ void finish(const Result& result, const CommonTrainingFlags& flags) {
     print_stderr("done: step {}, {:.1f} s this run, model in {}\n", result.steps_done, result.seconds, flags.model_dir);
 }
 
+// Runs a configuration's validate() on values that came from flags: its "section.field: why"
+// becomes "--flag: why" (exit 2), so the message names what the user typed.
+void validate_from_flags(const std::function<void()>& validate, const std::string& section,
+                         const std::vector<std::pair<std::string, std::string>>& flags) {
+  try {
+    validate();
+  } catch (const std::exception& e) {
+    std::string message = e.what();
+    for (const auto& [field, flag] : flags) {
+      const std::string prefix = section + field + ":";
+      if (message.rfind(prefix, 0) == 0) message = flag + message.substr(prefix.size() - 1);
+    }
+    throw_usage(message);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -80,7 +100,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   data->add_option("--split", flags.data.split, "IDX split to read: train or t10k")->capture_default_str()
       ->check(CLI::IsMember({"train", "t10k"}));
-  data->add_option("--limit", flags.data.limit, "Use only the first N images (-1 = all)")->capture_default_str();
+  data->add_option("--limit", flags.data.limit, "Use only the first N images (-1 = all)")->capture_default_str()->check(image_limit());
 
   auto* tokenizer_group = app.add_option_group("Tokenizer architecture (--stage tokenizer; ignored with --resume)");
   tokenizer_group->add_option("--channels", tokenizer.config.channels, "Image channels: 1 or 3")->capture_default_str();
@@ -93,7 +113,7 @@ int main(int argc, char** argv) {
   tokenizer_group->add_option("--norm-groups", tokenizer.config.norm_groups, "GroupNorm groups")->capture_default_str();
   tokenizer_group->add_flag("--release-shortcut", tokenizer.config.release_shortcut,
                             "Reproduce the release's width-changing ResBlock (h + Conv1x1(h))");
-  tokenizer_group->add_option("--commitment", tokenizer.commitment_weight, "Commitment loss weight")->capture_default_str();
+  tokenizer_group->add_option("--commitment", tokenizer.commitment_weight, "Commitment loss weight")->capture_default_str()->check(finite_range(0, 1e3));
   tokenizer_group->add_option("--dead-code-window", tokenizer.dead_code_window,
                               "Restart codes unused over this many steps on encoder outputs (0 = never)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
@@ -104,16 +124,16 @@ int main(int argc, char** argv) {
   transformer_group->add_option("--heads", transformer.config.num_heads, "Attention heads")->capture_default_str();
   transformer_group->add_option("--mlp-dim", transformer.config.mlp_dim, "MLP width")->capture_default_str();
   transformer_group->add_option("--dropout", transformer.config.dropout, "Dropout (also on attention weights)")
-      ->capture_default_str()->check(CLI::Range(0.0, 0.99));
+      ->capture_default_str()->check(finite_range(0.0, 0.99));
   transformer_group->add_option("--class-dropout", transformer.class_dropout,
                                 "Probability of training on the no-class token (enables guidance and unconditional decoding)")
-      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+      ->capture_default_str()->check(finite_range(0.0, 1.0));
   transformer_group->add_option("--label-smoothing", transformer.label_smoothing, "Label smoothing of the masked-token loss")
-      ->capture_default_str()->check(CLI::Range(0.0, 0.99));
+      ->capture_default_str()->check(finite_range(0.0, 0.99));
   transformer_group->add_option("--weight-decay", transformer.weight_decay, "AdamW decoupled weight decay")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(finite_range(0, 1e3));
   transformer_group->add_option("--ema", transformer.ema_decay, "EMA decay of the shipped weights (0 = off, e.g. 0.999)")
-      ->capture_default_str()->check(CLI::Range(0.0, 0.999999));
+      ->capture_default_str()->check(finite_range(0.0, 0.999999));
 
   auto* classifier_group = app.add_option_group("Classifier (--stage classifier)");
   classifier_group->add_option("--epochs", classifier.epochs, "Epochs (when --steps is not given)")->capture_default_str()
@@ -121,7 +141,7 @@ int main(int argc, char** argv) {
   classifier_group->add_option("--eval-split", evaluation_split, "After training, report accuracy on this split of --data (t10k)")
       ->check(CLI::IsMember({"train", "t10k"}));
   classifier_group->add_option("--width-multiplier", classifier.config.width_multiplier, "Channel width multiplier")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(finite_range(0, 64, /*exclude_low=*/true));
   classifier_group->add_flag("--augment", classifier.augment, "Random 2-pixel shifts and horizontal flips");
 
   auto* training = app.add_option_group("Training (defaults differ per stage: tokenizer / transformer)");
@@ -136,7 +156,8 @@ int main(int argc, char** argv) {
           },
           "POSITIVE"));
   training->add_option("--warmup", flags.warmup, "Linear warm-up steps, then cosine decay (200 / 500)")->check(CLI::NonNegativeNumber);
-  training->add_option("-s,--seed", flags.seed, "Seed for initialisation, data order and every random choice")->capture_default_str();
+  training->add_option("-s,--seed", flags.seed, "Seed for initialisation, data order and every random choice")
+      ->capture_default_str()->check(seed_value());
   training->add_option("--checkpoint-every", flags.checkpoint_every, "Save a checkpoint every N steps (500)")->check(CLI::PositiveNumber);
   training->add_option("--log-every", flags.log_every, "Progress line and metrics record every N steps (50)")->check(CLI::PositiveNumber);
   training->add_option("--metrics", flags.metrics, "Metrics log, JSON lines (default: OUT/train-state/<stage>-metrics.jsonl)");
@@ -160,11 +181,10 @@ int main(int argc, char** argv) {
       } catch (const std::exception& e) {
         throw_usage(fmt::format("--channel-mult: {}", e.what()));
       }
-      try {
-        tokenizer.config.validate();
-      } catch (const std::exception& e) {
-        throw_usage(e.what());
-      }
+      validate_from_flags([&] { tokenizer.config.validate(); }, "tokenizer.",
+                          {{"channels", "--channels"}, {"filters", "--filters"}, {"channel_multipliers", "--channel-mult"},
+                           {"num_res_blocks", "--res-blocks"}, {"codebook_size", "--codebook-size"},
+                           {"embedding_dim", "--embedding-dim"}, {"norm_groups", "--norm-groups"}});
       flags.apply_to(tokenizer);
       tokenizer.model_dir = flags.model_dir;
       tokenizer.device = device;
@@ -183,11 +203,9 @@ int main(int argc, char** argv) {
                    100.0 * result.evaluation_accuracy, result.evaluation_images);
       finish(result, flags);
     } else {
-      try {
-        transformer.config.validate();
-      } catch (const std::exception& e) {
-        throw_usage(e.what());
-      }
+      validate_from_flags([&] { transformer.config.validate(); }, "transformer.",
+                          {{"num_layers", "--layers"}, {"hidden_size", "--hidden"}, {"num_heads", "--heads"},
+                           {"mlp_dim", "--mlp-dim"}, {"dropout", "--dropout"}});
       flags.apply_to(transformer);
       transformer.model_dir = flags.model_dir;
       transformer.config.attention_dropout = transformer.config.dropout;

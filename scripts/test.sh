@@ -13,3 +13,12 @@ fuzz_seconds=${FUZZ_SECONDS:-10}
 if [ "$fuzz_seconds" != 0 ]; then
   "$root/scripts/fuzz.sh" --seconds "$fuzz_seconds" --parallel "$(nproc)"
 fi
+
+# The file-reading code's unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
+# (README "Tests"; build-sanitize/). SANITIZE=0 skips this step; SANITIZE=all runs the whole
+# suite there (about 40 minutes to build on 2 cores).
+case "${SANITIZE:-loaders}" in
+  0) ;;
+  all) "$root/scripts/test_sanitizers.sh" ;;
+  *) "$root/scripts/test_sanitizers.sh" --loaders ;;
+esac

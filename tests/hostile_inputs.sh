@@ -2,7 +2,8 @@
 # Hostile inputs, as a table: corrupt and out-of-bounds model directories, images, masks, token
 # files, flag values and output destinations. For every case: the exit status (2 bad flag or
 # value, 3 bad input file, 4 output), exactly one line on stderr naming the flag or file at
-# fault, no "internal error", and nothing written (the output folder stays empty). Every run is
+# fault, no "internal error", no LibTorch or standard-library message leaking through, and nothing written (the output
+# folder stays empty, no folder is made). Every run is
 # limited to 4 GiB of address space and 60 s, so a file that makes a tool allocate gigabytes or
 # hang fails its case instead of the machine.
 # Usage: hostile_inputs.sh BIN_DIR
@@ -25,7 +26,8 @@ case_() {
   lines=$(wc -l <"$work/err")
   written=$(find "$out" -mindepth 1 | head -3)
   if [ "$got" -eq "$want" ] && grep -qF -- "$needle" "$work/err" && [ "$lines" -eq 1 ] &&
-     ! grep -q "internal error" "$work/err" && [ -z "$written" ]; then
+     ! grep -qE "std::|enforce fail|is_symbolic|filesystem error|torch\.|c10::|Expected " "$work/err" &&
+     [ -z "$written" ]; then
     passed=$((passed + 1))
   else
     failed=$((failed + 1))
@@ -97,6 +99,18 @@ case_ 3 "config.json" -- "${sample[@]}" -m "$work/model" -o "$out/x.png"
 rm -rf "$work/model" && cp -r "$shipped" "$work/model" && rm "$work/model/config.json" && mkdir "$work/model/config.json"
 case_ 3 "config.json" -- "${sample[@]}" -m "$work/model" -o "$out/x.png"
 
+rm -rf "$work/model" && cp -r "$shipped" "$work/model" && rm "$work/model/config.json" && ln -s /dev/zero "$work/model/config.json"
+case_ 3 "config.json" -- "${sample[@]}" -m "$work/model" -o "$out/x.png"
+rm -rf "$work/model" && cp -r "$shipped" "$work/model" && rm "$work/model/config.json" && mkfifo "$work/model/config.json"
+case_ 3 "config.json" -- "${sample[@]}" -m "$work/model" -o "$out/x.png"
+rm -rf "$work/model" && cp -r "$shipped" "$work/model" && rm "$work/model/config.json" && ln -s config.json "$work/model/config.json"
+case_ 3 "config.json" -- "${sample[@]}" -m "$work/model" -o "$out/x.png"
+ln -s loop "$work/loop" 2>/dev/null
+case_ 3 "loop" -- "${sample[@]}" -m "$work/loop" -o "$out/x.png"
+# A bad model leaves no output folder behind.
+rm -rf "$work/model" && cp -r "$shipped" "$work/model" && truncate -s 100 "$work/model/transformer.safetensors"
+case_ 3 "transformer.safetensors" -- "${sample[@]}" -m "$work/model" -o "$out/new/deeper/x.png"
+
 # ---- weights files ----
 bad_weights() {  # bad_weights DESCRIPTION FILE COMMAND... (COMMAND edits $work/model/FILE)
   local file=$2; shift 2
@@ -116,6 +130,8 @@ for file in tokenizer.safetensors transformer.safetensors; do
   bad_weights "a directory" "$file" bash -c 'rm "$0" && mkdir "$0"'
   bad_weights "missing" "$file" rm
   bad_weights "a FIFO" "$file" bash -c 'rm "$0" && mkfifo "$0"'
+  bad_weights "/dev/zero" "$file" bash -c 'rm "$0" && ln -s /dev/zero "$0"'
+  bad_weights "sparse 64 GiB" "$file" truncate -s 64G
   bad_weights "the other stage's file" "$file" bash -c \
     'other=$(dirname "$0")/$( [ "$(basename "$0")" = tokenizer.safetensors ] && echo transformer || echo tokenizer).safetensors; cp "$other" "$0"'
 done
@@ -125,7 +141,9 @@ printf '' >"$work/empty.png"
 echo "not an image" >"$work/text.png"
 head -c 100 "$work/ok.png" >"$work/cut.png"
 mkdir -p "$work/folder.png"
-for image in empty text cut folder missing; do
+ln -s /dev/zero "$work/zero.png"
+mkfifo "$work/fifo.png"
+for image in empty text cut folder missing zero fifo; do
   case_ 3 "$image.png" -- "${inpaint[@]}" -i "$work/$image.png" --mask "$centre" -o "$out/x.png"
   case_ 3 "$image.png" -- "${inpaint[@]}" -i "$work/ok.png" --mask "$work/$image.png" -o "$out/x.png"
   case_ 3 "$image.png" -- "${tokenize[@]}" encode "$work/$image.png" -o "$out/t.safetensors"
@@ -179,17 +197,48 @@ bad_flag --class "" "${edit[@]}" -i "$work/ok.png" --box 0,0,8,8
 bad_flag --class "" "${inpaint[@]}" -i "$work/ok.png" --mask "$centre"
 bad_flag --class "" "$bin/maskgit-sample" --threads 1
 bad_flag --dilate -1 "${edit[@]}" -i "$work/ok.png" --box 0,0,8,8 -c 1
+for value in 1,1,9223372036854775807,4 9223372036854775807,1,4,4 -9223372036854775808,0,4,4; do
+  bad_flag --box "$value" "${edit[@]}" -i "$work/ok.png" -c 1
+  bad_flag --crop "$value" "${outpaint[@]}" -i "$work/ok.png" --right 4
+done
+bad_flag --offset 9223372036854775807,0 "${outpaint[@]}" -i "$work/ok.png" --canvas 64x64
+case_ 2 "--seed" -- "${sample[@]}" -n 2 -s 18446744073709551615 -o "$out/s%d.png"
+case_ 2 "--seed" -- "${edit[@]}" -i "$work/ok.png" --box 0,0,8,8 -c 1 -n 3 -s 18446744073709551614 -o "$out/e%d.png"
 bad_flag --device tpu "${sample[@]}"
 bad_flag --dtype fp64 "${sample[@]}"
 bad_flag --schedule custom:1,-1 "${sample[@]}"
 bad_flag --schedule custom:99999999999999999999 "${sample[@]}"
 case_ 2 "--grid" -- "${sample[@]}" -n 1000 --grid-scale 32 --grid "$out/g.png" -o ""
+data=/usr/share/datasets/fashion-mnist
+train=("$bin/maskgit-train" --threads 1 --data "$data" --limit 64 --steps 1 -o "$out/m")
+for flag in --filters --codebook-size --embedding-dim --norm-groups; do
+  for value in 0 -1 1000000000 nan; do case_ 2 "$flag" -- "${train[@]}" --stage tokenizer "$flag" "$value"; done
+done
+for value in -1 17 nan; do case_ 2 "--res-blocks" -- "${train[@]}" --stage tokenizer --res-blocks "$value"; done
+for value in 0 -2 99999999999 nan; do
+  case_ 2 "--limit" -- "${train[@]}" --stage tokenizer --limit "$value"
+  case_ 2 "--limit" -- "${inpaint[@]}" --data "$data" --limit "$value" --mask "$centre" -o "$out/x%d.png"
+  case_ 2 "--limit" -- "${tokenize[@]}" evaluate --data "$data" --limit "$value"
+done
+case_ 2 "--channel-mult" -- "${train[@]}" --stage tokenizer --channel-mult 1,99999
+for flag in --layers --hidden --heads --mlp-dim; do
+  for value in 0 -1 1000000000; do case_ 2 "$flag" -- "${train[@]}" --stage transformer "$flag" "$value"; done
+done
+for flag in --dropout --class-dropout --label-smoothing --ema --weight-decay --lr; do
+  for value in nan inf -1 1e300; do case_ 2 "$flag" -- "${train[@]}" --stage transformer "$flag" "$value"; done
+done
+case_ 2 "--commitment" -- "${train[@]}" --stage tokenizer --commitment nan
+case_ 2 "--seed" -- "${train[@]}" --stage tokenizer --seed -1
 
 # ---- outputs: checked before any work; never replaced unless a regular file ----
 case_ 4 "/dev/full" -- "${sample[@]}" -o /dev/full
 case_ 4 "$out" -- "${sample[@]}" -o "$out"
 mkfifo "$work/fifo"
 case_ 4 "no reader" -- "${sample[@]}" -o "$work/fifo"
+case_ 4 "no reader" -- "${sample[@]}" -n 3 -o "$out/%d.png" --grid "$work/fifo"
+case_ 4 "names a folder" -- "${sample[@]}" -o "$out/sub/"
+case_ 4 "names a folder" -- "${sample[@]}" -o "$out/sub/.."
+case_ 4 "File name too long" -- "${sample[@]}" -o "$out/$(printf 'n%.0s' $(seq 250)).png"
 check "a FIFO stays a FIFO" test -p "$work/fifo"
 echo "a file" >"$work/file"
 case_ 4 "$work/file/x.png" -- "${sample[@]}" -o "$work/file/x.png"
@@ -217,6 +266,16 @@ check "a symbolic link is written through and stays a link" test -L "$work/link.
 ln -s "$work/new-target.png" "$work/dangling.png"
 "${sample[@]}" -o "$work/dangling.png" 2>/dev/null
 check "a dangling link's target is created" test -L "$work/dangling.png" -a -s "$work/new-target.png"
+echo previous >"$work/stdout.txt"
+"${sample[@]}" -o /dev/stdout >>"$work/stdout.txt" 2>/dev/null
+check "-o /dev/stdout appends to what stdout is" test "$(head -1 "$work/stdout.txt")" = previous
+check "... and writes the PNG there" grep -q PNG "$work/stdout.txt"
+echo private >"$work/private.png" && chmod 600 "$work/private.png"
+"${sample[@]}" -o "$work/private.png" 2>/dev/null
+check "a replaced file keeps its permissions" test "$(stat -c %a "$work/private.png")" = 600
+mkdir -p "$work/pat" && ln -s /proc/no-such/x.png "$work/pat/1.png"
+case_ 4 "1.png" -- "${sample[@]}" -n 3 -o "$work/pat/%d.png"
+check "... and nothing of the pattern is written" test ! -e "$work/pat/0.png"
 "${sample[@]}" -o "$out/deep/er/x.png" --save-tokens "$out/tokens/t.safetensors" 2>/dev/null
 check "output folders are made for every destination" test -s "$out/deep/er/x.png" -a -s "$out/tokens/t.safetensors"
 check "no temporary or probe files are left" test -z "$(find "$work" -name '*.tmp.*' -o -name '.maskgit-probe*')"

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 
 #include "common/error.h"
 #include "io/image.h"
@@ -32,9 +33,25 @@ CLI::Validator finite_range(double low, double high, bool exclude_low) {
       fmt::format("{}{:g}..{:g}", exclude_low ? ">" : "", low, high));
 }
 
+void check_seed_range(uint64_t seed, int64_t count, const std::string& flag) {
+  if (count > 1 && seed > std::numeric_limits<uint64_t>::max() - static_cast<uint64_t>(count - 1))
+    throw_usage(fmt::format("{}: {} + {} images would pass the largest seed, 18446744073709551615", flag, seed, count));
+}
+
 CLI::Validator non_empty() {
   return CLI::Validator([](std::string& text) { return text.empty() ? std::string("empty value") : std::string(); },
                         "");
+}
+
+CLI::Validator image_limit() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        long long value = 0;
+        if (!CLI::detail::lexical_cast(text, value) || !(value == -1 || (value >= 1 && value <= (1LL << 31))))
+          return fmt::format("\"{}\" is not -1 (all) or a count from 1 to 2147483648", text);
+        return std::string();
+      },
+      "-1 or 1..2^31");
 }
 
 CLI::Validator seed_value() {

@@ -18,8 +18,15 @@ struct RuntimeOptions {
 // short message quoting the user's text (never a 300-digit expansion of it).
 CLI::Validator finite_range(double low, double high, bool exclude_low = false);
 
+// Image i of a run uses seed + i: refuses (Error(usage) naming `flag`) a first seed whose last
+// image, seed + count - 1, would pass 2^64 - 1 and wrap around to seeds already used.
+void check_seed_range(uint64_t seed, int64_t count, const std::string& flag);
+
 // Refuses an empty value (an unset shell variable must not silently mean "the default").
 CLI::Validator non_empty();
+
+// A count of dataset images: -1 (all) or 1..2^31.
+CLI::Validator image_limit();
 
 // A seed: decimal digits only, 0..2^64-1 (no sign, exponent or fraction; nothing wraps).
 CLI::Validator seed_value();

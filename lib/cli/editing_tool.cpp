@@ -115,6 +115,8 @@ void run_editing_tool(const std::string& tool, const EditingCliOptions& options,
   Json description = Json::object();
   EditSetup setup = prepare(inputs, description);
   const int64_t height = setup.images.size(2), width = setup.images.size(3);
+  check_tokenizer_image_size(config, width, height,
+                             options.inputs.files.empty() ? options.inputs.dataset.path : options.inputs.files.front());
   setup.dilate = options.dilate;
   setup.feather_radius = parse_feather(options.feather, height, width);
   const EditPlan plan = plan_edit(setup, inputs.factor, *config.transformer);
@@ -124,16 +126,17 @@ void run_editing_tool(const std::string& tool, const EditingCliOptions& options,
   const int64_t total = input_count * options.variants;
   if (options.output.empty() && !options.json && options.grid.empty() && options.save_mask.empty())
     throw_usage("--output: empty, and no --json, --grid or --save-mask: nothing would be produced");
-  // Every destination is checked (and its folder made) before any work.
-  if (!options.output.empty()) prepare_output_pattern(options.output, total, "--output");
-  if (!options.grid.empty()) {
+  check_seed_range(options.seed, total, "--seed");
+  if (!options.grid.empty())
     check_grid_size(input_count * (options.variants + 2), options.variants + 2, height, width, options.grid_scale);
-    prepare_output_file(options.grid, "--grid");
-  }
-  if (!options.save_mask.empty()) prepare_output_file(options.save_mask, "--save-mask");
-  VQTokenizer tokenizer = load_tokenizer(config, device);
   const torch::ScalarType dtype = forward_dtype(options.sampler, device);
+  // The model is loaded (and validated) first, so that a bad model leaves no folder behind;
+  // then every destination is checked (and its folder made) before any work.
+  VQTokenizer tokenizer = load_tokenizer(config, device);
   BidirectionalTransformer transformer = load_transformer(config, device, dtype);
+  if (!options.output.empty()) prepare_output_pattern(options.output, total, "--output");
+  if (!options.grid.empty()) prepare_output_file(options.grid, "--grid");
+  if (!options.save_mask.empty()) prepare_output_file(options.save_mask, "--save-mask");
 
   Json settings = decode_settings_json(decode, dtype);
   settings.set("dilate", options.dilate);

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "cli/common.h"
 #include "common/error.h"
 
 namespace maskgit {
@@ -12,7 +13,7 @@ void add_dataset_input_options(CLI::App& app, InputOptions& inputs, const std::s
   app.add_option("--split", inputs.dataset.split, "IDX split: train or t10k")
       ->capture_default_str()
       ->check(CLI::IsMember({"train", "t10k"}));
-  app.add_option("--limit", inputs.dataset.limit, "Only the first N dataset images (-1 = all)")->capture_default_str();
+  app.add_option("--limit", inputs.dataset.limit, "Only the first N dataset images (-1 = all)")->capture_default_str()->check(image_limit());
 }
 
 void require_one_input_source(const InputOptions& inputs, const std::string& files_flag) {

@@ -60,6 +60,10 @@ void parse_pair(const std::string& text, const std::string& flag, char separator
   std::string rest;
   if (!(stream >> first >> got >> second) || got != separator || (stream >> rest))
     throw_usage(fmt::format("{}: \"{}\" is not {}", flag, text, form));
+  // Bounded here so that no later sum (offset + width) can overflow.
+  for (int64_t value : {first, second})
+    if (value < -kMaxCanvasSide || value > kMaxCanvasSide)
+      throw_usage(fmt::format("{}: {} is out of range (at most {} pixels)", flag, value, kMaxCanvasSide));
 }
 
 }  // namespace

@@ -64,6 +64,10 @@ PixelBox parse_box(const std::string& text, const std::string& flag) {
   if (!(stream >> box.x >> comma1 >> box.y >> comma2 >> box.width >> comma3 >> box.height) || comma1 != ',' ||
       comma2 != ',' || comma3 != ',' || (stream >> rest))
     throw_usage(fmt::format("{}: \"{}\" is not X,Y,W,H (pixels)", flag, text));
+  // Bounded here so that no later sum (x + width) can overflow.
+  for (int64_t value : {box.x, box.y, box.width, box.height})
+    if (value < -kMaxImageSide || value > kMaxImageSide)
+      throw_usage(fmt::format("{}: {} is out of range (at most {} pixels)", flag, value, kMaxImageSide));
   return box;
 }
 

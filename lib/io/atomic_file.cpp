@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <string>
 #include <system_error>
 
 #include "common/error.h"
@@ -106,6 +108,28 @@ void ensure_parent_directory(const std::string& path, const std::string& label) 
     throw_io_error(fmt::format("{}: cannot create the folder {}: it exists and is not a folder", label, directory));
 }
 
+// "/dev/stdout", "/dev/stderr", "/dev/fd/N", "/proc/self/fd/N": this process's own descriptor N,
+// written as it is (at its offset, whatever file or pipe it is), never reopened or replaced;
+// -1 for other paths.
+int own_descriptor(const std::string& path) {
+  if (path == "/dev/stdout") return 1;
+  if (path == "/dev/stderr") return 2;
+  for (const char* prefix : {"/dev/fd/", "/proc/self/fd/"}) {
+    const std::string head(prefix);
+    if (path.size() > head.size() && path.size() <= head.size() + 4 && path.compare(0, head.size(), head) == 0 &&
+        path.find_first_not_of("0123456789", head.size()) == std::string::npos)
+      return std::stoi(path.substr(head.size()));
+  }
+  return -1;
+}
+
+// FIFOs opened by prepare_output_file, kept open until written: closing them in between would
+// end their reader's input.
+std::map<std::string, int>& prepared_fifos() {
+  static std::map<std::string, int> fifos;
+  return fifos;
+}
+
 // Opens a character device or FIFO for writing without blocking on a FIFO with no reader.
 int open_write_through(const std::string& path, const std::string& label) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
@@ -119,7 +143,15 @@ int open_write_through(const std::string& path, const std::string& label) {
 }
 
 void write_through(const std::string& path, std::string_view bytes, const std::string& label) {
-  const int fd = open_write_through(path, label);
+  auto& fifos = prepared_fifos();
+  const auto prepared = fifos.find(path);
+  int fd = -1;
+  if (prepared != fifos.end()) {
+    fd = prepared->second;
+    fifos.erase(prepared);
+  } else {
+    fd = open_write_through(path, label);
+  }
   const int error_number = write_all(fd, bytes);
   ::close(fd);
   if (error_number != 0) throw_write_failure(label, error_number);
@@ -136,6 +168,9 @@ void write_replacing(const std::string& path, std::string_view bytes, const std:
     fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
   }
   if (fd < 0) throw_write_failure(label, errno);
+  // A replaced file keeps its permissions (a 0600 file stays private).
+  struct stat old {};
+  if (::stat(path.c_str(), &old) == 0 && S_ISREG(old.st_mode)) ::fchmod(fd, old.st_mode & 07777);
 
   int error_number = write_all(fd, bytes);
   if (error_number == 0 && ::fsync(fd) != 0) error_number = errno;
@@ -158,6 +193,11 @@ void write_replacing(const std::string& path, std::string_view bytes, const std:
 }  // namespace
 
 void write_file_atomic(const std::string& path, std::string_view bytes) {
+  if (const int own = own_descriptor(path); own >= 0) {
+    const int error_number = write_all(own, bytes);
+    if (error_number != 0) throw_write_failure(path, error_number);
+    return;
+  }
   const std::string target = resolve_links(path);
   switch (classify(target, path)) {
     case Destination::write_through: write_through(target, bytes, path); return;
@@ -169,26 +209,41 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
 void prepare_output_file(const std::string& path, const std::string& flag) {
   const std::string label = flag.empty() ? path : fmt::format("{} {}", flag, path);
   if (path.empty()) throw_io_error(fmt::format("{}: the output path is empty", flag.empty() ? "output" : flag));
-  const std::string target = resolve_links(path);
-  if (classify(target, label) == Destination::write_through) {
-    // A FIFO is not opened here: closing it again would end its reader's input.
+  if (const int own = own_descriptor(path); own >= 0) {
     struct stat info {};
-    if (::stat(target.c_str(), &info) == 0 && !S_ISFIFO(info.st_mode)) ::close(open_write_through(target, label));
+    if (::fstat(own, &info) != 0) throw_io_error(fmt::format("{}: descriptor {} is not open", label, own));
     return;
   }
-  const std::string directory = fs::path(target).parent_path().string();
+  const std::string file_name = fs::path(path).filename().string();
+  if (file_name.empty() || file_name == "." || file_name == "..")
+    throw_io_error(fmt::format("{}: names a folder, not a file", label));
+  const std::string target = resolve_links(path);
+  if (classify(target, label) == Destination::write_through) {
+    struct stat info {};
+    if (::stat(target.c_str(), &info) == 0 && S_ISFIFO(info.st_mode)) {
+      // Opened now (a FIFO without a reader fails here, before any work) and kept open for
+      // the write: closing it in between would end its reader's input.
+      if (!prepared_fifos().count(target)) prepared_fifos()[target] = open_write_through(target, label);
+    } else {
+      ::close(open_write_through(target, label));
+    }
+    return;
+  }
   ensure_parent_directory(target, label);
-  // Probe: can a temporary file be made (and renamed) in that folder?
-  const std::string probe = fmt::format("{}/.maskgit-probe.{}", directory.empty() ? "." : directory,
-                                        static_cast<long>(::getpid()));
+  // Probe with the very name the temporary will have: the folder must take a new file of that
+  // name (writable, not full of inodes, the name not too long).
+  const std::string probe = fmt::format("{}.tmp.{}", target, static_cast<long>(::getpid()));
   const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-  if (fd < 0) throw_write_failure(label, errno);
-  ::close(fd);
-  ::unlink(probe.c_str());
+  if (fd < 0 && errno != EEXIST) throw_write_failure(label, errno);
+  if (fd >= 0) {
+    ::close(fd);
+    ::unlink(probe.c_str());
+  }
 }
 
-std::string read_file_bytes(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+std::string read_file_bytes(const std::string& path, uint64_t max_bytes) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below anyway).
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) throw_bad_input(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
   struct stat info {};
   if (::fstat(fd, &info) != 0) {
@@ -196,14 +251,21 @@ std::string read_file_bytes(const std::string& path) {
     ::close(fd);
     throw_bad_input(fmt::format("{}: cannot open: {}", path, std::strerror(error_number)));
   }
-  if (S_ISDIR(info.st_mode)) {
+  if (!S_ISREG(info.st_mode)) {
     ::close(fd);
-    throw_bad_input(fmt::format("{}: is a directory", path));
+    throw_bad_input(fmt::format("{}: {}", path, S_ISDIR(info.st_mode) ? "is a directory"
+                                                                     : "not a regular file (a device, pipe or socket)"));
   }
+  if (static_cast<uint64_t>(info.st_size) > max_bytes) {
+    ::close(fd);
+    throw_bad_input(fmt::format("{}: {} bytes, more than the {} accepted for this kind of file", path,
+                                static_cast<uint64_t>(info.st_size), max_bytes));
+  }
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
 
   std::string bytes;
-  // The size is a hint only: pipes and /proc files report 0 and are read to the end anyway.
-  if (S_ISREG(info.st_mode) && info.st_size > 0) bytes.reserve(static_cast<size_t>(info.st_size));
+  if (info.st_size > 0) bytes.reserve(static_cast<size_t>(info.st_size));
   char buffer[1 << 16];
   while (true) {
     const ssize_t count = ::read(fd, buffer, sizeof buffer);
@@ -215,6 +277,10 @@ std::string read_file_bytes(const std::string& path) {
       throw_bad_input(fmt::format("{}: cannot read: {}", path, std::strerror(error_number)));
     }
     bytes.append(buffer, static_cast<size_t>(count));
+    if (bytes.size() > max_bytes) {  // the file grew while being read
+      ::close(fd);
+      throw_bad_input(fmt::format("{}: more than the {} bytes accepted for this kind of file", path, max_bytes));
+    }
   }
   ::close(fd);
   return bytes;

@@ -484,7 +484,7 @@ void prepare_output_pattern(const std::string& pattern, int64_t count, const std
     const std::string path = format_output_path(pattern, i);
     const std::string folder = std::filesystem::path(path).parent_path().string();
     struct stat info {};
-    const bool exists = ::stat(path.c_str(), &info) == 0;
+    const bool exists = ::lstat(path.c_str(), &info) == 0;  // a dangling link exists too
     // A new file in a folder already probed needs nothing more.
     if (!exists && prepared_folders.count(folder)) continue;
     prepare_output_file(path, flag);

@@ -57,6 +57,11 @@ void check_weights_file_size(const std::string& path, int64_t parameter_count) {
   if (::stat(path.c_str(), &info) != 0)
     throw_bad_input(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
   if (!S_ISREG(info.st_mode)) throw_bad_input(fmt::format("{}: not a regular file", path));
+  // At most 8 bytes a parameter (float64) plus a generous header: a sparse or padded file is
+  // never read into memory.
+  if (static_cast<int64_t>(info.st_size) > 8 * parameter_count + (int64_t{64} << 20))
+    throw_bad_input(fmt::format("{}: {} bytes, far more than the {} parameters its configuration describes take", path,
+                                static_cast<int64_t>(info.st_size), parameter_count));
   if (static_cast<int64_t>(info.st_size) < 2 * parameter_count)
     throw_bad_input(fmt::format("{}: {} bytes cannot hold the {} parameters its configuration describes", path,
                                 static_cast<int64_t>(info.st_size), parameter_count));

@@ -18,7 +18,8 @@ std::map<std::string, torch::Tensor> module_state(const torch::nn::Module& modul
 
 // Checked before a model is built from a configuration: the weights file at `path` must be a
 // regular file of at least 2 bytes per parameter (float16/bfloat16 being the smallest floating
-// dtypes), so that a small file can never make a tool allocate a model many times its size.
+// dtypes) and at most 8 bytes per parameter plus 64 MiB, so that a small file can never make a
+// tool allocate a model many times its size, nor a huge (sparse) one be read into memory.
 // Throws Error(bad_input) naming the file.
 void check_weights_file_size(const std::string& path, int64_t parameter_count);
 

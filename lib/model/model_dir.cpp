@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "io/atomic_file.h"
+#include "io/image.h"
 #include "io/safetensors.h"
 #include "io/tensor_io.h"
 
@@ -23,12 +24,14 @@ std::string ModelConfig::path_of(const std::string& file) const {
 ModelConfig read_model_config(const std::string& directory) {
   ModelConfig config;
   config.directory = directory;
-  if (!fs::is_directory(directory))
-    throw_bad_input(fmt::format("{}: model directory not found", directory));
+  std::error_code error;
+  if (!fs::is_directory(directory, error))
+    throw_bad_input(fmt::format("{}: model directory not found{}", directory, error ? ": " + error.message() : ""));
   const std::string path = config.path_of(kModelConfigFile);
-  if (!fs::exists(path)) throw_bad_input(fmt::format("{}: missing (not a model directory?)", path));
+  if (!fs::exists(path, error))
+    throw_bad_input(fmt::format("{}: {}", path, error ? error.message() : "missing (not a model directory?)"));
   try {
-    config.raw = Json::parse(read_file_bytes(path));
+    config.raw = Json::parse(read_file_bytes(path, kMaxConfigBytes));
   } catch (const JsonParseError& e) {
     throw_bad_input(fmt::format("{}: invalid JSON: {}", path, e.what()));
   }
@@ -68,14 +71,9 @@ ModelConfig read_model_config(const std::string& directory) {
       if (config.image_width % factor != 0 || config.image_height % factor != 0)
         throw std::runtime_error(fmt::format("image: {}x{} is not a multiple of the tokenizer's {} pixels per token",
                                              config.image_width, config.image_height, factor));
-      // The widest activation of one image (level l: filters × multiplier_l × (H/2^l) × (W/2^l)).
-      int64_t pixels = config.image_width * config.image_height, widest = 0;
-      for (int64_t multiplier : config.tokenizer->channel_multipliers) {
-        widest = std::max(widest, config.tokenizer->filters * multiplier * pixels);
-        pixels /= 4;
-      }
+      const int64_t widest = tokenizer_activation_bound(*config.tokenizer, config.image_width, config.image_height);
       if (widest > kMaxActivation)
-        throw std::runtime_error(fmt::format("tokenizer.filters: one {}x{} image needs an activation of {} values, "
+        throw std::runtime_error(fmt::format("tokenizer.filters: one {}x{} image needs activations of up to {} values, "
                                              "more than the {} allowed", config.image_width, config.image_height,
                                              widest, kMaxActivation));
     }
@@ -101,6 +99,26 @@ ModelConfig read_model_config(const std::string& directory) {
     throw_bad_input(fmt::format("{}: {}", path, e.what()));
   }
   return config;
+}
+
+int64_t tokenizer_activation_bound(const TokenizerConfig& tokenizer, int64_t width, int64_t height) {
+  // Conservative: the widest layer at full resolution (the decoder carries a level's width up to
+  // the next resolution before it narrows; with no ResBlocks, all the way up).
+  int64_t widest_width = tokenizer.embedding_dim;
+  for (int64_t multiplier : tokenizer.channel_multipliers)
+    widest_width = std::max(widest_width, tokenizer.filters * multiplier);
+  return widest_width * width * height;
+}
+
+void check_tokenizer_image_size(const ModelConfig& config, int64_t width, int64_t height, const std::string& source) {
+  if (width < 1 || height < 1 || width > kMaxImageSide || height > kMaxImageSide)
+    throw_bad_input(fmt::format("{}: a {}x{} image is out of range (1..{} a side)", source, width, height, kMaxImageSide));
+  if (!config.tokenizer) return;
+  const int64_t values = tokenizer_activation_bound(*config.tokenizer, width, height);
+  if (values > kMaxActivation)
+    throw_bad_input(fmt::format("{}: a {}x{} image needs tokenizer activations of up to {} values, more than the {} "
+                                "allowed for one image ({} is the model's own size)", source, width, height, values,
+                                kMaxActivation, fmt::format("{}x{}", config.image_width, config.image_height)));
 }
 
 void write_model_config(const ModelConfig& config) {

@@ -20,8 +20,11 @@ constexpr const char* kModelConfigFile = "config.json";
 constexpr const char* kTokenizerWeightsFile = "tokenizer.safetensors";
 constexpr const char* kTransformerWeightsFile = "transformer.safetensors";
 constexpr int kModelFormatVersion = 1;
-// The widest tokenizer activation of one image (filters × multiplier × pixels at a level) that
-// read_model_config accepts: 2^30 values, 4 GiB of float32 (the release's 512×512 model: 2^25).
+// config.json is read only up to this size (16 MiB; the release's 1,000 class names are ~30 KiB).
+constexpr uint64_t kMaxConfigBytes = uint64_t{16} << 20;
+// The largest tokenizer activation bound (tokenizer_activation_bound) accepted for one image,
+// by read_model_config for the model's own size and check_tokenizer_image_size for inputs:
+// 2^30 values, 4 GiB of float32 (the release's 512×512 model: 2^27).
 constexpr int64_t kMaxActivation = int64_t{1} << 30;
 
 struct ModelConfig {
@@ -38,6 +41,15 @@ struct ModelConfig {
   std::string path_of(const std::string& file) const;
   int64_t num_classes() const { return static_cast<int64_t>(class_names.size()); }
 };
+
+// An upper bound on the values one width × height image occupies in one tokenizer layer: the
+// widest layer (filters × largest multiplier, or embedding_dim) at full resolution.
+int64_t tokenizer_activation_bound(const TokenizerConfig& tokenizer, int64_t width, int64_t height);
+
+// Before encoding or decoding an image of another size than the model's own (an input file, a
+// token file, an outpainting canvas): each side in 1..kMaxImageSide and the activation bound at
+// most kMaxActivation. Throws Error(bad_input) naming `source`.
+void check_tokenizer_image_size(const ModelConfig& config, int64_t width, int64_t height, const std::string& source);
 
 // Reads and validates DIR/config.json. Throws Error(bad_input) naming the file and field.
 ModelConfig read_model_config(const std::string& directory);

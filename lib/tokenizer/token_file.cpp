@@ -65,6 +65,9 @@ TokenGrid parse_token_file(const std::string& bytes, const std::string& path) {
   if (ids->shape.size() != 3) throw_bad_input(fmt::format("{}: \"ids\" must be [N, h, w]", path));
   if (!is_integer_dtype(ids->dtype))
     throw_bad_input(fmt::format("{}: \"ids\" must be an integer tensor, not {}", path, dtype_name(ids->dtype)));
+  if (ids->shape[0] < 1 || ids->shape[1] < 1 || ids->shape[2] < 1)
+    throw_bad_input(fmt::format("{}: \"ids\" holds no grid ([{}, {}, {}])", path, ids->shape[0], ids->shape[1],
+                                ids->shape[2]));
   // A token covers at least one pixel.
   if (ids->shape[1] > grid.image_height || ids->shape[2] > grid.image_width)
     throw_bad_input(fmt::format("{}: an \"ids\" grid of {}x{} tokens cannot cover a {}x{} image", path, ids->shape[2],

@@ -139,7 +139,7 @@ ClassifierTrainResult train_classifier(const ClassifierTrainOptions& requested) 
     }
     options.config = *checkpoint_config;
     start_step = metadata_integer(resume_state, "step", state_path);
-    options.seed = static_cast<uint64_t>(metadata_integer(resume_state, "seed", state_path));
+    options.seed = metadata_seed(resume_state, state_path);
     options.batch_size = metadata_integer(resume_state, "batch_size", state_path);
     options.augment = metadata_integer(resume_state, "augment", state_path) != 0;
     if (start_step < 0 || options.batch_size < 1)

@@ -12,10 +12,12 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
-#include <cfloat>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <system_error>
@@ -31,6 +33,19 @@ namespace maskgit {
 // Refuses, before any work, to start a fresh run of `stage` in `out_dir` over that stage's
 // checkpoint (`state_path`) or model (`model_path`): Error(io_error) naming the directory and
 // the way on. `resume` and `overwrite` exclude each other (a usage error).
+// A checkpoint's "seed" metadata: a whole number 0..2^64-1 (every seed --seed accepts).
+// Throws Error(bad_input) naming `source` otherwise.
+inline uint64_t metadata_seed(const SafetensorsFile& file, const std::string& source) {
+  const auto it = file.metadata.find("seed");
+  const std::string text = it == file.metadata.end() ? std::string() : it->second;
+  const bool digits = !text.empty() && text.size() <= 20 && text.find_first_not_of("0123456789") == std::string::npos;
+  errno = 0;
+  const uint64_t value = digits ? std::strtoull(text.c_str(), nullptr, 10) : 0;
+  if (!digits || errno == ERANGE)
+    throw_bad_input(fmt::format("{}: metadata \"seed\" is not a whole number from 0 to 2^64-1", source));
+  return value;
+}
+
 inline void refuse_to_replace_run(const std::string& stage, const std::string& out_dir, const std::string& state_path,
                                   const std::string& model_path, bool resume, bool overwrite) {
   namespace fs = std::filesystem;

@@ -100,7 +100,7 @@ TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& requested) {
       throw_bad_input(fmt::format("{}: bad tokenizer_config: {}", state_path, e.what()));
     }
     start_step = metadata_int(resume_state, "step", state_path);
-    options.seed = static_cast<uint64_t>(metadata_int(resume_state, "seed", state_path));
+    options.seed = metadata_seed(resume_state, state_path);
     options.batch_size = metadata_int(resume_state, "batch_size", state_path);
     resume_data_limit(options.data, resume_state, state_path);
   }

@@ -119,7 +119,7 @@ TransformerTrainResult train_transformer(const TransformerTrainOptions& requeste
     try {
       options.config = TransformerConfig::from_json(Json::parse(resume_state.metadata.at("transformer_config")));
       start_step = std::stoll(resume_state.metadata.at("step"));
-      options.seed = std::stoull(resume_state.metadata.at("seed"));
+      options.seed = metadata_seed(resume_state, state_path);
       options.batch_size = std::stoll(resume_state.metadata.at("batch_size"));
     } catch (const std::exception& e) {
       throw_bad_input(fmt::format("{}: bad or missing checkpoint metadata ({})", state_path, e.what()));
