@@ -89,10 +89,14 @@ run_harness() {
   ls "$corpus" | wc -l >"$logs/$harness.seeds"
   # -malloc_limit_mb: no input of at most 4 KiB should make a loader ask for 512 MiB at once.
   # -timeout: seconds for one input. Both count as findings, as crashes and leaks do.
-  local status=0
+  local status=0 pid
   "$build_dir/fuzz/fuzz_$harness" "$corpus" "${dict[@]}" -max_total_time="$seconds" -max_len=4096 \
     -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 -print_final_stats=1 \
-    -artifact_prefix="$findings/$harness-" >"$logs/$harness.log" 2>&1 || status=$?
+    -artifact_prefix="$findings/$harness-" >"$logs/$harness.log" 2>&1 &
+  pid=$!
+  wait "$pid" || status=$?
+  # The scratch folder of a harness that crashed (fuzz/fuzz_common.h removes it on a normal exit).
+  rm -rf "/dev/shm/maskgit-fuzz-$pid" "${TMPDIR:-/tmp}/maskgit-fuzz-$pid"
   echo "$status" >"$logs/$harness.status"
 }
 
