@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <utility>
@@ -10,6 +11,7 @@
 #include "cli/common.h"
 #include "common/console.h"
 #include "common/error.h"
+#include "io/atomic_file.h"
 #include "training/classifier_trainer.h"
 #include "training/interrupt.h"
 #include "training/tokenizer_trainer.h"
@@ -147,14 +149,10 @@ int main(int argc, char** argv) {
   auto* training = app.add_option_group("Training (defaults differ per stage: tokenizer / transformer)");
   training->add_option("--steps", flags.steps, "Total optimisation steps (6000 / 10000)")->check(CLI::PositiveNumber);
   training->add_option("-b,--batch-size", flags.batch_size, "Images per step (128 / 256)")->check(CLI::PositiveNumber);
+  // At most FLT_MAX × (1 − β1) with β1 = 0.9, so that Adam's largest step fits in float32 (the
+  // trainers re-check it with their own β1 and weight decay).
   training->add_option("--lr", flags.learning_rate, "Peak learning rate (1e-3 / 1e-3)")
-      ->check(CLI::Validator(
-          [](std::string& text) -> std::string {
-            double value = 0;
-            if (CLI::detail::lexical_cast(text, value) && std::isfinite(value) && value > 0) return "";
-            return "must be a finite positive number, got " + text;
-          },
-          "POSITIVE"));
+      ->check(finite_range(0, 3.4e37, /*exclude_low=*/true));
   training->add_option("--warmup", flags.warmup, "Linear warm-up steps, then cosine decay (200 / 500)")->check(CLI::NonNegativeNumber);
   training->add_option("-s,--seed", flags.seed, "Seed for initialisation, data order and every random choice")
       ->capture_default_str()->check(seed_value());
@@ -175,6 +173,18 @@ int main(int argc, char** argv) {
   return run_tool(app, argc, argv, [&] {
     const torch::Device device = apply_runtime_options(runtime);
     install_interrupt_handlers();
+    // Every destination the run will write, checked once the flags are known good and before
+    // any data is read (folders are made by the trainer, after its inputs are checked): the model's files, the checkpoint and the metrics
+    // log (all written by write_file_atomic, so the same rules apply).
+    const auto prepare_outputs = [&] {
+      const std::string out = flags.model_dir;
+      const std::string weights = stage == "classifier" ? "classifier.safetensors" : stage + ".safetensors";
+      if (!flags.metrics.empty()) prepare_output_file(flags.metrics, "--metrics", false);
+      prepare_output_file(out + "/config.json", "--out", false);
+      prepare_output_file(out + "/" + weights, "--out", false);
+      prepare_output_file(out + "/train-state/" + stage + ".safetensors", "--out", false);
+      if (flags.metrics.empty()) prepare_output_file(out + "/train-state/" + stage + "-metrics.jsonl", "--out", false);
+    };
     if (stage == "tokenizer") {
       try {
         tokenizer.config.channel_multipliers = parse_int_list(channel_multipliers);
@@ -185,11 +195,13 @@ int main(int argc, char** argv) {
                           {{"channels", "--channels"}, {"filters", "--filters"}, {"channel_multipliers", "--channel-mult"},
                            {"num_res_blocks", "--res-blocks"}, {"codebook_size", "--codebook-size"},
                            {"embedding_dim", "--embedding-dim"}, {"norm_groups", "--norm-groups"}});
+      prepare_outputs();
       flags.apply_to(tokenizer);
       tokenizer.model_dir = flags.model_dir;
       tokenizer.device = device;
       finish(train_tokenizer(tokenizer), flags);
     } else if (stage == "classifier") {
+      prepare_outputs();
       flags.apply_to(classifier);
       classifier.out_dir = flags.model_dir;
       if (!evaluation_split.empty()) {
@@ -206,6 +218,7 @@ int main(int argc, char** argv) {
       validate_from_flags([&] { transformer.config.validate(); }, "transformer.",
                           {{"num_layers", "--layers"}, {"hidden_size", "--hidden"}, {"num_heads", "--heads"},
                            {"mlp_dim", "--mlp-dim"}, {"dropout", "--dropout"}});
+      prepare_outputs();
       flags.apply_to(transformer);
       transformer.model_dir = flags.model_dir;
       transformer.config.attention_dropout = transformer.config.dropout;

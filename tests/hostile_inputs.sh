@@ -228,6 +228,9 @@ for flag in --dropout --class-dropout --label-smoothing --ema --weight-decay --l
   for value in nan inf -1 1e300; do case_ 2 "$flag" -- "${train[@]}" --stage transformer "$flag" "$value"; done
 done
 case_ 2 "--commitment" -- "${train[@]}" --stage tokenizer --commitment nan
+echo "a file" >"$work/plain"
+case_ 4 "--out" -- "$bin/maskgit-train" --threads 1 --data "$data" --limit 64 --steps 1 --stage tokenizer -o "$work/plain/m"
+case_ 4 "--metrics" -- "${train[@]}" --stage tokenizer --metrics "$out"
 case_ 2 "--seed" -- "${train[@]}" --stage tokenizer --seed -1
 
 # ---- outputs: checked before any work; never replaced unless a regular file ----

@@ -486,3 +486,34 @@ TEST_CASE("hostile image files are refused before the decoder allocates or overr
   CHECK(refusal(dht) == "hostile: corrupt JPEG (Huffman table at byte 6 has 272 codes, at most 256)");
   CHECK(error_of([&] { maskgit::probe_image_bytes(dht, "hostile"); }, ExitCode::bad_input) == refusal(dht));
 }
+
+TEST_CASE("a PNG colour key (tRNS on grey or RGB) is transparency, composited over black", "[image]") {
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("maskgit-trns-" + std::to_string(::getpid()) + ".png")).string();
+  for (const int64_t channels : {1, 3}) {
+    // Two pixels: white (the key) and mid-grey.
+    torch::Tensor pixels = torch::ones({channels, 1, 2});
+    pixels.select(2, 1).fill_(128.0f / 255.0f);
+    maskgit::write_png(path, pixels);
+    std::ifstream in(path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // tRNS for colour type 0 holds one 16-bit grey level, for type 2 one 16-bit RGB triple: 255.
+    std::string body;
+    for (int64_t c = 0; c < channels; ++c) body += std::string("\x00\xff", 2);
+    std::string chunk(4, '\0');
+    for (int i = 0; i < 4; ++i) chunk[static_cast<size_t>(i)] = static_cast<char>((body.size() >> (24 - 8 * i)) & 0xff);
+    const std::string typed = "tRNS" + body;
+    const uLong crc = crc32(0L, reinterpret_cast<const Bytef*>(typed.data()), static_cast<uInt>(typed.size()));
+    chunk += typed;
+    for (int i = 0; i < 4; ++i) chunk += static_cast<char>((crc >> (24 - 8 * i)) & 0xff);
+    bytes.insert(8 + 25, chunk);  // right after IHDR
+    const torch::Tensor decoded = maskgit::decode_image(bytes, path);
+    REQUIRE(decoded.size(0) == channels + 1);
+    CHECK(decoded[channels][0][0].item<float>() == 0.0f);
+    CHECK(decoded[channels][0][1].item<float>() == 1.0f);
+    const torch::Tensor grey = maskgit::convert_channels(decoded, 1);
+    CHECK(grey[0][0][0].item<float>() == 0.0f);
+    CHECK(grey[0][0][1].item<float>() == Approx(128.0 / 255.0).margin(1e-3));
+  }
+  std::filesystem::remove(path);
+}

@@ -206,7 +206,7 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
   }
 }
 
-void prepare_output_file(const std::string& path, const std::string& flag) {
+void prepare_output_file(const std::string& path, const std::string& flag, bool create_folders) {
   const std::string label = flag.empty() ? path : fmt::format("{} {}", flag, path);
   if (path.empty()) throw_io_error(fmt::format("{}: the output path is empty", flag.empty() ? "output" : flag));
   if (const int own = own_descriptor(path); own >= 0) {
@@ -229,7 +229,19 @@ void prepare_output_file(const std::string& path, const std::string& flag) {
     }
     return;
   }
-  ensure_parent_directory(target, label);
+  if (!create_folders) {
+    // The nearest folder that exists must be one (not a file) and take a new entry.
+    fs::path folder = fs::path(target).parent_path();
+    std::error_code error;
+    while (!folder.empty() && !fs::exists(folder, error)) folder = folder.parent_path();
+    if (folder.empty()) folder = ".";
+    if (!fs::is_directory(folder, error))
+      throw_io_error(fmt::format("{}: {} is not a folder", label, folder.string()));
+    if (::access(folder.c_str(), W_OK | X_OK) != 0) throw_write_failure(label, errno);
+    if (folder != fs::path(target).parent_path() && !fs::path(target).parent_path().empty()) return;
+  } else {
+    ensure_parent_directory(target, label);
+  }
   // Probe with the very name the temporary will have: the folder must take a new file of that
   // name (writable, not full of inodes, the name not too long).
   const std::string probe = fmt::format("{}.tmp.{}", target, static_cast<long>(::getpid()));

@@ -24,7 +24,9 @@ void write_file_atomic(const std::string& path, std::string_view bytes);
 // now and kept open for the write). /dev/stdout, /dev/stderr, /dev/fd/N and /proc/self/fd/N
 // are this process's own descriptors, written in place. Throws Error(io_error) naming the path
 // (and `flag`, when given) otherwise.
-void prepare_output_file(const std::string& path, const std::string& flag = "");
+// With create_folders false, missing folders are not made: the nearest existing one must be a
+// writable folder (for tools that make them only once their inputs are known good).
+void prepare_output_file(const std::string& path, const std::string& flag = "", bool create_folders = true);
 
 // Reads a whole regular file of at most `max_bytes`. Throws Error(bad_input) naming the path
 // if it is missing, unreadable, larger, or not a regular file (a directory, a device such as

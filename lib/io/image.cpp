@@ -208,7 +208,9 @@ ImageInfo probe_bytes(const std::string& bytes, const std::string& path) {
   }
   // stb grows its buffer to a chunk's declared length before reading it: a length past the
   // end of the file would cost up to 2 GiB.
-  if (has_png_signature(bytes)) walk_png_chunks(bytes, path, [](const std::string&, size_t, uint32_t) {});
+  bool colour_key = false;  // a grey or RGB PNG whose tRNS chunk makes one colour transparent
+  if (has_png_signature(bytes))
+    walk_png_chunks(bytes, path, [&](const std::string& type, size_t, uint32_t) { colour_key |= type == "tRNS"; });
   if (const size_t start = jpeg_start(bytes)) check_jpeg_huffman_tables(bytes, start, path);
   ImageInfo info;
   if (!stbi_info_from_memory(as_bytes(bytes), static_cast<int>(bytes.size()), &info.width, &info.height,
@@ -219,6 +221,11 @@ ImageInfo probe_bytes(const std::string& bytes, const std::string& path) {
   if (info.channels < 1 || info.channels > 4)
     throw_bad_input(fmt::format("{}: unsupported channel count {}", path, info.channels));
   check_plausible_size(bytes, info, path);
+  // stb reports such a file without its alpha, and decodes it so when asked for that count:
+  // ask for the alpha too, or the transparent pixels would keep the colour under the key.
+  const int colour_type = bytes.size() > 25 ? static_cast<unsigned char>(bytes[25]) : -1;
+  if (colour_key && (colour_type == 0 || colour_type == 2) && (info.channels == 1 || info.channels == 3))
+    info.channels += 1;
   return info;
 }
 
