@@ -2,10 +2,11 @@
 # Trains the shipped evaluation classifier (models/fashion-mnist-classifier) on the
 # Fashion-MNIST train split, then reports its accuracy on the test split.
 # Resumable: run it again after a kill and it continues from the last checkpoint.
-# Usage: scripts/train_classifier.sh [OUT_DIR]
+# Usage: scripts/train_classifier.sh [OUT_DIR [maskgit-train flags...]]  (e.g. --overwrite to retrain over the shipped model)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/models/fashion-mnist-classifier}
+[ $# -gt 0 ] && shift
 train=${MASKGIT_TRAIN:-$root/build/apps/maskgit-train}
 eval=${MASKGIT_EVAL:-$root/build/apps/maskgit-eval}
 data=/usr/share/datasets/fashion-mnist
@@ -15,5 +16,5 @@ resume=()
 # small CNN reached 90.3% on the test split, 10 epochs 92.3%.
 "$train" --stage classifier -o "$out" --data "$data" --split train --eval-split t10k \
   --epochs 10 --batch-size 128 --lr 1e-3 --warmup 100 --seed 1 \
-  --checkpoint-every 250 --log-every 50 "${resume[@]}"
+  --checkpoint-every 250 --log-every 50 "${resume[@]}" "$@"
 "$eval" --classifier "$out" --self-test --reference "$data" --reference-split t10k

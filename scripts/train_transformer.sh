@@ -2,10 +2,11 @@
 # Trains the shipped transformer (models/fashion-mnist) on the Fashion-MNIST train split,
 # over the token grids of the shipped tokenizer (tokenized once, cached in train-state/).
 # Resumable: run it again after a kill and it continues from the last checkpoint.
-# Usage: scripts/train_transformer.sh [OUT_DIR]
+# Usage: scripts/train_transformer.sh [OUT_DIR [maskgit-train flags...]]  (e.g. --overwrite to retrain over the shipped model)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/models/fashion-mnist}
+[ $# -gt 0 ] && shift
 resume=()
 [ -f "$out/train-state/transformer.safetensors" ] && resume=(--resume)
 # Sized for a 2-core CPU and a budget of under an hour: 4 layers × 192 hidden (1.9M
@@ -15,4 +16,4 @@ exec "$root/build/apps/maskgit-train" --stage transformer -o "$out" \
   --data /usr/share/datasets/fashion-mnist --split train \
   --layers 4 --hidden 192 --heads 6 --mlp-dim 768 --dropout 0 --class-dropout 0.1 \
   --steps 5000 --batch-size 128 --lr 1e-3 --warmup 200 --seed 1 \
-  --checkpoint-every 100 --log-every 25 "${resume[@]}"
+  --checkpoint-every 100 --log-every 25 "${resume[@]}" "$@"
