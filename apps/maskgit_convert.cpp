@@ -1,0 +1,68 @@
+// maskgit-convert: the release's Flax checkpoints → a model directory the other tools run.
+#include <fmt/format.h>
+
+#include <chrono>
+
+#include "cli/common.h"
+#include "common/console.h"
+#include "convert/convert_model.h"
+#include "io/json.h"
+
+int main(int argc, char** argv) {
+  using namespace maskgit;
+  CLI::App app{"Convert google-research/maskgit's released checkpoints (Flax msgpack files such as\n"
+               "tokenizer_imagenet256_checkpoint and maskgit_imagenet256_checkpoint) into a model directory\n"
+               "(config.json + safetensors) for maskgit-sample, -inpaint, -outpaint, -edit and -tokenize.\n"
+               "The architecture is inferred from the arrays' shapes; every array must map to exactly one\n"
+               "parameter. Nothing is written unless everything converts.",
+               "maskgit-convert"};
+  ConvertRequest request;
+  bool json_output = false, quiet = false;
+  app.add_option("--tokenizer", request.tokenizer_path, "The release's tokenizer checkpoint (tokenizer_imagenet*_checkpoint)")
+      ->required();
+  app.add_option("--transformer", request.transformer_path, "The release's transformer checkpoint (maskgit_imagenet*_checkpoint)")
+      ->required();
+  app.add_option("-o,--output", request.output_dir, "Model directory to create (must not exist, or be empty)")->required();
+  app.add_option("--class-names", request.class_names_path,
+                 "Text file with one class name a line (1000 for ImageNet); without it classes are named by id");
+  app.add_flag("--overwrite", request.overwrite, "Replace an existing model directory");
+  app.add_flag("--json", json_output, "Print one JSON object describing the converted model on stdout");
+  app.add_flag("-q,--quiet", quiet, "No progress on stderr");
+
+  return run_tool(app, argc, argv, [&] {
+    const auto started = std::chrono::steady_clock::now();
+    const ConvertReport report = convert_release_model(request, [&](const std::string& line) {
+      if (!quiet) print_stderr("maskgit-convert: {}\n", line);
+    });
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const ModelConfig& config = report.config;
+    if (json_output) {
+      Json out = Json::object();
+      out.set("model", config.directory);
+      out.set("image_width", config.image_width);
+      out.set("image_height", config.image_height);
+      out.set("tokenizer", config.tokenizer->to_json());
+      out.set("transformer", config.transformer->to_json());
+      out.set("tokenizer_parameters", report.tokenizer_parameters);
+      out.set("transformer_parameters", report.transformer_parameters);
+      out.set("tokenizer_arrays", static_cast<int64_t>(report.tokenizer_arrays));
+      out.set("transformer_arrays", static_cast<int64_t>(report.transformer_arrays));
+      Json differences = Json::array();
+      for (const auto& difference : report.differences_from_official) differences.push_back(difference);
+      out.set("differences_from_official", differences);
+      out.set("seconds", seconds);
+      print_stdout("{}\n", out.dump());
+    } else {
+      print_stdout("{}: {}x{} {}, {} classes, {}x{} tokens, codebook {}; {} + {} parameters ({:.1f} s)\n",
+                   config.directory, config.image_width, config.image_height,
+                   config.image_channels == 3 ? "RGB" : "grey", config.num_classes(), config.transformer->grid_width,
+                   config.transformer->grid_height, config.tokenizer->codebook_size, report.tokenizer_parameters,
+                   report.transformer_parameters, seconds);
+      if (report.differences_from_official.empty())
+        print_stdout("architecture: the release's official ImageNet configuration\n");
+      else
+        print_stdout("architecture differs from the release's official one: {}\n",
+                     fmt::join(report.differences_from_official, ", "));
+    }
+  });
+}
