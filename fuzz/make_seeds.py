@@ -290,6 +290,65 @@ def config_seeds():
     put("config", "hostile-format.json", '{"format": "maskgit-cpp", "format_version": 1.0}')
 
 
+# ---------------------------------------------------------------- Flax msgpack checkpoints
+def mp(value):
+    """A minimal msgpack encoder (no dependency): dict, list/tuple, str, bytes, int, bool, None,
+    and ("ext", code, payload) for extension values."""
+    if value is None:
+        return b"\xc0"
+    if value is True or value is False:
+        return b"\xc3" if value else b"\xc2"
+    if isinstance(value, int):
+        if 0 <= value < 128:
+            return bytes([value])
+        if -32 <= value < 0:
+            return struct.pack("b", value)
+        return (b"\xcf" + struct.pack(">Q", value)) if value >= 0 else (b"\xd3" + struct.pack(">q", value))
+    if isinstance(value, str):
+        data = value.encode()
+        return (bytes([0xa0 | len(data)]) if len(data) < 32 else b"\xd9" + bytes([len(data)])) + data
+    if isinstance(value, bytes):
+        return (b"\xc4" + bytes([len(value)]) if len(value) < 256 else b"\xc5" + struct.pack(">H", len(value))) + value
+    if isinstance(value, tuple) and value and value[0] == "ext":
+        _, code, payload = value
+        return b"\xc8" + struct.pack(">Hb", len(payload), code) + payload
+    if isinstance(value, (list, tuple)):
+        return bytes([0x90 | len(value)]) + b"".join(mp(v) for v in value)
+    if isinstance(value, dict):
+        return bytes([0x80 | len(value)]) + b"".join(mp(k) + mp(v) for k, v in value.items())
+    raise TypeError(value)
+
+
+def flax_array(shape, dtype="float32", fill=b"\x00\x00\x80\x3f"):
+    count = 1
+    for size in shape:
+        count *= size
+    item = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "int32": 4}[dtype]
+    data = (fill * (count * item // len(fill) + 1))[: count * item]
+    return ("ext", 1, mp((list(shape), dtype, data)))
+
+
+def flax_seeds():
+    put("flax", "tokenizer-like", mp({"params": {
+        "encoder": {"Conv_0": {"kernel": flax_array((3, 3, 3, 4))}},
+        "quantizer": {"codebook": flax_array((8, 2))}}}))
+    put("flax", "transformer-like", mp({"params": {
+        "Embed_0": {"word_embeddings": {"embedding": flax_array((6, 4))},
+                    "embeddings_ln": {"scale": flax_array((4,)), "bias": flax_array((4,))}},
+        "TransformerLayer_0": {"Attention_0": {"self_attention": {
+            "query": {"kernel": flax_array((4, 2, 2)), "bias": flax_array((2, 2))}}}},
+        "MlmLayer_0": {"mlm_bias": {"bias": flax_array((6,), "bfloat16")}}}}))
+    put("flax", "dtypes", mp({"params": {"a": flax_array((2,), "float16"), "b": flax_array((1, 1), "float64"),
+                                         "c": flax_array((0, 3))}}))
+    put("flax", "hostile-int32", mp({"params": {"a": flax_array((2,), "int32")}}))
+    put("flax", "hostile-scalar", mp({"params": {"a": ("ext", 3, mp(([], "float32", b"\0\0\0\0")))}}))
+    put("flax", "hostile-chunked", mp({"params": {"a": {"__msgpack_chunked_array__": True, "shape": [2],
+                                                         "chunks": {"0": flax_array((2,))}}}}))
+    put("flax", "hostile-short", mp({"params": {"a": ("ext", 1, mp(([4], "float32", b"\0" * 8)))}}))
+    put("flax", "hostile-huge-map", b"\x81\xa6params\xdf\xff\xff\xff\xff")
+    put("flax", "hostile-other-key", mp({"params": {}, "opt_state": {}}))
+
+
 def dictionaries():
     def put_dict(name, tokens):
         lines = ["# libFuzzer dictionary (-dict=...): tokens of the format, written by make_seeds.py"]
@@ -319,6 +378,9 @@ def dictionaries():
     put_dict("token_file", token_tokens)
     put_dict("image", image_tokens)
     put_dict("idx", idx_tokens)
+    put_dict("flax", ["params", "kernel", "bias", "scale", "embedding", "codebook", "float32", "float16",
+                      "bfloat16", "float64", "int32", "__msgpack_chunked_array__", "\xc7", "\xc8", "\xc9",
+                      "\xd4\x01", "\xc4", "\xc5", "\xde", "\xdf", "\xdc", "\xdd", "\x93", "\x91"])
 
 
 def main():
@@ -333,6 +395,7 @@ def main():
     pictures["hostile-huge.jpg"] = (CORPUS / "image" / "hostile-huge.jpg").read_bytes()
     mask_seeds(pictures)
     config_seeds()
+    flax_seeds()
     dictionaries()
     total = sum(1 for _ in CORPUS.glob("*/*"))
     print(f"make_seeds: {total} seeds in {CORPUS.relative_to(ROOT)}")

@@ -11,11 +11,11 @@
 #   --parallel P    harnesses run at once (default 1)
 #   --keep-corpus   continue from build-fuzz/corpus/ (grown by earlier runs) instead of the seeds
 #   --build-only    configure and build, run nothing
-#   HARNESS...      some of: json safetensors config idx image mask token_file (default: all)
+#   HARNESS...      some of: json safetensors config idx image mask token_file flax (default: all)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build_dir=${FUZZ_BUILD_DIR:-$root/build-fuzz}
-all_harnesses=(json safetensors config idx image mask token_file)
+all_harnesses=(json safetensors config idx image mask token_file flax)
 
 seconds=20
 parallel=1
