@@ -1,12 +1,15 @@
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/error.h"
@@ -314,16 +317,56 @@ TEST_CASE("safetensors: corrupt files are rejected with their own kind and messa
       {"trailing data", container("{\"a\":" + tensor_json("U8", "[2]", 0, 2) + "}", "abcd"), Kind::gap,
        "data bytes [2, 4) after the last tensor"},
       {"data but no tensors", container("{}", "abcd"), Kind::gap, "data bytes [0, 4) after the last tensor"},
+      // Lengths at the file's very end: a reader that takes the header from the file checks the
+      // same bounds against the file's size as the whole-file parser does against its bytes.
+      {"seven bytes", length_prefix(2).substr(0, 7), Kind::truncated, "file is 7 bytes"},
+      {"only the prefix", length_prefix(2), Kind::bad_header_length,
+       "header length 2 exceeds the 0 bytes after the length prefix (file is 8 bytes)"},
+      {"header length one past the file", length_prefix(3) + "{}", Kind::bad_header_length,
+       "header length 3 exceeds the 2 bytes after the length prefix"},
+      {"tensors but no data section", container("{\"a\":" + u8_entry + "}"), Kind::offsets_out_of_range,
+       "data_offsets end 4 is beyond the data section of 0 bytes"},
+      {"end at 2^63", container("{\"a\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,9223372036854775807]}}",
+                                "abcd"),
+       Kind::offsets_out_of_range, "data_offsets end 9223372036854775807"},
+      {"zero-size tensor past the end",
+       container("{\"a\":" + u8_entry + ",\"z\":" + tensor_json("U8", "[0]", 5, 5) + "}", "abcd"),
+       Kind::offsets_out_of_range, "tensor \"z\": data_offsets end 5"},
+      {"metadata value an object", container("{\"__metadata__\":{\"a\":{}},\"t\":" + u8_entry + "}", "abcd"),
+       Kind::bad_metadata, "\"__metadata__\" value for \"a\" is not a string"},
+      {"duplicate tensor name after metadata",
+       container("{\"__metadata__\":{},\"w\":" + u8_entry + ",\"w\":" + u8_entry + "}", "abcd"),
+       Kind::duplicate_name, "tensor \"w\" appears twice"},
+      {"element count overflows in the last dimension",
+       container("{\"a\":" + tensor_json("U8", "[3, 9223372036854775807]", 0, 0) + "}"), Kind::size_mismatch,
+       "too large"},
   };
 
+  TempDir dir;
+  const std::string path = dir.file("bad.safetensors");
   for (const Case& c : cases) {
     INFO(c.description);
+    std::string from_bytes;
     try {
       maskgit::parse_safetensors(c.bytes, "bad.safetensors");
       FAIL_CHECK("parsed without error");
     } catch (const SafetensorsError& e) {
       CHECK(kind_name(e.kind()) == kind_name(c.kind));
       CHECK_THAT(e.what(), StartsWith("bad.safetensors: ") && Contains(c.message));
+      from_bytes = std::string(e.what()).substr(std::string("bad.safetensors").size());
+    }
+    // The same file read from disk (header only, then offsets): the same kind and message, with
+    // the path in front, from read_safetensors and from SafetensorsReader alike.
+    maskgit::write_file_atomic(path, c.bytes);
+    for (const bool whole : {true, false}) {
+      try {
+        if (whole) maskgit::read_safetensors(path);
+        else maskgit::SafetensorsReader reader(path);
+        FAIL_CHECK("read from the file without error");
+      } catch (const SafetensorsError& e) {
+        CHECK(kind_name(e.kind()) == kind_name(c.kind));
+        CHECK(std::string(e.what()) == path + from_bytes);
+      }
     }
   }
 
@@ -448,5 +491,202 @@ TEST_CASE("safetensors: files on disk", "[safetensors]") {
                          Catch::Matchers::Predicate<maskgit::Error>(
                              [](const maskgit::Error& e) { return e.code() == maskgit::ExitCode::io_error; },
                              "is an io_error"));
+  }
+}
+
+TEST_CASE("safetensors: the reader takes the header alone, then each tensor from its offset", "[safetensors]") {
+  TempDir dir;
+  const std::string path = dir.file("model.safetensors");
+  const SafetensorsFile original = sample_file();
+  maskgit::write_safetensors(path, original);
+  const std::string bytes = maskgit::read_file_bytes(path);
+
+  const maskgit::SafetensorsReader reader(path);
+  CHECK(reader.path() == path);
+  const maskgit::SafetensorsHeader& header = reader.header();
+  CHECK(header.file_size == bytes.size());
+  CHECK(header.metadata == original.metadata);
+  REQUIRE(header.tensors.size() == original.tensors.size());
+  uint64_t previous_end = 0;
+  for (const maskgit::SafetensorsTensorInfo& tensor : header.tensors) {
+    INFO(tensor.name);
+    const SafetensorsEntry* expected = original.find(tensor.name);
+    REQUIRE(expected != nullptr);
+    CHECK(tensor.dtype == expected->dtype);
+    CHECK(tensor.shape == expected->shape);
+    CHECK(tensor.size == expected->data.size());
+    CHECK(tensor.offset >= previous_end);  // data-offset order
+    previous_end = tensor.offset + tensor.size;
+    CHECK(bytes.substr(tensor.offset, tensor.size) == expected->data);
+    std::string read(tensor.size, '\0');
+    reader.read(tensor, read.data());
+    CHECK(read == expected->data);
+  }
+  CHECK(previous_end == bytes.size());
+  CHECK(header.find("weight") == &header.tensors[static_cast<size_t>(
+                                      std::find_if(header.tensors.begin(), header.tensors.end(),
+                                                   [](const auto& t) { return t.name == "weight"; }) -
+                                      header.tensors.begin())]);
+  CHECK(header.find("absent") == nullptr);
+
+  // The header functions agree with the whole-file parser on the same bytes.
+  const uint64_t length = maskgit::parse_safetensors_header_length(bytes, bytes.size(), "x");
+  const maskgit::SafetensorsHeader parsed =
+      maskgit::parse_safetensors_header(std::string_view(bytes).substr(8, length), bytes.size(), "x");
+  CHECK(parsed.tensors.size() == header.tensors.size());
+  CHECK(parsed.tensors.front().offset == header.tensors.front().offset);
+}
+
+TEST_CASE("safetensors: a file that shrinks after its header was read is refused naming the tensor",
+          "[safetensors]") {
+  TempDir dir;
+  const std::string path = dir.file("model.safetensors");
+  SafetensorsFile file;
+  file.tensors.push_back(make_entry("a", DType::U8, {4}, "abcd"));
+  file.tensors.push_back(make_entry("b", DType::U8, {4}, "efgh"));
+  maskgit::write_safetensors(path, file);
+  const maskgit::SafetensorsReader reader(path);
+  fs::resize_file(path, fs::file_size(path) - 2);  // the same file, cut in place
+  std::string a(4, '\0');
+  reader.read(*reader.header().find("a"), a.data());
+  CHECK(a == "abcd");
+  std::string b(4, '\0');
+  try {
+    reader.read(*reader.header().find("b"), b.data());
+    FAIL("read past the end");
+  } catch (const SafetensorsError& e) {
+    CHECK(e.kind() == Kind::truncated);
+    CHECK_THAT(e.what(), StartsWith(path + ": tensor \"b\": the file ended before its bytes") &&
+                             Contains("changed while being read"));
+  }
+}
+
+TEST_CASE("safetensors: the reader opens regular files only, of bounded size", "[safetensors]") {
+  TempDir dir;
+  const auto refused = [](const std::string& path, uint64_t max_bytes, const std::string& why) {
+    try {
+      maskgit::SafetensorsReader reader(path, max_bytes);
+      FAIL("opened " << path);
+    } catch (const maskgit::Error& e) {
+      CHECK(e.code() == maskgit::ExitCode::bad_input);
+      CHECK_THAT(e.what(), StartsWith(path + ": ") && Contains(why));
+    }
+  };
+  refused(dir.file("missing"), maskgit::kMaxInputFileBytes, "cannot open: No such file");
+  refused(dir.file(""), maskgit::kMaxInputFileBytes, "is a directory");
+  refused("/dev/zero", maskgit::kMaxInputFileBytes, "not a regular file");
+  REQUIRE(::mkfifo(dir.file("fifo").c_str(), 0600) == 0);
+  refused(dir.file("fifo"), maskgit::kMaxInputFileBytes, "not a regular file");  // never waits for a writer
+  maskgit::write_safetensors(dir.file("small.safetensors"), sample_file());
+  refused(dir.file("small.safetensors"), 64, "more than the 64 accepted");
+}
+
+TEST_CASE("safetensors: streamed writing gives the serializer's bytes", "[safetensors]") {
+  TempDir dir;
+  const std::string path = dir.file("model.safetensors");
+  const SafetensorsFile original = sample_file();
+  // Every entry produced in pieces of 1, 2 and 3 bytes, plus one tensor above the 1 MiB chunk.
+  SafetensorsFile with_big = original;
+  std::string big(3u << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 7 + 1);
+  with_big.tensors.push_back(make_entry("big", DType::U8, {static_cast<int64_t>(big.size())}, big));
+  std::vector<maskgit::SafetensorsTensorSource> sources;
+  for (const SafetensorsEntry& entry : with_big.tensors) {
+    maskgit::SafetensorsTensorSource source;
+    source.name = entry.name;
+    source.dtype = entry.dtype;
+    source.shape = entry.shape;
+    source.write_data = [&entry](const maskgit::ByteSink& sink) {
+      const std::string_view data = entry.data;
+      if (data.size() > 1000) {
+        sink(data.substr(0, 10));
+        sink(data.substr(10));
+        return;
+      }
+      for (size_t at = 0, piece = 1; at < data.size(); at += piece, piece = piece % 3 + 1)
+        sink(data.substr(at, piece));
+    };
+    sources.push_back(std::move(source));
+  }
+  maskgit::write_safetensors(path, sources, with_big.metadata);
+  CHECK(dir.names() == std::vector<std::string>{"model.safetensors"});
+  CHECK(maskgit::read_file_bytes(path) == maskgit::serialize_safetensors(with_big));
+
+  // write_safetensors of a whole file streams too: the same bytes.
+  maskgit::write_safetensors(dir.file("file.safetensors"), with_big);
+  CHECK(maskgit::read_file_bytes(dir.file("file.safetensors")) == maskgit::serialize_safetensors(with_big));
+  fs::remove(dir.file("file.safetensors"));
+
+  SECTION("a source that produces the wrong number of bytes replaces nothing") {
+    const std::string before = maskgit::read_file_bytes(path);
+    for (const std::string& produced : {std::string("abc"), std::string("abcde")}) {
+      std::vector<maskgit::SafetensorsTensorSource> wrong(1);
+      wrong[0].name = "w";
+      wrong[0].dtype = DType::U8;
+      wrong[0].shape = {4};
+      wrong[0].write_data = [produced](const maskgit::ByteSink& sink) { sink(produced); };
+      CHECK_THROWS_MATCHES(maskgit::write_safetensors(path, wrong, {}), std::logic_error,
+                           Catch::Matchers::Message("safetensors: tensor \"w\" produced " +
+                                                    std::to_string(produced.size()) +
+                                                    " bytes, shape [4] of U8 needs 4"));
+      CHECK(maskgit::read_file_bytes(path) == before);
+      CHECK(dir.names() == std::vector<std::string>{"model.safetensors"});
+    }
+  }
+  SECTION("names and shapes are checked before anything is written") {
+    std::vector<maskgit::SafetensorsTensorSource> twice(2);
+    for (auto& source : twice) {
+      source.name = "w";
+      source.dtype = DType::U8;
+      source.shape = {0};
+    }
+    CHECK_THROWS_AS(maskgit::write_safetensors(dir.file("new.safetensors"), twice, {}), std::invalid_argument);
+    twice[1].name = "v";
+    twice[1].shape = {-1};
+    CHECK_THROWS_AS(maskgit::write_safetensors(dir.file("new.safetensors"), twice, {}), std::invalid_argument);
+    CHECK(dir.names() == std::vector<std::string>{"model.safetensors"});
+  }
+}
+
+TEST_CASE("atomic files: streamed writes", "[atomic_file]") {
+  TempDir dir;
+  const std::string path = dir.file("out.bin");
+  maskgit::write_file_atomic(path, "old");
+
+  SECTION("pieces of every size arrive in order") {
+    std::string expected;
+    maskgit::write_file_atomic_streamed(path, [&](const maskgit::ByteSink& sink) {
+      for (size_t size : {size_t{0}, size_t{1}, size_t{5000}, size_t{1} << 20, size_t{3}, (size_t{1} << 20) + 7}) {
+        std::string piece(size, '\0');
+        for (size_t i = 0; i < size; ++i) piece[i] = static_cast<char>('a' + (expected.size() + i) % 26);
+        expected += piece;
+        sink(piece);
+      }
+    });
+    CHECK(maskgit::read_file_bytes(path) == expected);
+    CHECK(dir.names() == std::vector<std::string>{"out.bin"});
+  }
+  SECTION("a producer that throws leaves the destination as it was and no temporary") {
+    CHECK_THROWS_WITH(maskgit::write_file_atomic_streamed(path,
+                                                          [](const maskgit::ByteSink& sink) {
+                                                            sink(std::string(3u << 20, 'x'));
+                                                            throw std::runtime_error("producer failed");
+                                                          }),
+                      "producer failed");
+    CHECK(maskgit::read_file_bytes(path) == "old");
+    CHECK(dir.names() == std::vector<std::string>{"out.bin"});
+  }
+  SECTION("a device is written through") {
+    maskgit::write_file_atomic_streamed("/dev/null", [](const maskgit::ByteSink& sink) { sink("nothing"); });
+  }
+  SECTION("a full device fails naming the path") {
+    if (!fs::exists("/dev/full")) return;
+    try {
+      maskgit::write_file_atomic_streamed("/dev/full", [](const maskgit::ByteSink& sink) { sink("x"); });
+      FAIL("wrote to /dev/full");
+    } catch (const maskgit::Error& e) {
+      CHECK(e.code() == maskgit::ExitCode::io_error);
+      CHECK_THAT(e.what(), StartsWith("/dev/full: cannot write: "));
+    }
   }
 }

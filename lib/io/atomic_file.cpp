@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include <map>
 #include <string>
 #include <system_error>
+#include <utility>
 
 #include "common/error.h"
 
@@ -142,7 +144,53 @@ int open_write_through(const std::string& path, const std::string& label) {
   return fd;
 }
 
-void write_through(const std::string& path, std::string_view bytes, const std::string& label) {
+// Passes pieces of a file to a descriptor: pieces under kChunk are gathered into one buffer
+// of at most kChunk bytes, larger ones written as they come. A write failure throws
+// Error(io_error) naming `label`.
+class ChunkedWriter {
+ public:
+  static constexpr size_t kChunk = size_t{1} << 20;
+
+  ChunkedWriter(int fd, const std::string& label) : fd_(fd), label_(label) {}
+
+  void put(std::string_view bytes) {
+    if (bytes.size() >= kChunk) {
+      flush();
+      write_or_throw(bytes);
+      return;
+    }
+    if (buffer_.size() + bytes.size() > kChunk) flush();
+    if (buffer_.capacity() < kChunk) buffer_.reserve(kChunk);
+    buffer_.append(bytes.data(), bytes.size());
+  }
+
+  void flush() {
+    if (buffer_.empty()) return;
+    write_or_throw(buffer_);
+    buffer_.clear();
+  }
+
+ private:
+  void write_or_throw(std::string_view bytes) {
+    const int error_number = write_all(fd_, bytes);
+    if (error_number != 0) throw_write_failure(label_, error_number);
+  }
+
+  int fd_;
+  const std::string& label_;
+  std::string buffer_;
+};
+
+// Runs `produce` with a sink writing to `fd`, then flushes.
+void produce_into(int fd, const std::function<void(const ByteSink&)>& produce, const std::string& label) {
+  ChunkedWriter writer(fd, label);
+  const ByteSink sink = [&writer](std::string_view bytes) { writer.put(bytes); };
+  produce(sink);
+  writer.flush();
+}
+
+void write_through(const std::string& path, const std::function<void(const ByteSink&)>& produce,
+                   const std::string& label) {
   auto& fifos = prepared_fifos();
   const auto prepared = fifos.find(path);
   int fd = -1;
@@ -152,12 +200,17 @@ void write_through(const std::string& path, std::string_view bytes, const std::s
   } else {
     fd = open_write_through(path, label);
   }
-  const int error_number = write_all(fd, bytes);
+  try {
+    produce_into(fd, produce, label);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
   ::close(fd);
-  if (error_number != 0) throw_write_failure(label, error_number);
 }
 
-void write_replacing(const std::string& path, std::string_view bytes, const std::string& label) {
+void write_replacing(const std::string& path, const std::function<void(const ByteSink&)>& produce,
+                     const std::string& label) {
   // The temporary lives beside the destination so that rename() stays within one
   // filesystem and is atomic; the pid keeps concurrent writers from sharing it.
   ensure_parent_directory(path, label);
@@ -172,8 +225,15 @@ void write_replacing(const std::string& path, std::string_view bytes, const std:
   struct stat old {};
   if (::stat(path.c_str(), &old) == 0 && S_ISREG(old.st_mode)) ::fchmod(fd, old.st_mode & 07777);
 
-  int error_number = write_all(fd, bytes);
-  if (error_number == 0 && ::fsync(fd) != 0) error_number = errno;
+  try {
+    produce_into(fd, produce, label);
+  } catch (...) {  // a write failure or the producer's own: nothing is replaced, nothing left
+    ::close(fd);
+    ::unlink(temp_path.c_str());
+    throw;
+  }
+  int error_number = 0;
+  if (::fsync(fd) != 0) error_number = errno;
   // close() can report a deferred write error (NFS, quota), so its result counts too.
   if (::close(fd) != 0 && error_number == 0) error_number = errno;
   // Only ever over a regular file (or nothing): re-checked just before the rename.
@@ -193,16 +253,19 @@ void write_replacing(const std::string& path, std::string_view bytes, const std:
 }  // namespace
 
 void write_file_atomic(const std::string& path, std::string_view bytes) {
+  write_file_atomic_streamed(path, [bytes](const ByteSink& sink) { sink(bytes); });
+}
+
+void write_file_atomic_streamed(const std::string& path, const std::function<void(const ByteSink&)>& produce) {
   if (const int own = own_descriptor(path); own >= 0) {
-    const int error_number = write_all(own, bytes);
-    if (error_number != 0) throw_write_failure(path, error_number);
+    produce_into(own, produce, path);
     return;
   }
   const std::string target = resolve_links(path);
   switch (classify(target, path)) {
-    case Destination::write_through: write_through(target, bytes, path); return;
+    case Destination::write_through: write_through(target, produce, path); return;
     case Destination::create:
-    case Destination::replace_regular: write_replacing(target, bytes, path); return;
+    case Destination::replace_regular: write_replacing(target, produce, path); return;
   }
 }
 
@@ -253,7 +316,11 @@ void prepare_output_file(const std::string& path, const std::string& flag, bool 
   }
 }
 
-std::string read_file_bytes(const std::string& path, uint64_t max_bytes) {
+namespace {
+
+// Opens `path` for reading under read_file_bytes's policy; returns the descriptor (blocking,
+// close-on-exec) and stores the size at opening in `size`.
+int open_regular_file(const std::string& path, uint64_t max_bytes, uint64_t* size) {
   // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below anyway).
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) throw_bad_input(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
@@ -275,9 +342,17 @@ std::string read_file_bytes(const std::string& path, uint64_t max_bytes) {
   }
   const int flags = ::fcntl(fd, F_GETFL);
   if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  *size = static_cast<uint64_t>(info.st_size);
+  return fd;
+}
 
+}  // namespace
+
+std::string read_file_bytes(const std::string& path, uint64_t max_bytes) {
+  uint64_t size = 0;
+  const int fd = open_regular_file(path, max_bytes, &size);
   std::string bytes;
-  if (info.st_size > 0) bytes.reserve(static_cast<size_t>(info.st_size));
+  if (size > 0) bytes.reserve(static_cast<size_t>(size));
   char buffer[1 << 16];
   while (true) {
     const ssize_t count = ::read(fd, buffer, sizeof buffer);
@@ -296,6 +371,50 @@ std::string read_file_bytes(const std::string& path, uint64_t max_bytes) {
   }
   ::close(fd);
   return bytes;
+}
+
+InputFile::InputFile(const std::string& path, uint64_t max_bytes) : path_(path) {
+  fd_ = open_regular_file(path, max_bytes, &size_);
+  // A hint only: readers of large files go through them front to back.
+  ::posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
+}
+
+InputFile::~InputFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+InputFile::InputFile(InputFile&& other) noexcept
+    : path_(std::move(other.path_)), fd_(other.fd_), size_(other.size_) {
+  other.fd_ = -1;
+}
+
+InputFile& InputFile::operator=(InputFile&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    path_ = std::move(other.path_);
+    fd_ = other.fd_;
+    size_ = other.size_;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+bool InputFile::read_at(uint64_t offset, void* destination, size_t count) const {
+  char* next = static_cast<char*>(destination);
+  while (count > 0) {
+    // Linux moves at most 0x7ffff000 bytes a call; smaller pieces keep each call bounded.
+    const size_t piece = std::min(count, size_t{1} << 30);
+    const ssize_t got = ::pread(fd_, next, piece, static_cast<off_t>(offset));
+    if (got == 0) return false;
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      throw_bad_input(fmt::format("{}: cannot read: {}", path_, std::strerror(errno)));
+    }
+    next += got;
+    offset += static_cast<uint64_t>(got);
+    count -= static_cast<size_t>(got);
+  }
+  return true;
 }
 
 void ensure_directory(const std::string& path) {

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <set>
+#include <string_view>
 
 #include "io/atomic_file.h"
 #include "io/json.h"
@@ -52,7 +54,7 @@ class Validator {
   const std::string& source_;
 };
 
-uint64_t read_little_endian_u64(const std::string& bytes) {
+uint64_t read_little_endian_u64(std::string_view bytes) {
   uint64_t value = 0;
   for (size_t i = 0; i < 8; ++i)
     value |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
@@ -93,7 +95,7 @@ std::map<std::string, std::string> parse_metadata(const Json& value, const Valid
 }
 
 struct PlacedEntry {
-  SafetensorsEntry entry;
+  SafetensorsTensorInfo entry;  // offset filled in once the data section's start is known
   uint64_t begin = 0;
   uint64_t end = 0;
 };
@@ -115,7 +117,7 @@ PlacedEntry parse_entry(const std::string& name, const Json& value, uint64_t dat
   if (!offsets) check.fail(Kind::bad_structure, where + ": missing \"data_offsets\"");
 
   PlacedEntry placed;
-  SafetensorsEntry& entry = placed.entry;
+  SafetensorsTensorInfo& entry = placed.entry;
   entry.name = name;
 
   if (!dtype->is_string())
@@ -161,6 +163,7 @@ PlacedEntry parse_entry(const std::string& name, const Json& value, uint64_t dat
                fmt::format("{}: shape {} of {} needs {} bytes, data_offsets [{}, {}] cover {}",
                            where, shape_text(entry.shape), dtype_name(entry.dtype), expected_bytes,
                            placed.begin, placed.end, placed.end - placed.begin));
+  entry.size = expected_bytes;
   return placed;
 }
 
@@ -218,32 +221,49 @@ const SafetensorsEntry* SafetensorsFile::find(const std::string& name) const {
   return nullptr;
 }
 
-SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& source) {
+const SafetensorsTensorInfo* SafetensorsHeader::find(const std::string& name) const {
+  for (const auto& tensor : tensors) {
+    if (tensor.name == name) return &tensor;
+  }
+  return nullptr;
+}
+
+uint64_t parse_safetensors_header_length(std::string_view first_bytes, uint64_t file_size, const std::string& source) {
   const Validator check(source);
-  if (bytes.size() < kLengthPrefixSize)
+  if (file_size < kLengthPrefixSize || first_bytes.size() < kLengthPrefixSize)
     check.fail(Kind::truncated, fmt::format("file is {} bytes, shorter than the 8-byte header "
                                             "length prefix",
-                                            bytes.size()));
-  const uint64_t header_size = read_little_endian_u64(bytes);
-  const uint64_t available = bytes.size() - kLengthPrefixSize;
+                                            file_size));
+  const uint64_t header_size = read_little_endian_u64(first_bytes);
+  const uint64_t available = file_size - kLengthPrefixSize;
   if (header_size == 0) check.fail(Kind::bad_header_length, "header length is 0");
   if (header_size > kMaxHeaderSize)
     check.fail(Kind::bad_header_length,
                fmt::format("header length {} exceeds the limit of {} bytes (file is {} bytes)",
-                           header_size, kMaxHeaderSize, bytes.size()));
+                           header_size, kMaxHeaderSize, file_size));
   if (header_size > available)
     check.fail(Kind::bad_header_length,
                fmt::format("header length {} exceeds the {} bytes after the length prefix "
                            "(file is {} bytes)",
-                           header_size, available, bytes.size()));
+                           header_size, available, file_size));
+  return header_size;
+}
 
-  const std::string header_text = bytes.substr(kLengthPrefixSize, header_size);
-  const size_t data_start = kLengthPrefixSize + header_size;
-  const uint64_t data_size = bytes.size() - data_start;
+SafetensorsHeader parse_safetensors_header(std::string_view header_text, uint64_t file_size,
+                                           const std::string& source) {
+  const Validator check(source);
+  const uint64_t data_start = kLengthPrefixSize + header_text.size();
+  if (file_size < data_start)
+    check.fail(Kind::bad_header_length,
+               fmt::format("header length {} exceeds the {} bytes after the length prefix "
+                           "(file is {} bytes)",
+                           header_text.size(), file_size < kLengthPrefixSize ? 0 : file_size - kLengthPrefixSize,
+                           file_size));
+  const uint64_t data_size = file_size - data_start;
 
   Json header;
   try {
-    header = Json::parse(header_text);
+    header = Json::parse(std::string(header_text));
   } catch (const JsonDuplicateKeyError& e) {
     if (e.depth() == 1 && e.key() == kMetadataKey)
       check.fail(Kind::bad_metadata,
@@ -264,12 +284,13 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& s
                                                 : header.is_number() ? "a number"
                                                                      : "a literal"));
 
-  SafetensorsFile file;
+  SafetensorsHeader result;
+  result.file_size = file_size;
   std::vector<PlacedEntry> placed;
   placed.reserve(header.size());
   for (const auto& [name, value] : header.as_object()) {
     if (name == kMetadataKey) {
-      file.metadata = parse_metadata(value, check);
+      result.metadata = parse_metadata(value, check);
       continue;
     }
     placed.push_back(parse_entry(name, value, data_size, check));
@@ -284,75 +305,209 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& s
   });
   check_layout(placed, data_size, check);
 
-  file.tensors.reserve(placed.size());
+  result.tensors.reserve(placed.size());
   for (PlacedEntry& item : placed) {
-    item.entry.data = bytes.substr(data_start + item.begin, item.end - item.begin);
-    file.tensors.push_back(std::move(item.entry));
+    item.entry.offset = data_start + item.begin;
+    result.tensors.push_back(std::move(item.entry));
+  }
+  return result;
+}
+
+SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& source) {
+  const uint64_t header_size = parse_safetensors_header_length(bytes, bytes.size(), source);
+  SafetensorsHeader header = parse_safetensors_header(
+      std::string_view(bytes).substr(kLengthPrefixSize, header_size), bytes.size(), source);
+  SafetensorsFile file;
+  file.metadata = std::move(header.metadata);
+  file.tensors.reserve(header.tensors.size());
+  for (SafetensorsTensorInfo& tensor : header.tensors) {
+    SafetensorsEntry entry;
+    entry.name = std::move(tensor.name);
+    entry.dtype = tensor.dtype;
+    entry.shape = std::move(tensor.shape);
+    entry.data = bytes.substr(tensor.offset, tensor.size);
+    file.tensors.push_back(std::move(entry));
   }
   return file;
 }
 
-SafetensorsFile read_safetensors(const std::string& path) {
-  return parse_safetensors(read_file_bytes(path), path);
+SafetensorsReader::SafetensorsReader(const std::string& path, uint64_t max_bytes) : file_(path, max_bytes) {
+  const Validator check(path);
+  const uint64_t size = file_.size();
+  const auto shrank = [&] {
+    check.fail(Kind::truncated, fmt::format("the file ended before its header's end (it was {} bytes when "
+                                            "opened: it changed while being read)",
+                                            size));
+  };
+  char prefix[kLengthPrefixSize] = {};
+  const size_t prefix_bytes = static_cast<size_t>(std::min<uint64_t>(size, kLengthPrefixSize));
+  if (!file_.read_at(0, prefix, prefix_bytes)) shrank();
+  const uint64_t header_size =
+      parse_safetensors_header_length(std::string_view(prefix, prefix_bytes), size, path);
+  // At most 100 MiB and within the file (checked above), so this allocation is bounded.
+  std::string header_text(static_cast<size_t>(header_size), '\0');
+  if (!file_.read_at(kLengthPrefixSize, header_text.data(), header_text.size())) shrank();
+  header_ = parse_safetensors_header(header_text, size, path);
 }
 
-std::string serialize_safetensors(const SafetensorsFile& file) {
-  std::vector<const SafetensorsEntry*> sorted;
-  sorted.reserve(file.tensors.size());
-  for (const auto& entry : file.tensors) sorted.push_back(&entry);
-  std::sort(sorted.begin(), sorted.end(),
-            [](const SafetensorsEntry* a, const SafetensorsEntry* b) { return a->name < b->name; });
+void SafetensorsReader::read(const SafetensorsTensorInfo& tensor, void* destination) const {
+  if (tensor.size == 0) return;
+  if (tensor.offset + tensor.size > file_.size() || !file_.read_at(tensor.offset, destination, tensor.size))
+    Validator(path()).fail(Kind::truncated,
+                           fmt::format("tensor \"{}\": the file ended before its bytes [{}, {}) (it was {} "
+                                       "bytes when opened: it changed while being read)",
+                                       tensor.name, tensor.offset, tensor.offset + tensor.size, file_.size()));
+}
 
+SafetensorsFile read_safetensors(const std::string& path) {
+  const SafetensorsReader reader(path);
+  SafetensorsFile file;
+  file.metadata = reader.header().metadata;
+  file.tensors.reserve(reader.header().tensors.size());
+  for (const SafetensorsTensorInfo& tensor : reader.header().tensors) {
+    SafetensorsEntry entry;
+    entry.name = tensor.name;
+    entry.dtype = tensor.dtype;
+    entry.shape = tensor.shape;
+    entry.data.resize(static_cast<size_t>(tensor.size));
+    reader.read(tensor, entry.data.data());
+    file.tensors.push_back(std::move(entry));
+  }
+  return file;
+}
+
+namespace {
+
+// What the header of a file to write says about one tensor.
+struct Layout {
+  const std::string* name = nullptr;
+  DType dtype = DType::F32;
+  const std::vector<int64_t>* shape = nullptr;
+  std::optional<uint64_t> data_bytes;  // the bytes at hand, when known before writing
+  size_t index = 0;                    // in the caller's list
+  uint64_t bytes = 0;                  // numel * dtype size, set by write_header
+};
+
+// Sorts `tensors` by name, checks them (std::invalid_argument) and returns the length prefix
+// and the header text, padded so that the data section starts 8-byte aligned.
+std::string write_header(std::vector<Layout>& tensors, const std::map<std::string, std::string>& metadata) {
+  std::sort(tensors.begin(), tensors.end(), [](const Layout& a, const Layout& b) { return *a.name < *b.name; });
   Json::Object header;
-  if (!file.metadata.empty()) {
-    Json::Object metadata;
-    for (const auto& [key, value] : file.metadata) metadata.emplace_back(key, Json(value));
-    header.emplace_back(kMetadataKey, Json(std::move(metadata)));
+  if (!metadata.empty()) {
+    Json::Object items;
+    for (const auto& [key, value] : metadata) items.emplace_back(key, Json(value));
+    header.emplace_back(kMetadataKey, Json(std::move(items)));
   }
   uint64_t offset = 0;
-  for (size_t i = 0; i < sorted.size(); ++i) {
-    const SafetensorsEntry& entry = *sorted[i];
-    if (entry.name == kMetadataKey)
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    Layout& tensor = tensors[i];
+    const std::string& name = *tensor.name;
+    if (name == kMetadataKey)
       throw std::invalid_argument(
           fmt::format("safetensors: \"{}\" cannot be used as a tensor name", kMetadataKey));
-    if (i > 0 && sorted[i - 1]->name == entry.name)
-      throw std::invalid_argument(
-          fmt::format("safetensors: tensor name \"{}\" used twice", entry.name));
+    if (i > 0 && *tensors[i - 1].name == name)
+      throw std::invalid_argument(fmt::format("safetensors: tensor name \"{}\" used twice", name));
     Json::Array shape;
-    for (const int64_t dim : entry.shape) {
+    for (const int64_t dim : *tensor.shape) {
       if (dim < 0)
-        throw std::invalid_argument(fmt::format("safetensors: tensor \"{}\" has negative shape {}",
-                                                entry.name, shape_text(entry.shape)));
+        throw std::invalid_argument(fmt::format("safetensors: tensor \"{}\" has negative shape {}", name,
+                                                shape_text(*tensor.shape)));
       shape.emplace_back(dim);
     }
     uint64_t expected_bytes = 0;
-    if (!checked_byte_size(entry.shape, dtype_size(entry.dtype), &expected_bytes) ||
-        expected_bytes != entry.data.size())
+    const bool addressable = checked_byte_size(*tensor.shape, dtype_size(tensor.dtype), &expected_bytes);
+    if (!addressable || (tensor.data_bytes && expected_bytes != *tensor.data_bytes))
       throw std::invalid_argument(fmt::format(
-          "safetensors: tensor \"{}\" has {} data bytes, shape {} of {} needs {}", entry.name,
-          entry.data.size(), shape_text(entry.shape), dtype_name(entry.dtype), expected_bytes));
+          "safetensors: tensor \"{}\" has {} data bytes, shape {} of {} needs {}", name,
+          tensor.data_bytes ? fmt::format("{}", *tensor.data_bytes) : std::string("?"),
+          shape_text(*tensor.shape), dtype_name(tensor.dtype), addressable ? fmt::format("{}", expected_bytes)
+                                                                          : std::string("more than 2^64")));
+    if (expected_bytes > std::numeric_limits<uint64_t>::max() - offset)
+      throw std::invalid_argument(fmt::format("safetensors: tensor \"{}\" ends beyond 2^64 bytes", name));
+    tensor.bytes = expected_bytes;
     const uint64_t end = offset + expected_bytes;
-    header.emplace_back(entry.name,
-                        Json(Json::Object{{"dtype", Json(dtype_name(entry.dtype))},
-                                          {"shape", Json(std::move(shape))},
-                                          {"data_offsets", Json(Json::Array{Json(offset), Json(end)})}}));
+    header.emplace_back(name, Json(Json::Object{{"dtype", Json(dtype_name(tensor.dtype))},
+                                                {"shape", Json(std::move(shape))},
+                                                {"data_offsets", Json(Json::Array{Json(offset), Json(end)})}}));
     offset = end;
   }
 
   std::string header_text = Json(std::move(header)).dump();
   // Padding keeps the data section 8-byte aligned for readers that map the file.
   header_text.append((8 - header_text.size() % 8) % 8, ' ');
-
   std::string out;
-  out.reserve(kLengthPrefixSize + header_text.size() + offset);
+  out.reserve(kLengthPrefixSize + header_text.size());
   append_little_endian_u64(out, header_text.size());
   out += header_text;
-  for (const SafetensorsEntry* entry : sorted) out += entry->data;
+  return out;
+}
+
+std::vector<Layout> layouts_of(const SafetensorsFile& file) {
+  std::vector<Layout> tensors;
+  tensors.reserve(file.tensors.size());
+  for (size_t i = 0; i < file.tensors.size(); ++i) {
+    const SafetensorsEntry& entry = file.tensors[i];
+    Layout layout;
+    layout.name = &entry.name;
+    layout.dtype = entry.dtype;
+    layout.shape = &entry.shape;
+    layout.data_bytes = entry.data.size();
+    layout.index = i;
+    tensors.push_back(layout);
+  }
+  return tensors;
+}
+
+}  // namespace
+
+std::string serialize_safetensors(const SafetensorsFile& file) {
+  std::vector<Layout> tensors = layouts_of(file);
+  std::string out = write_header(tensors, file.metadata);
+  uint64_t total = out.size();
+  for (const Layout& tensor : tensors) total += tensor.bytes;
+  out.reserve(static_cast<size_t>(total));
+  for (const Layout& tensor : tensors) out += file.tensors[tensor.index].data;
   return out;
 }
 
 void write_safetensors(const std::string& path, const SafetensorsFile& file) {
-  write_file_atomic(path, serialize_safetensors(file));
+  std::vector<Layout> tensors = layouts_of(file);
+  const std::string header = write_header(tensors, file.metadata);
+  write_file_atomic_streamed(path, [&](const ByteSink& sink) {
+    sink(header);
+    for (const Layout& tensor : tensors) sink(file.tensors[tensor.index].data);
+  });
+}
+
+void write_safetensors(const std::string& path, const std::vector<SafetensorsTensorSource>& sources,
+                       const std::map<std::string, std::string>& metadata) {
+  std::vector<Layout> tensors;
+  tensors.reserve(sources.size());
+  for (size_t i = 0; i < sources.size(); ++i) {
+    Layout layout;
+    layout.name = &sources[i].name;
+    layout.dtype = sources[i].dtype;
+    layout.shape = &sources[i].shape;
+    layout.index = i;
+    tensors.push_back(layout);
+  }
+  const std::string header = write_header(tensors, metadata);
+  write_file_atomic_streamed(path, [&](const ByteSink& sink) {
+    sink(header);
+    for (const Layout& tensor : tensors) {
+      uint64_t written = 0;
+      const ByteSink counted = [&](std::string_view bytes) {
+        written += bytes.size();
+        if (written > tensor.bytes) return;  // reported below, before anything is renamed
+        sink(bytes);
+      };
+      if (sources[tensor.index].write_data) sources[tensor.index].write_data(counted);
+      if (written != tensor.bytes)
+        throw std::logic_error(fmt::format("safetensors: tensor \"{}\" produced {} bytes, shape {} of {} needs {}",
+                                           *tensor.name, written, shape_text(*tensor.shape),
+                                           dtype_name(tensor.dtype), tensor.bytes));
+    }
+  });
 }
 
 }  // namespace maskgit
