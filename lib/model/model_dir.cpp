@@ -141,32 +141,38 @@ void write_model_config(const ModelConfig& config) {
 
 namespace {
 
-SafetensorsFile read_stage_weights(const ModelConfig& config, const char* file_name, int64_t parameter_count) {
+// Opens a stage's weights file and validates its header, before any model is built: the file's
+// size against the configuration, then the header alone (the tensors' bytes are read later,
+// straight into the model).
+SafetensorsReader open_stage_weights(const ModelConfig& config, const char* file_name, int64_t parameter_count) {
   const std::string path = config.path_of(file_name);
   check_weights_file_size(path, parameter_count);
   try {
-    return read_safetensors(path);
+    return SafetensorsReader(path);
   } catch (const SafetensorsError& e) {
     throw_bad_input(e.what());
   }
 }
 
-void load_stage_weights(torch::nn::Module& module, const ModelConfig& config, const char* file_name,
-                        const SafetensorsFile& file, const torch::Device& device) {
-  const std::string path = config.path_of(file_name);
-  load_module_state(module, file, path);
+// Reads the weights into `module` (built on the CPU: float32 tensors are read from the file
+// straight into the parameters), then moves it to `device`, in eval mode.
+void load_stage_weights(torch::nn::Module& module, const SafetensorsReader& reader, const torch::Device& device) {
+  try {
+    load_module_state(module, reader);
+  } catch (const SafetensorsError& e) {
+    throw_bad_input(e.what());
+  }
   module.to(device);
   module.eval();
 }
 
+// Streams the module's tensors into the file (write_safetensors with module_state_sources): the
+// file is never gathered in memory.
 void save_stage_weights(const torch::nn::Module& module, const ModelConfig& config, const char* file_name,
                         const char* stage) {
-  SafetensorsFile file;
-  append_module_state(file, module);
-  file.metadata["format"] = "pt";
-  file.metadata["stage"] = stage;
+  const std::map<std::string, std::string> metadata = {{"format", "pt"}, {"stage", stage}};
   ensure_directory(config.directory);
-  write_safetensors(config.path_of(file_name), file);
+  write_safetensors(config.path_of(file_name), module_state_sources(module), metadata);
 }
 
 [[noreturn]] void throw_missing_stage(const ModelConfig& config, const char* stage) {
@@ -177,9 +183,10 @@ void save_stage_weights(const torch::nn::Module& module, const ModelConfig& conf
 
 VQTokenizer load_tokenizer(const ModelConfig& config, const torch::Device& device) {
   if (!config.tokenizer) throw_missing_stage(config, "tokenizer");
-  const SafetensorsFile file = read_stage_weights(config, kTokenizerWeightsFile, config.tokenizer->parameter_count());
+  const SafetensorsReader reader =
+      open_stage_weights(config, kTokenizerWeightsFile, config.tokenizer->parameter_count());
   VQTokenizer tokenizer(*config.tokenizer);
-  load_stage_weights(*tokenizer, config, kTokenizerWeightsFile, file, device);
+  load_stage_weights(*tokenizer, reader, device);
   return tokenizer;
 }
 
@@ -190,10 +197,10 @@ void save_tokenizer_weights(const ModelConfig& config, VQTokenizer& tokenizer) {
 BidirectionalTransformer load_transformer(const ModelConfig& config, const torch::Device& device,
                                           torch::ScalarType dtype) {
   if (!config.transformer) throw_missing_stage(config, "transformer");
-  const SafetensorsFile file =
-      read_stage_weights(config, kTransformerWeightsFile, config.transformer->parameter_count());
+  const SafetensorsReader reader =
+      open_stage_weights(config, kTransformerWeightsFile, config.transformer->parameter_count());
   BidirectionalTransformer transformer(*config.transformer);
-  load_stage_weights(*transformer, config, kTransformerWeightsFile, file, device);
+  load_stage_weights(*transformer, reader, device);
   if (dtype != torch::kFloat32) transformer->to(dtype);
   return transformer;
 }
