@@ -470,6 +470,12 @@ TEST_CASE("convert_release_model writes a model directory all or nothing") {
     const ModelConfig config = read_model_config(request.output_dir);
     CHECK(config.class_names == std::vector<std::string>{"cat", "dog", "crane", "crane", "five"});
     CHECK(config.image_channels == 3);
+    // Names that repeat (ImageNet's "crane") must be given by id.
+    CHECK(resolve_classes(config, {"DOG", "3"}, "--class") == std::vector<int64_t>{1, 3});
+    CHECK_THAT(error_of([&] { resolve_classes(config, {"crane"}, "--class"); }),
+               Contains("--class: \"crane\" names several classes (2, 3): give the class id"));
+    CHECK_THAT(error_of([&] { resolve_classes(config, {"cow"}, "--class"); }),
+               Contains("--class: unknown class \"cow\" (classes: cat, dog, crane, crane, five)"));
     CHECK_FALSE(config.transformer->no_class_token);
     BidirectionalTransformer loaded = load_transformer(config, torch::kCPU);
     for (const auto& item : transformer->named_parameters())

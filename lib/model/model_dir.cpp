@@ -224,10 +224,30 @@ std::vector<int64_t> resolve_classes(const ModelConfig& config, const std::vecto
         throw_usage(fmt::format("{}: class {} is out of range (the model has classes 0..{})", flag, word,
                                 config.num_classes() - 1));
     } else {
+      // ImageNet's names repeat ("crane" is a bird and a machine): a name must be unique.
+      std::vector<int64_t> matches;
       for (int64_t c = 0; c < config.num_classes(); ++c)
-        if (lower(config.class_names[static_cast<size_t>(c)]) == lower(word)) id = c;
-      if (id < 0)
-        throw_usage(fmt::format("{}: unknown class \"{}\" (classes: {})", flag, word, fmt::join(config.class_names, ", ")));
+        if (lower(config.class_names[static_cast<size_t>(c)]) == lower(word)) matches.push_back(c);
+      if (matches.size() > 1)
+        throw_usage(fmt::format("{}: \"{}\" names several classes ({}): give the class id", flag, word,
+                                fmt::join(matches, ", ")));
+      if (matches.empty()) {
+        constexpr size_t kListed = 12;
+        std::vector<std::string> listed;
+        if (config.class_names.size() <= kListed) {
+          listed = config.class_names;
+        } else {  // many classes: the names containing the word, with their ids
+          for (int64_t c = 0; c < config.num_classes() && listed.size() < kListed; ++c)
+            if (lower(config.class_names[static_cast<size_t>(c)]).find(lower(word)) != std::string::npos)
+              listed.push_back(fmt::format("{} {}", c, config.class_names[static_cast<size_t>(c)]));
+        }
+        throw_usage(fmt::format("{}: unknown class \"{}\" ({}{})", flag, word,
+                                listed.empty() ? "" : (config.class_names.size() <= kListed ? "classes: " : "similar: "),
+                                listed.empty() ? fmt::format("the model has {} classes, listed in {}",
+                                                             config.num_classes(), config.path_of(kModelConfigFile))
+                                               : fmt::format("{}", fmt::join(listed, ", "))));
+      }
+      id = matches.front();
     }
     ids.push_back(id);
   }
