@@ -5,10 +5,13 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdlib>
+#include <iterator>
 #include <filesystem>
 
 #include "common/error.h"
+#include "decoding/schedule.h"
 #include "io/atomic_file.h"
 #include "io/image.h"
 #include "io/safetensors.h"
@@ -19,6 +22,65 @@ namespace fs = std::filesystem;
 
 std::string ModelConfig::path_of(const std::string& file) const {
   return (fs::path(directory) / file).string();
+}
+
+void SamplingDefaults::validate(const std::string& path) const {
+  auto require = [&](bool ok, const char* field, const std::string& why) {
+    if (!ok) throw std::runtime_error(fmt::format("{}.{}: {}", path, field, why));
+  };
+  require(steps >= 1 && steps <= kMaxSteps, "steps", fmt::format("{} is not in 1..{}", steps, kMaxSteps));
+  require(edit_steps >= 1 && edit_steps <= kMaxSteps, "edit_steps",
+          fmt::format("{} is not in 1..{}", edit_steps, kMaxSteps));
+  require(edit_start_step >= 0 && edit_start_step < edit_steps, "edit_start_step",
+          fmt::format("{} is not in 0..{} (below edit_steps)", edit_start_step, edit_steps - 1));
+  require(std::isfinite(choice_temperature) && choice_temperature >= 0 && choice_temperature <= kMaxChoiceTemperature,
+          "choice_temperature", fmt::format("{} is not in 0..{:g}", choice_temperature, kMaxChoiceTemperature));
+  MaskSchedule parsed;
+  try {
+    parsed = parse_schedule(schedule);
+  } catch (const std::exception& e) {
+    require(false, "schedule", e.what());
+  }
+  require(parsed.custom_reveals.size() <= kMaxCustomSteps, "schedule",
+          fmt::format("a custom schedule has at most {} steps", kMaxCustomSteps));
+}
+
+Json SamplingDefaults::to_json() const {
+  Json json = Json::object();
+  json.set("steps", steps);
+  json.set("schedule", schedule);
+  json.set("choice_temperature", choice_temperature);
+  json.set("edit_steps", edit_steps);
+  json.set("edit_start_step", edit_start_step);
+  return json;
+}
+
+SamplingDefaults SamplingDefaults::from_json(const Json& json, const std::string& path) {
+  if (!json.is_object()) throw std::runtime_error(path + ": expected an object");
+  static const char* const kFields[] = {"steps", "schedule", "choice_temperature", "edit_steps", "edit_start_step"};
+  for (const auto& [key, value] : json.as_object())
+    if (std::find_if(std::begin(kFields), std::end(kFields), [&](const char* field) { return key == field; }) ==
+        std::end(kFields))
+      throw std::runtime_error(fmt::format("{}.{}: unknown field (known: {})", path, key.substr(0, 64),
+                                           fmt::join(kFields, ", ")));
+  SamplingDefaults defaults;
+  defaults.steps = json_int(json, "steps", path);
+  defaults.schedule = json_string(json, "schedule", path);
+  defaults.choice_temperature = json_double(json, "choice_temperature", path);
+  defaults.edit_steps = json_int(json, "edit_steps", path);
+  defaults.edit_start_step = json_int(json, "edit_start_step", path);
+  defaults.validate(path);
+  return defaults;
+}
+
+SamplingDefaults release_sampling_defaults(int64_t image_size) {
+  SamplingDefaults defaults;
+  defaults.steps = image_size > 256 ? 12 : 8;
+  defaults.schedule = "cosine";
+  defaults.choice_temperature = 4.5;
+  defaults.edit_steps = 12;
+  defaults.edit_start_step = 2;
+  return defaults;
 }
 
 ModelConfig read_model_config(const std::string& directory) {
@@ -93,6 +155,7 @@ ModelConfig read_model_config(const std::string& directory) {
               config.image_height, config.image_width / factor, config.image_height / factor));
       }
     }
+    if (const Json* sampling = root.find("sampling")) config.sampling = SamplingDefaults::from_json(*sampling, "sampling");
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
@@ -135,6 +198,13 @@ void write_model_config(const ModelConfig& config) {
   root.set("class_names", names);
   if (config.tokenizer) root.set("tokenizer", config.tokenizer->to_json());
   if (config.transformer) root.set("transformer", config.transformer->to_json());
+  if (config.sampling) {
+    root.set("sampling", config.sampling->to_json());
+  } else {
+    Json::Object& members = root.as_object();
+    members.erase(std::remove_if(members.begin(), members.end(), [](const auto& m) { return m.first == "sampling"; }),
+                  members.end());
+  }
   ensure_directory(config.directory);
   write_file_atomic(config.path_of(kModelConfigFile), root.dump(2) + "\n");
 }

@@ -27,6 +27,37 @@ constexpr uint64_t kMaxConfigBytes = uint64_t{16} << 20;
 // 2^30 values, 4 GiB of float32 (the release's 512×512 model: 2^27).
 constexpr int64_t kMaxActivation = int64_t{1} << 30;
 
+// A model's decoding defaults: config.json's optional "sampling" section (every field required
+// when the section is there). The tools take them for the sampler flags the user does not
+// pass; without the section, the tools' own defaults (the values below) apply. "Generation" is
+// maskgit-sample, -inpaint and -outpaint (and maskgit-eval --sample-model); "editing" is
+// maskgit-edit's class-conditional box edit. The schedule and choice temperature apply to both.
+struct SamplingDefaults {
+  int64_t steps = 8;                // generation: decoding steps T
+  std::string schedule = "cosine";  // any --schedule value
+  double choice_temperature = 4.5;  // τ0 of the keep/re-mask noise
+  int64_t edit_steps = 12;          // editing: T ...
+  int64_t edit_start_step = 2;      // ... starting at this step (ratios begin at (start + 1)/T)
+
+  // Bounds, shared with the sampler flags: steps in 1..kMaxSteps, a start step below its steps,
+  // a choice temperature in 0..kMaxChoiceTemperature, a schedule parse_schedule accepts (a
+  // custom list of at most kMaxCustomSteps).
+  static constexpr int64_t kMaxSteps = 1024;
+  static constexpr double kMaxChoiceTemperature = 1e6;
+  static constexpr size_t kMaxCustomSteps = 65536;
+
+  // Throws std::runtime_error naming the field (prefixed by `path`).
+  void validate(const std::string& path = "sampling") const;
+  Json to_json() const;
+  // Every field required, unknown fields refused (a misspelt one must not silently do nothing).
+  static SamplingDefaults from_json(const Json& json, const std::string& path = "sampling");
+};
+
+// The release's decoding settings for its ImageNet models (google-research/maskgit): cosine,
+// choice temperature 4.5, generation in T = 8 steps at 256×256 and T = 12 at 512×512 (12 for
+// any side above 256), class-conditional editing in T = 12 steps from step 2.
+SamplingDefaults release_sampling_defaults(int64_t image_size);
+
 struct ModelConfig {
   std::string directory;
   int64_t image_width = 28;
@@ -35,6 +66,7 @@ struct ModelConfig {
   std::vector<std::string> class_names;
   std::optional<TokenizerConfig> tokenizer;
   std::optional<TransformerConfig> transformer;
+  std::optional<SamplingDefaults> sampling;  // config.json "sampling", when present
   // The whole parsed config.json, so that writing one stage keeps the other stages' sections.
   Json raw = Json::object();
 
