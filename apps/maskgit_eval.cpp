@@ -198,7 +198,9 @@ int main(int argc, char** argv) {
       throw_usage("--sample-model: give a model to sample or images to read, not both");
     LabeledSamples samples;
     if (!sample_model.empty()) {
-      samples = sample_model_for_evaluation(sample_model, classifier, per_class, sample_seed, to_decode_options(sampler),
+      // The model's decoding defaults for the sampler flags not given (config.json "sampling").
+      const DecodeOptions decode = decode_options_for_model(sampler, read_model_config(sample_model));
+      samples = sample_model_for_evaluation(sample_model, classifier, per_class, sample_seed, decode,
                                             forward_dtype(sampler, device), batch_size, device);
     } else {
       samples = images_dir.empty() ? read_labeled_sample_files(files, classifier.class_names, classifier.config())

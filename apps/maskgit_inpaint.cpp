@@ -3,6 +3,7 @@
 
 #include "cli/editing_tool.h"
 #include "common/error.h"
+#include "editing/canvas.h"
 #include "editing/region.h"
 
 int main(int argc, char** argv) {
@@ -17,18 +18,21 @@ int main(int argc, char** argv) {
   options.output = "inpainted/%05d.png";
   std::string mask_path;
   MaskReadOptions mask_options;
-  app.add_option("--mask", mask_path, "Mask picture of the image's size: white (or opaque) = regenerate")->required();
+  app.add_option("--mask", mask_path,
+                 "Mask picture of the input's size: white (or opaque) = regenerate (with --fit, cropped and resized "
+                 "with the image)")
+      ->required();
   app.add_option("--threshold", mask_options.threshold, "Grey level (0..1) from which a mask pixel selects")
       ->capture_default_str()->check(finite_range(0.0, 1.0));
   app.add_flag("--invert", mask_options.invert, "Regenerate the black (or transparent) pixels instead");
-  add_editing_options(app, options, ClassUse::optional);
+  add_editing_options(app, options, ClassUse::optional, InputUse::edit_in_place);
 
   return run_tool(app, argc, argv, [&] {
     run_editing_tool("maskgit-inpaint", options, [&](const EditingInputs& inputs, Json& description) {
       EditSetup setup;
       setup.images = inputs.images;
-      const PixelMask mask = read_pixel_mask(mask_path, inputs.images.size(3), inputs.images.size(2), mask_options);
-      setup.regenerate = mask.selected;
+      const PixelMask mask = read_pixel_mask(mask_path, inputs.input_width, inputs.input_height, mask_options);
+      setup.regenerate = fit_pixel_mask(mask.selected, inputs.geometry);
       if (!setup.regenerate.any().item<bool>())
         throw_bad_input(fmt::format("{}: the mask selects no pixel, nothing to regenerate (white = regenerate; "
                                     "see --threshold and --invert)",

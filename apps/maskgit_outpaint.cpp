@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
                        "With --canvas: the image's top-left corner X,Y (default: centred, on whole tokens)");
   geometry->add_option("--crop", crop_text,
                        "First keep only this part of each input, X,Y,W,H in pixels (e.g. to regrow a cut-off side)");
-  add_editing_options(app, options, ClassUse::optional);
+  add_editing_options(app, options, ClassUse::optional, InputUse::canvas);
 
   return run_tool(app, argc, argv, [&] {
     const bool any_margin = margins.left + margins.right + margins.top + margins.bottom > 0;
@@ -55,6 +55,12 @@ int main(int argc, char** argv) {
         if (!offset_text.empty()) parse_point(offset_text, "--offset", x, y);
         placement = placement_on_canvas(width, height, canvas_width, canvas_height, x, y);
       }
+      if (placement.canvas_width < inputs.model_width || placement.canvas_height < inputs.model_height)
+        throw_usage(fmt::format("{}: the canvas would be {}x{}, smaller than the model's {}x{} (outpainting decodes "
+                                "at least one whole model-sized window)",
+                                canvas_text.empty() ? "--left/--right/--top/--bottom" : "--canvas",
+                                placement.canvas_width, placement.canvas_height, inputs.model_width,
+                                inputs.model_height));
       const PlacedImages placed = place_on_canvas(images, placement);
       EditSetup setup;
       setup.images = placed.pixels;

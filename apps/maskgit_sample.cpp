@@ -47,9 +47,10 @@ int main(int argc, char** argv) {
   add_runtime_options(app, runtime);
 
   return run_tool(app, argc, argv, [&] {
-    const DecodeOptions decode = to_decode_options(sampler);
     const torch::Device device = apply_runtime_options(runtime);
     const ModelConfig config = read_model_config(model_dir);
+    // The model's decoding defaults for the flags not given; what it cannot do, refused now.
+    const DecodeOptions decode = decode_options_for_model(sampler, config);
     std::vector<int64_t> classes;
     if (class_words.empty()) {
       for (int64_t c = 0; c < config.num_classes(); ++c) classes.push_back(c);

@@ -18,8 +18,10 @@ namespace {
 using namespace maskgit;
 
 void add_inputs(CLI::App& command, InputOptions& inputs, const std::string& default_split) {
-  command.add_option("images", inputs.files, "Image files (PNG/JPEG), all of one size");
+  command.add_option("images", inputs.files,
+                     "Image files (PNG/JPEG): all of one size, or of any sizes with --fit crop or resize");
   add_dataset_input_options(command, inputs, default_split);
+  add_fit_option(command, inputs, "each image at its own size, padded to whole tokens");
 }
 
 }  // namespace
@@ -90,7 +92,8 @@ int main(int argc, char** argv) {
     InputOptions& inputs = *encode ? encode_inputs : *reconstruct ? reconstruct_inputs : evaluate_inputs;
     require_one_input_source(inputs, "image files");
     if (*encode) prepare_output_file(encode_output, "--output");
-    const LabeledImages data = load_input_images(inputs.files, inputs.dataset, channels);
+    const LabeledImages data =
+        load_fitted_inputs(inputs, channels, config.image_width, config.image_height, /*one_size=*/false).data;
     check_tokenizer_image_size(config, data.images.size(3), data.images.size(2),
                                inputs.files.empty() ? inputs.dataset.path : inputs.files.front());
     VQTokenizer tokenizer = load_tokenizer(config, device);
@@ -105,7 +108,9 @@ int main(int argc, char** argv) {
       write_token_file(encode_output, grid);
       if (json_output)
         print_stdout("{}\n", Json(Json::Object{{"file", encode_output}, {"images", grid.ids.size(0)},
-                                             {"grid_height", grid.ids.size(1)}, {"grid_width", grid.ids.size(2)}})
+                                             {"grid_height", grid.ids.size(1)}, {"grid_width", grid.ids.size(2)},
+                                             {"image_height", grid.image_height}, {"image_width", grid.image_width},
+                                             {"fit", inputs.fit}})
                                .dump());
       else
         print_stderr("wrote {}: {} images as {}×{} tokens\n", encode_output, grid.ids.size(0), grid.ids.size(1), grid.ids.size(2));

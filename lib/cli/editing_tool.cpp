@@ -16,11 +16,16 @@
 
 namespace maskgit {
 
-void add_editing_options(CLI::App& app, EditingCliOptions& options, ClassUse class_use) {
+void add_editing_options(CLI::App& app, EditingCliOptions& options, ClassUse class_use, InputUse input_use) {
+  options.input_use = input_use;
   add_model_option(app, options.model_dir);
   auto* input = app.add_option_group("Input");
   input->add_option("-i,--input", options.inputs.files, "Input image (PNG/JPEG); repeat for several, all of one size");
   add_dataset_input_options(*input, options.inputs, "t10k");
+  if (input_use == InputUse::edit_in_place)
+    add_fit_option(*input, options.inputs,
+                   "edit each image at its own size, at least the model's; larger ones are decoded in overlapping "
+                   "windows of the model's token grid");
   if (class_use == ClassUse::required) {
     app.add_option("-c,--class", options.class_word, "Target class, by id or name (case-insensitive)")->required()->check(non_empty());
   } else {
@@ -49,10 +54,12 @@ void add_editing_options(CLI::App& app, EditingCliOptions& options, ClassUse cla
   auto* region = app.add_option_group("Region");
   region->add_option("--dilate", options.dilate, "Grow the regenerated tokens by K tokens on every side")
       ->capture_default_str()->check(CLI::Range(0, 1024));
-  region->add_option("--feather", options.feather,
-                     "Blend radius (Gaussian σ, pixels) of the composite; auto = the release's S/16 - 1 for S×S "
-                     "images (0 for 28×28: hard token edges)")
-      ->capture_default_str();
+  if (input_use == InputUse::edit_in_place)
+    region->add_option("--feather", options.feather,
+                       "Blend radius (Gaussian σ, pixels) of the composite; auto = the release's S/16 - 1 with S the "
+                       "model's image side (the shorter one), whatever the image's size: 15 at 256, 31 at 512, 0 at "
+                       "28 (hard token edges)")
+        ->capture_default_str();
   app.add_option("-b,--batch-size", options.batch_size, "Results decoded together (does not change them)")
       ->capture_default_str()->check(CLI::Range(1, 65536));
   add_sampler_options(app, options.sampler);
@@ -94,33 +101,66 @@ torch::Tensor comparison_grid(const EditSetup& setup, const EditPlan& plan, cons
 }  // namespace
 
 void run_editing_tool(const std::string& tool, const EditingCliOptions& options, const PrepareEdit& prepare) {
-  const DecodeOptions decode = to_decode_options(options.sampler);
   require_one_input_source(options.inputs, "-i/--input");
   const torch::Device device = apply_runtime_options(options.runtime);
   const ModelConfig config = read_model_config(options.model_dir);
   if (!config.tokenizer || !config.transformer)
     throw_bad_input(fmt::format("{}: the model needs a tokenizer and a transformer", config.path_of(kModelConfigFile)));
+  // The model's decoding defaults for the sampler flags not given; what it cannot do, refused now.
+  SamplerCliOptions sampler = options.sampler;
+  const DecodeOptions decode = decode_options_for_model(sampler, config);
   int64_t class_id = -1;
   if (!options.class_word.empty()) {
     class_id = resolve_classes(config, {options.class_word}, "--class").front();
   } else if (!config.transformer->no_class_token) {
-    throw_usage("--class: this model was trained without a \"no class\" token, so a class is needed");
+    throw_usage("--class: this model has no \"no class\" token (as the release's models), so it cannot decode "
+                "without a class: give -c/--class");
   }
+  // The auto feather follows the model's scale (its own image size), not the input's.
+  const double feather_radius = options.input_use == InputUse::canvas
+                                    ? 0.0
+                                    : parse_feather(options.feather, config.image_height, config.image_width);
 
-  const LabeledImages data =
-      load_input_images(options.inputs.files, options.inputs.dataset, static_cast<int>(config.image_channels));
+  const std::string source_name =
+      options.inputs.files.empty() ? options.inputs.dataset.path : options.inputs.files.front();
+  const FittedInputs fitted = load_fitted_inputs(options.inputs, static_cast<int>(config.image_channels),
+                                                 config.image_width, config.image_height, /*one_size=*/true);
+  const LabeledImages& data = fitted.data;
+  if (options.input_use == InputUse::edit_in_place &&
+      (data.images.size(3) < config.image_width || data.images.size(2) < config.image_height))
+    throw_bad_input(fmt::format("{}: the image is {}x{}, smaller than the model's {}x{} (give --fit crop or --fit "
+                                "resize to scale it to the model's size)",
+                                source_name, data.images.size(3), data.images.size(2), config.image_width,
+                                config.image_height));
   EditingInputs inputs;
   inputs.images = data.images;
   inputs.factor = config.tokenizer->downsample_factor();
+  inputs.model_width = config.image_width;
+  inputs.model_height = config.image_height;
+  inputs.input_width = fitted.input_width;
+  inputs.input_height = fitted.input_height;
+  inputs.geometry = fitted.geometry;
   Json description = Json::object();
+  if (options.input_use == InputUse::edit_in_place) {
+    description.set("fit", options.inputs.fit);
+    if (!fitted.geometry.is_identity(fitted.input_width, fitted.input_height))
+      description.set("input_size", fmt::format("{}x{}", fitted.input_width, fitted.input_height));
+  }
   EditSetup setup = prepare(inputs, description);
   const int64_t height = setup.images.size(2), width = setup.images.size(3);
-  check_tokenizer_image_size(config, width, height,
-                             options.inputs.files.empty() ? options.inputs.dataset.path : options.inputs.files.front());
+  check_tokenizer_image_size(config, width, height, source_name);
   setup.dilate = options.dilate;
-  setup.feather_radius = parse_feather(options.feather, height, width);
+  setup.feather_radius = feather_radius;
   const EditPlan plan = plan_edit(setup, inputs.factor, *config.transformer);
-  if (plan.regenerated_tokens == 0) throw_bad_input("the region is empty: nothing to regenerate");
+  if (plan.regenerated_tokens == 0) {
+    if (!fitted.geometry.is_identity(fitted.input_width, fitted.input_height) &&
+        (fitted.geometry.crop_width < fitted.input_width || fitted.geometry.crop_height < fitted.input_height))
+      throw_bad_input(fmt::format("the region is empty after --fit {} (it keeps {}x{} pixels at {},{} of the input): "
+                                  "nothing to regenerate",
+                                  options.inputs.fit, fitted.geometry.crop_width, fitted.geometry.crop_height,
+                                  fitted.geometry.crop_x, fitted.geometry.crop_y));
+    throw_bad_input("the region is empty: nothing to regenerate");
+  }
 
   const int64_t input_count = setup.images.size(0);
   const int64_t total = input_count * options.variants;
@@ -129,7 +169,7 @@ void run_editing_tool(const std::string& tool, const EditingCliOptions& options,
   check_seed_range(options.seed, total, "--seed");
   if (!options.grid.empty())
     check_grid_size(input_count * (options.variants + 2), options.variants + 2, height, width, options.grid_scale);
-  const torch::ScalarType dtype = forward_dtype(options.sampler, device);
+  const torch::ScalarType dtype = forward_dtype(sampler, device);
   // The model is loaded (and validated) first, so that a bad model leaves no folder behind;
   // then every destination is checked (and its folder made) before any work.
   VQTokenizer tokenizer = load_tokenizer(config, device);

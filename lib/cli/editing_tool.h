@@ -13,11 +13,20 @@
 #include "cli/common.h"
 #include "cli/input_options.h"
 #include "cli/sampler_options.h"
+#include "editing/canvas.h"
 #include "editing/editor.h"
 #include "io/json.h"
 #include "model/model_dir.h"
 
 namespace maskgit {
+
+enum class ClassUse { optional, required };
+
+// What the tool does with its input image: edits it in place (maskgit-inpaint, maskgit-edit:
+// --fit and --feather are offered; with --fit none the image must be at least the model's
+// size), or places it on a canvas (maskgit-outpaint: no --fit, no --feather, since the image's
+// pixels are kept exactly; the canvas must be at least the model's size).
+enum class InputUse { edit_in_place, canvas };
 
 struct EditingCliOptions {
   std::string model_dir;
@@ -35,18 +44,25 @@ struct EditingCliOptions {
   bool json = false;
   int64_t dilate = 0;
   std::string feather = "auto";
+  InputUse input_use = InputUse::edit_in_place;  // set by add_editing_options
 };
 
-enum class ClassUse { optional, required };
-
 // Adds every shared option; the defaults in `options` (set by the tool before the call, e.g.
-// maskgit-edit's 12 steps from step 2 and 1-token dilation) are the ones --help shows.
-void add_editing_options(CLI::App& app, EditingCliOptions& options, ClassUse class_use);
+// maskgit-edit's 12 steps from step 2, sampler.use = editing, and 1-token dilation) are the
+// ones --help shows, after the model's own decoding defaults.
+void add_editing_options(CLI::App& app, EditingCliOptions& options, ClassUse class_use, InputUse input_use);
 
 // The inputs as the tool sees them before it builds its region.
 struct EditingInputs {
-  torch::Tensor images;  // [N, C, H, W] in [0, 1], in the model's channels
+  torch::Tensor images;  // [N, C, H, W] in [0, 1], in the model's channels, fitted by --fit
   int64_t factor = 0;    // the tokenizer's pixels per token
+  int64_t model_width = 0;   // the model's image size
+  int64_t model_height = 0;
+  // The inputs' own size (masks and boxes are given in it) and how --fit mapped it onto
+  // `images`: a region built at the input's size goes through fit_pixel_mask(region, geometry).
+  int64_t input_width = 0;
+  int64_t input_height = 0;
+  FitGeometry geometry;
 };
 
 // Builds the setup from the inputs: the region, the canvas. May add fields to `description`

@@ -7,17 +7,38 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "editing/canvas.h"
 
 namespace maskgit {
 
 struct InputOptions {
   std::vector<std::string> files;
   DatasetSpec dataset;
+  std::string fit = "none";  // --fit (only where add_fit_option offers it)
 };
 
 // --data, --split (default `default_split`), --limit. The files option differs between tools
 // (positional for maskgit-tokenize, -i for the editing tools) and is added by the caller.
 void add_dataset_input_options(CLI::App& app, InputOptions& inputs, const std::string& default_split);
+
+// --fit none|crop|resize: how inputs of another size than the model's are treated (the one policy
+// for maskgit-inpaint, maskgit-edit and maskgit-tokenize). `own_size` says in --help what none
+// does in this tool.
+void add_fit_option(CLI::App& app, InputOptions& inputs, const std::string& own_size);
+
+// The inputs as a tool uses them: read (converted to `channels`), then fitted by --fit to
+// model_width × model_height. With `one_size`, or with --fit none, every file must have the
+// size of the first (Error(bad_input) naming the file); with crop or resize and !one_size, files
+// of any size are each fitted as they are read.
+struct FittedInputs {
+  LabeledImages data;            // [N, C, H, W] in [0, 1], labels (-1 for files)
+  int64_t input_width = 0;       // the first input's own size
+  int64_t input_height = 0;
+  FitGeometry geometry;          // how an input of that size became data's images
+  FitMode fit = FitMode::none;
+};
+FittedInputs load_fitted_inputs(const InputOptions& inputs, int channels, int64_t model_width, int64_t model_height,
+                                bool one_size);
 
 // Error(usage) unless exactly one source is given; `files_flag` names the files option.
 void require_one_input_source(const InputOptions& inputs, const std::string& files_flag);

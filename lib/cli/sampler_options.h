@@ -1,15 +1,24 @@
 #pragma once
-// Sampler flags shared by maskgit-sample and the editing tools, defined once.
+// Sampler flags shared by maskgit-sample, the editing tools and maskgit-eval, defined once, and
+// how they meet a model: the model's decoding defaults (config.json "sampling") for the flags
+// the user did not pass, and the flags a model cannot honour, refused before any work.
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
 #include <string>
 
 #include "decoding/decoder.h"
+#include "model/model_dir.h"
 
 namespace maskgit {
 
+// Which of the model's defaults a tool takes: generation (steps) or class-conditional editing
+// (edit_steps, edit_start_step). Schedule and choice temperature are shared.
+enum class SamplingUse { generation, editing };
+
 struct SamplerCliOptions {
+  // The tool's own defaults (SamplingDefaults' values; maskgit-edit: 12 steps from step 2),
+  // used when neither the user nor the model gives a value.
   int64_t steps = 8;
   int64_t start_step = 0;
   std::string schedule = "cosine";
@@ -19,14 +28,38 @@ struct SamplerCliOptions {
   double cfg_scale = 1.0;
   std::string order = "confidence";
   std::string dtype = "auto";
+  SamplingUse use = SamplingUse::generation;
+
+  // Set by add_sampler_options, read after parsing: whether the user passed the flag.
+  const CLI::Option* steps_flag = nullptr;
+  const CLI::Option* start_step_flag = nullptr;
+  const CLI::Option* schedule_flag = nullptr;
+  const CLI::Option* choice_temperature_flag = nullptr;
+  // Set by apply_model_sampling_defaults: where the values of --steps and --start-step came
+  // from when the user did not pass them (for messages), e.g. "the model's sampling.edit_steps".
+  std::string steps_origin = "the tool's default";
+  std::string start_step_origin = "the tool's default";
 };
 
 // --steps, --start-step, --schedule, --choice-temperature, --temperature, --top-k,
-// --cfg-scale, --order, --dtype; the values in `options` are the defaults shown in --help.
+// --cfg-scale, --order, --dtype. `options.use` and the values in `options` (the tool's own
+// defaults) must be set before the call; --help says that the model's defaults come first.
 void add_sampler_options(CLI::App& app, SamplerCliOptions& options);
 // --dtype alone (for tools without the other sampler options, such as the benchmark).
 void add_dtype_option(CLI::App& app, std::string& dtype);
-// Validates the combination; Error(usage) naming the flag.
+
+// After parsing and reading the model: each of --steps, --start-step, --schedule and
+// --choice-temperature the user did not pass takes the model's default (config.sampling) when
+// the model has one (--start-step only when editing: generation starts at step 0).
+void apply_model_sampling_defaults(SamplerCliOptions& options, const ModelConfig& config);
+// Before any work: Error(usage) naming the flag for what the model cannot do (--cfg-scale
+// without a "no class" token, the release's case).
+void check_sampler_for_model(const SamplerCliOptions& options, const TransformerConfig& transformer);
+// Both of the above, then to_decode_options: what a tool calls once it has read its model.
+DecodeOptions decode_options_for_model(SamplerCliOptions& options, const ModelConfig& config);
+
+// Validates the combination; Error(usage) naming the flag (and where a value the user did not
+// pass came from).
 DecodeOptions to_decode_options(const SamplerCliOptions& options);
 // --dtype resolved for `device`: auto is bfloat16 on CUDA GPUs with native bf16 (compute
 // capability 8.0 on) and float32 elsewhere; fp16 needs CUDA (LibTorch's CPU kernels lack it).

@@ -1,5 +1,6 @@
 #pragma once
-// Outpainting geometry: where the input image sits on a larger canvas, and the canvas as the
+// Image geometry: fitting input images (and their masks) to the model's size (--fit), and
+// outpainting canvases: where the input image sits on a larger canvas, and the canvas as the
 // decoder sees it (known pixels where the image is, to be generated everywhere else).
 #include <torch/torch.h>
 
@@ -11,6 +12,48 @@ namespace maskgit {
 
 // The largest canvas side accepted, in pixels: the largest PNG side the tools write.
 constexpr int64_t kMaxCanvasSide = kMaxImageSide;
+
+// ---- Fitting inputs to the model's size ----
+
+// none: every image at its own size; crop: the centred largest part with the target's aspect
+// ratio, resized to the target; resize: the whole image resized to the target (its aspect
+// ratio changes).
+enum class FitMode { none, crop, resize };
+
+// "none", "crop", "resize"; throws std::invalid_argument otherwise.
+FitMode parse_fit_mode(const std::string& text);
+const char* fit_mode_name(FitMode mode);
+
+// Where one image size goes: the part of the input kept (in input pixels), then the size it is
+// resized to.
+struct FitGeometry {
+  int64_t crop_x = 0;
+  int64_t crop_y = 0;
+  int64_t crop_width = 0;
+  int64_t crop_height = 0;
+  int64_t width = 0;   // the fitted image's size
+  int64_t height = 0;
+
+  // True when nothing is cropped or resized from an input_width × input_height image.
+  bool is_identity(int64_t input_width, int64_t input_height) const;
+};
+
+// The geometry that fits a width × height image to target_width × target_height (for none: the
+// image as it is). The crop is centred (the extra pixel of an odd margin on the right/bottom),
+// its size rounded to whole pixels, never empty.
+FitGeometry fit_geometry(int64_t width, int64_t height, int64_t target_width, int64_t target_height, FitMode mode);
+
+// Images [N, C, H, W] (or one [C, H, W]) in [0, 1] through the geometry: cropped, then resized
+// by bilinear interpolation (antialiased when shrinking), clamped to [0, 1]. An identity
+// geometry returns the pixels unchanged.
+torch::Tensor fit_images(const torch::Tensor& images, const FitGeometry& geometry);
+
+// A pixel mask [H, W] bool (true = regenerate) through the same geometry: a fitted pixel is
+// selected when any selected input pixel overlaps its area, so the fitted mask never
+// under-covers what the input's mask selects (as the token rule never under-covers pixels).
+torch::Tensor fit_pixel_mask(const torch::Tensor& mask, const FitGeometry& geometry);
+
+// ---- Outpainting canvases ----
 
 struct CanvasPlacement {
   int64_t canvas_width = 0;
