@@ -5,22 +5,30 @@
 # tokenizer decoder's bf16 error.
 #
 # Usage: scripts/benchmark.sh [--build DIR] [--repeats R] [--full] [--no-reference]
+#        scripts/benchmark.sh --loading [--build DIR] [--repeats R]
 #   CPU: the shipped model at batch 1 and 64 (fp32, bf16) and the official ImageNet 256
 #        transformer (random weights) at batch 1; --full adds batch 64 and the 512 model.
 #   CUDA: the shipped model at batch 1, 64 and 256, official 256 and 512 at batch 1 and 64, fp32 and bf16.
+# --loading: instead, loading and saving the official ImageNet 256 weights (benchmarks/bench_loading:
+#   load_transformer and load_tokenizer against read() of the file, peak memory against its size).
 # PYTHON names an interpreter with torch (default: the first of /usr/bin/python3, python3 that has it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=${BUILD_DIR:-$root/build} repeats=3 full=0 reference=1
+build=${BUILD_DIR:-$root/build} repeats=3 full=0 reference=1 loading=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --build) build=$2; shift 2 ;;
     --repeats) repeats=$2; shift 2 ;;
     --full) full=1; shift ;;
     --no-reference) reference=0; shift ;;
+    --loading) loading=1; shift ;;
     *) echo "benchmark: unknown option $1 (see the header of $0)" >&2; exit 2 ;;
   esac
 done
+if [ "$loading" = 1 ]; then
+  [ -x "$build/benchmarks/bench_loading" ] || { echo "benchmark: $build/benchmarks/bench_loading not found (build first, or give --build)" >&2; exit 3; }
+  exec "$build/benchmarks/bench_loading" --repeats "$repeats"
+fi
 bench=$build/benchmarks/bench_generation
 [ -x "$bench" ] || { echo "benchmark: $bench not found (build first, or give --build)" >&2; exit 3; }
 python=""
