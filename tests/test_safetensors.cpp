@@ -620,11 +620,8 @@ TEST_CASE("safetensors: streamed writing gives the serializer's bytes", "[safete
   SECTION("a source that produces the wrong number of bytes replaces nothing") {
     const std::string before = maskgit::read_file_bytes(path);
     for (const std::string& produced : {std::string("abc"), std::string("abcde")}) {
-      std::vector<maskgit::SafetensorsTensorSource> wrong(1);
-      wrong[0].name = "w";
-      wrong[0].dtype = DType::U8;
-      wrong[0].shape = {4};
-      wrong[0].write_data = [produced](const maskgit::ByteSink& sink) { sink(produced); };
+      const std::vector<maskgit::SafetensorsTensorSource> wrong = {
+          {"w", DType::U8, {4}, [produced](const maskgit::ByteSink& sink) { sink(produced); }}};
       CHECK_THROWS_MATCHES(maskgit::write_safetensors(path, wrong, {}), std::logic_error,
                            Catch::Matchers::Message("safetensors: tensor \"w\" produced " +
                                                     std::to_string(produced.size()) +
@@ -634,15 +631,9 @@ TEST_CASE("safetensors: streamed writing gives the serializer's bytes", "[safete
     }
   }
   SECTION("names and shapes are checked before anything is written") {
-    std::vector<maskgit::SafetensorsTensorSource> twice(2);
-    for (auto& source : twice) {
-      source.name = "w";
-      source.dtype = DType::U8;
-      source.shape = {0};
-    }
+    std::vector<maskgit::SafetensorsTensorSource> twice = {{"w", DType::U8, {0}, {}}, {"w", DType::U8, {0}, {}}};
     CHECK_THROWS_AS(maskgit::write_safetensors(dir.file("new.safetensors"), twice, {}), std::invalid_argument);
-    twice[1].name = "v";
-    twice[1].shape = {-1};
+    twice[1] = {"v", DType::U8, {-1}, {}};
     CHECK_THROWS_AS(maskgit::write_safetensors(dir.file("new.safetensors"), twice, {}), std::invalid_argument);
     CHECK(dir.names() == std::vector<std::string>{"model.safetensors"});
   }
