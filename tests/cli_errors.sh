@@ -179,7 +179,7 @@ expect 2 "--feather" -- "${inpaint[@]}" -i "$work/ok-0.png" --mask "$centre" --f
 expect 2 "--output" -- "${inpaint[@]}" -i "$work/ok-0.png" --mask "$centre" -n 2 -o "$work/fail.png"
 expect 2 "--data" -- "${inpaint[@]}" --mask "$centre" -o "$work/fail%d.png"
 expect 3 "image-grey-8x8.png" -- "${inpaint[@]}" -i "$work/ok-0.png" -i "$fixtures/image-grey-8x8.png" --mask "$centre" -o "$work/fail%d.png"
-expect 2 "at least 28x28" -- "${outpaint[@]}" -i "$fixtures/image-grey-8x8.png" --right 4 -o "$work/fail%d.png"
+expect 2 "smaller than the model's 28x28" -- "${outpaint[@]}" -i "$fixtures/image-grey-8x8.png" --right 4 -o "$work/fail%d.png"
 expect 2 "--canvas" -- "${outpaint[@]}" -i "$work/ok-0.png" --canvas 56by28 -o "$work/fail%d.png"
 expect 2 "--offset" -- "${outpaint[@]}" -i "$work/ok-0.png" --canvas 40x28 --offset 20,0 -o "$work/fail%d.png"
 expect 2 "--canvas" -- "${outpaint[@]}" -i "$work/ok-0.png" --canvas 40x28 --left 4 -o "$work/fail%d.png"

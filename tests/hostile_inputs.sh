@@ -150,7 +150,7 @@ for image in empty text cut folder missing zero fifo; do
 done
 case_ 3 "mask-white-16x16.png" -- "${inpaint[@]}" -i "$work/ok.png" --mask "$root/tests/fixtures/mask-white-16x16.png" -o "$out/x.png"
 case_ 3 "mask-black-28x28.png" -- "${inpaint[@]}" -i "$work/ok.png" --mask "$root/tests/fixtures/mask-black-28x28.png" -o "$out/x.png"
-case_ 2 "at least 28x28" -- "${edit[@]}" -i "$root/tests/fixtures/image-grey-8x8.png" --box 0,0,4,4 -c 1 -o "$out/x.png"
+case_ 3 "image-grey-8x8.png: the image is 8x8, smaller than the model's 28x28" -- "${edit[@]}" -i "$root/tests/fixtures/image-grey-8x8.png" --box 0,0,4,4 -c 1 -o "$out/x.png"
 
 # ---- token files ----
 head -c 60 "$work/ok.safetensors" >"$work/cut.safetensors"
@@ -208,6 +208,10 @@ bad_flag --device tpu "${sample[@]}"
 bad_flag --dtype fp64 "${sample[@]}"
 bad_flag --schedule custom:1,-1 "${sample[@]}"
 bad_flag --schedule custom:99999999999999999999 "${sample[@]}"
+for value in squash "" none,crop; do
+  bad_flag --fit "$value" "${inpaint[@]}" -i "$work/ok.png" --mask "$centre"
+  bad_flag --fit "$value" "${edit[@]}" -i "$work/ok.png" --box 0,0,8,8 -c 1
+done
 case_ 2 "--grid" -- "${sample[@]}" -n 1000 --grid-scale 32 --grid "$out/g.png" -o ""
 data=/usr/share/datasets/fashion-mnist
 train=("$bin/maskgit-train" --threads 1 --data "$data" --limit 64 --steps 1 -o "$out/m")

@@ -1,0 +1,351 @@
+// The tools' shared layer on models of the release's shape: decoding defaults from a model
+// directory (config.json "sampling") and their precedence under the sampler flags, flags a model
+// cannot honour, fitting inputs of other sizes to the model's (--fit), the release's feather at
+// 256 and 512, and windowed decoding with the release's 16×16 and 32×32 token windows.
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <tuple>
+
+#include "cli/input_options.h"
+#include "cli/sampler_options.h"
+#include "common/error.h"
+#include "editing/canvas.h"
+#include "editing/region.h"
+#include "editing/windowed.h"
+#include "io/image.h"
+#include "model/model_dir.h"
+#include "transformer/transformer.h"
+
+#include "test_support.h"
+#include "tiny_models.h"
+
+// Catch2 comes last: LibTorch pulls in glog, whose CHECK macro would replace Catch's.
+#include <catch2/catch.hpp>
+
+using namespace maskgit;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A model directory holding only config.json (with a tokenizer and a transformer section), with
+// `sampling` (a JSON text) as its "sampling" section when not empty.
+std::string model_with_sampling(const fs::path& dir, const std::string& sampling) {
+  ModelConfig config;
+  config.directory = dir.string();
+  config.image_width = config.image_height = 16;
+  config.class_names = {"a", "b", "c"};
+  config.tokenizer = maskgit::testing::tiny_tokenizer_config();  // factor 2
+  config.transformer = maskgit::testing::tiny_transformer_config();
+  config.transformer->grid_height = config.transformer->grid_width = 8;
+  write_model_config(config);
+  if (!sampling.empty()) {
+    std::ifstream in(config.path_of(kModelConfigFile));
+    Json root = Json::parse(std::string(std::istreambuf_iterator<char>(in), {}));
+    in.close();
+    root.set("sampling", Json::parse(sampling));
+    std::ofstream(config.path_of(kModelConfigFile)) << root.dump(2);
+  }
+  return config.directory;
+}
+
+// Parses `args` into an app with the sampler flags (for the tool's `use`), applies `config`'s
+// defaults and returns the decoding options.
+DecodeOptions parse_sampler(const std::vector<std::string>& args, const ModelConfig& config, SamplingUse use,
+                            SamplerCliOptions* out = nullptr) {
+  CLI::App app{"test"};
+  SamplerCliOptions options;
+  options.use = use;
+  if (use == SamplingUse::editing) {
+    options.steps = 12;
+    options.start_step = 2;
+  }
+  add_sampler_options(app, options);
+  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 parses a reversed vector
+  app.parse(reversed);
+  const DecodeOptions decode = decode_options_for_model(options, config);
+  if (out) *out = options;
+  return decode;
+}
+
+}  // namespace
+
+TEST_CASE("a model's sampling section is parsed, bounded, written and read back", "[tools][model]") {
+  const fs::path dir = maskgit::testing::fresh_temp_dir("tools-sampling");
+  const std::string full =
+      R"({"steps": 3, "schedule": "linear", "choice_temperature": 2.5, "edit_steps": 6, "edit_start_step": 1})";
+  ModelConfig config = read_model_config(model_with_sampling(dir / "ok", full));
+  REQUIRE(config.sampling);
+  CHECK(config.sampling->steps == 3);
+  CHECK(config.sampling->schedule == "linear");
+  CHECK(config.sampling->choice_temperature == 2.5);
+  CHECK(config.sampling->edit_steps == 6);
+  CHECK(config.sampling->edit_start_step == 1);
+  CHECK_FALSE(read_model_config(model_with_sampling(dir / "none", "")).sampling);
+
+  // Written and read back; removed again when unset.
+  config.sampling = release_sampling_defaults(512);
+  write_model_config(config);
+  ModelConfig again = read_model_config(config.directory);
+  REQUIRE(again.sampling);
+  CHECK(again.sampling->to_json() == release_sampling_defaults(512).to_json());
+  again.sampling.reset();
+  write_model_config(again);
+  CHECK_FALSE(read_model_config(config.directory).sampling);
+
+  // Each bad field: bad input naming config.json and the field.
+  const std::pair<std::string, std::string> bad[] = {
+      {R"({"steps": 0, "schedule": "cosine", "choice_temperature": 4.5, "edit_steps": 12, "edit_start_step": 2})",
+       "sampling.steps"},
+      {R"({"steps": 1025, "schedule": "cosine", "choice_temperature": 4.5, "edit_steps": 12, "edit_start_step": 2})",
+       "sampling.steps"},
+      {R"({"steps": 8.5, "schedule": "cosine", "choice_temperature": 4.5, "edit_steps": 12, "edit_start_step": 2})",
+       "sampling.steps"},
+      {R"({"steps": 8, "schedule": "wiggly", "choice_temperature": 4.5, "edit_steps": 12, "edit_start_step": 2})",
+       "sampling.schedule"},
+      {R"({"steps": 8, "schedule": 3, "choice_temperature": 4.5, "edit_steps": 12, "edit_start_step": 2})",
+       "sampling.schedule"},
+      {R"({"steps": 8, "schedule": "cosine", "choice_temperature": -1, "edit_steps": 12, "edit_start_step": 2})",
+       "sampling.choice_temperature"},
+      {R"({"steps": 8, "schedule": "cosine", "choice_temperature": 1e300, "edit_steps": 12, "edit_start_step": 2})",
+       "sampling.choice_temperature"},
+      {R"({"steps": 8, "schedule": "cosine", "choice_temperature": 4.5, "edit_steps": 2, "edit_start_step": 2})",
+       "sampling.edit_start_step"},
+      {R"({"steps": 8, "schedule": "cosine", "choice_temperature": 4.5, "edit_steps": 12, "edit_start_step": -1})",
+       "sampling.edit_start_step"},
+      {R"({"steps": 8, "schedule": "cosine", "choice_temperature": 4.5, "edit_steps": 12})", "sampling.edit_start_step"},
+      {R"({"steps": 8, "schedule": "cosine", "choice_temperature": 4.5, "edit_steps": 12, "edit_start_step": 2,
+           "step": 4})", "sampling.step: unknown field"},
+      {R"([8])", "sampling: expected an object"},
+  };
+  int index = 0;
+  for (const auto& [section, field] : bad) {
+    const std::string model = model_with_sampling(dir / ("bad" + std::to_string(index++)), section);
+    try {
+      read_model_config(model);
+      FAIL("accepted: " << section);
+    } catch (const Error& e) {
+      CHECK(e.code() == ExitCode::bad_input);
+      CHECK_THAT(e.what(), Catch::Contains("config.json") && Catch::Contains(field));
+    }
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("the release's decoding defaults: 8 steps at 256, 12 at 512, edits 12 from step 2", "[tools]") {
+  for (const int64_t size : {256, 512}) {
+    const SamplingDefaults defaults = release_sampling_defaults(size);
+    CHECK(defaults.steps == (size == 256 ? 8 : 12));
+    CHECK(defaults.schedule == "cosine");
+    CHECK(defaults.choice_temperature == 4.5);
+    CHECK(defaults.edit_steps == 12);
+    CHECK(defaults.edit_start_step == 2);
+    CHECK_NOTHROW(defaults.validate());
+  }
+}
+
+TEST_CASE("sampler flags the user passes win over the model's defaults, which win over the tool's", "[tools]") {
+  const fs::path dir = maskgit::testing::fresh_temp_dir("tools-precedence");
+  const ModelConfig plain = read_model_config(model_with_sampling(dir / "plain", ""));
+  const ModelConfig model = read_model_config(model_with_sampling(
+      dir / "model",
+      R"({"steps": 3, "schedule": "linear", "choice_temperature": 2.5, "edit_steps": 6, "edit_start_step": 1})"));
+
+  // Without a section: the tools' own defaults.
+  DecodeOptions decode = parse_sampler({}, plain, SamplingUse::generation);
+  CHECK((decode.steps == 8 && decode.start_step == 0 && decode.schedule.name() == "cosine"));
+  CHECK(decode.choice_temperature == 4.5);
+  decode = parse_sampler({}, plain, SamplingUse::editing);
+  CHECK((decode.steps == 12 && decode.start_step == 2));
+
+  // The model's.
+  decode = parse_sampler({}, model, SamplingUse::generation);
+  CHECK((decode.steps == 3 && decode.start_step == 0 && decode.schedule.name() == "linear"));
+  CHECK(decode.choice_temperature == 2.5);
+  decode = parse_sampler({}, model, SamplingUse::editing);
+  CHECK((decode.steps == 6 && decode.start_step == 1 && decode.schedule.name() == "linear"));
+
+  // Flags win, each on its own; the model's defaults stay for the others. A flag equal to the
+  // tool's default still wins.
+  decode = parse_sampler({"--steps", "8"}, model, SamplingUse::generation);
+  CHECK((decode.steps == 8 && decode.schedule.name() == "linear" && decode.choice_temperature == 2.5));
+  decode = parse_sampler({"--schedule", "cosine", "--choice-temperature", "4.5"}, model, SamplingUse::generation);
+  CHECK((decode.steps == 3 && decode.schedule.name() == "cosine" && decode.choice_temperature == 4.5));
+  decode = parse_sampler({"--start-step", "0"}, model, SamplingUse::editing);
+  CHECK((decode.steps == 6 && decode.start_step == 0));
+  decode = parse_sampler({"--steps", "9"}, model, SamplingUse::editing);
+  CHECK((decode.steps == 9 && decode.start_step == 1));
+
+  // A flag that collides with a default says where the default came from.
+  CHECK_THROWS_WITH(parse_sampler({"--steps", "1"}, model, SamplingUse::editing),
+                    Catch::StartsWith("--steps: 1 must be above the first step 1") &&
+                        Catch::Contains("sampling.edit_start_step"));
+  CHECK_THROWS_WITH(parse_sampler({"--start-step", "6"}, model, SamplingUse::editing),
+                    Catch::StartsWith("--start-step: 6 must be below the 6 steps of the model's sampling.edit_steps"));
+  CHECK_THROWS_WITH(parse_sampler({"--steps", "2"}, plain, SamplingUse::editing),
+                    Catch::StartsWith("--steps: 2 must be above the first step 2 (the tool's default"));
+  CHECK_THROWS_WITH(parse_sampler({"--steps", "2", "--start-step", "2"}, model, SamplingUse::editing),
+                    Catch::StartsWith("--start-step: 2 must be below --steps 2"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("guidance on a model without a \"no class\" token is refused, naming --cfg-scale", "[tools]") {
+  const fs::path dir = maskgit::testing::fresh_temp_dir("tools-guidance");
+  ModelConfig config = read_model_config(model_with_sampling(dir, ""));
+  config.transformer->no_class_token = false;
+  CHECK_NOTHROW(parse_sampler({}, config, SamplingUse::generation));
+  CHECK_NOTHROW(parse_sampler({"--cfg-scale", "1"}, config, SamplingUse::generation));
+  try {
+    parse_sampler({"--cfg-scale", "2"}, config, SamplingUse::generation);
+    FAIL("guidance accepted");
+  } catch (const Error& e) {
+    CHECK(e.code() == ExitCode::usage);
+    CHECK_THAT(e.what(), Catch::StartsWith("--cfg-scale: 2 ") && Catch::Contains("\"no class\" token"));
+  }
+  config.transformer->no_class_token = true;
+  CHECK_NOTHROW(parse_sampler({"--cfg-scale", "2"}, config, SamplingUse::generation));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("fitting: centred crops to the model's aspect ratio, resizes, identity for none", "[tools][fit]") {
+  // none: as it is.
+  FitGeometry g = fit_geometry(300, 200, 256, 256, FitMode::none);
+  CHECK((g.crop_width == 300 && g.crop_height == 200 && g.width == 300 && g.height == 200));
+  CHECK(g.is_identity(300, 200));
+  // crop: wider than square → the centred 200×200, then 256×256.
+  g = fit_geometry(300, 200, 256, 256, FitMode::crop);
+  CHECK((g.crop_x == 50 && g.crop_y == 0 && g.crop_width == 200 && g.crop_height == 200));
+  CHECK((g.width == 256 && g.height == 256));
+  // taller, odd margin: the extra pixel goes to the bottom.
+  g = fit_geometry(64, 101, 32, 32, FitMode::crop);
+  CHECK((g.crop_x == 0 && g.crop_y == 18 && g.crop_width == 64 && g.crop_height == 64));
+  // a non-square target keeps its aspect ratio: 2:1 from 100×100 is 100×50.
+  g = fit_geometry(100, 100, 64, 32, FitMode::crop);
+  CHECK((g.crop_y == 25 && g.crop_width == 100 && g.crop_height == 50));
+  // resize: the whole image.
+  g = fit_geometry(300, 200, 256, 256, FitMode::resize);
+  CHECK((g.crop_x == 0 && g.crop_width == 300 && g.crop_height == 200 && g.width == 256));
+  // Already the model's size: nothing changes whatever the mode.
+  for (const FitMode mode : {FitMode::none, FitMode::crop, FitMode::resize})
+    CHECK(fit_geometry(256, 256, 256, 256, mode).is_identity(256, 256));
+  CHECK(parse_fit_mode("crop") == FitMode::crop);
+  CHECK_THROWS(parse_fit_mode("squash"));
+
+  torch::manual_seed(4);
+  const torch::Tensor images = torch::randint(0, 256, {2, 3, 40, 60}).to(torch::kFloat) / 255.0f;
+  CHECK(fit_images(images, fit_geometry(60, 40, 60, 40, FitMode::crop)).equal(images));
+  const torch::Tensor cropped = fit_images(images, fit_geometry(60, 40, 40, 40, FitMode::crop));
+  CHECK(cropped.equal(images.slice(3, 10, 50)));  // a crop alone copies pixels exactly
+  const torch::Tensor shrunk = fit_images(images, fit_geometry(60, 40, 16, 16, FitMode::crop));
+  CHECK((shrunk.sizes() == torch::IntArrayRef({2, 3, 16, 16})));
+  CHECK(shrunk.min().item<float>() >= 0.0f);
+  CHECK(shrunk.max().item<float>() <= 1.0f);
+  // A flat image stays flat when resized up or down (no ringing, no border effects).
+  const torch::Tensor flat = torch::full({3, 28, 28}, 0.25f);
+  for (const int64_t side : {16, 64})
+    CHECK(fit_images(flat, fit_geometry(28, 28, side, side, FitMode::resize)).sub(0.25f).abs().max().item<float>() <
+          1e-6f);
+}
+
+TEST_CASE("fitted masks follow their image and never under-cover it", "[tools][fit]") {
+  // One selected pixel, through shrinking and enlarging geometries: the fitted pixels that cover
+  // it are selected, nothing far from it is.
+  for (const auto& [mode, target] : {std::pair{FitMode::crop, int64_t{16}}, std::pair{FitMode::resize, int64_t{16}},
+                                     std::pair{FitMode::crop, int64_t{256}}, std::pair{FitMode::resize, int64_t{100}}}) {
+    torch::Tensor mask = torch::zeros({40, 60}, torch::kBool);
+    mask[13][29] = true;
+    const FitGeometry g = fit_geometry(60, 40, target, target, mode);
+    const torch::Tensor fitted = fit_pixel_mask(mask, g);
+    REQUIRE((fitted.sizes() == torch::IntArrayRef({target, target})));
+    // The selected pixel's area in fitted pixels: [(p - crop)·size/crop_size, (p + 1 - crop)·size/crop_size).
+    // Exact integer floor and ceiling.
+    const int64_t y0 = (13 - g.crop_y) * g.height / g.crop_height;
+    const int64_t y1 = ((14 - g.crop_y) * g.height + g.crop_height - 1) / g.crop_height;
+    const int64_t x0 = (29 - g.crop_x) * g.width / g.crop_width;
+    const int64_t x1 = ((30 - g.crop_x) * g.width + g.crop_width - 1) / g.crop_width;
+    CHECK(fitted.slice(0, y0, y1).slice(1, x0, x1).all().item<bool>());
+    CHECK(fitted.sum().item<int64_t>() == (y1 - y0) * (x1 - x0));
+  }
+  // Full and empty masks stay so; a mask outside the crop disappears.
+  const FitGeometry crop = fit_geometry(60, 40, 32, 32, FitMode::crop);
+  CHECK(fit_pixel_mask(torch::ones({40, 60}, torch::kBool), crop).all().item<bool>());
+  CHECK_FALSE(fit_pixel_mask(torch::zeros({40, 60}, torch::kBool), crop).any().item<bool>());
+  torch::Tensor left = torch::zeros({40, 60}, torch::kBool);
+  left.slice(1, 0, 10).fill_(true);  // the crop keeps columns 10..49
+  CHECK_FALSE(fit_pixel_mask(left, crop).any().item<bool>());
+  // The identity returns the mask itself.
+  CHECK(fit_pixel_mask(left, fit_geometry(60, 40, 32, 32, FitMode::none)).equal(left));
+}
+
+TEST_CASE("inputs of other sizes: one size, or any size fitted one by one", "[tools][fit]") {
+  const fs::path dir = maskgit::testing::fresh_temp_dir("tools-fit-inputs");
+  write_png((dir / "wide.png").string(), torch::rand({3, 20, 40}));
+  write_png((dir / "small.png").string(), torch::rand({1, 8, 8}));
+  InputOptions inputs;
+  inputs.files = {(dir / "wide.png").string(), (dir / "small.png").string()};
+  inputs.fit = "crop";
+  FittedInputs fitted = load_fitted_inputs(inputs, 3, 16, 16, /*one_size=*/false);
+  CHECK((fitted.data.images.sizes() == torch::IntArrayRef({2, 3, 16, 16})));
+  CHECK((fitted.input_width == 40 && fitted.input_height == 20));
+  CHECK((fitted.geometry.crop_x == 10 && fitted.geometry.crop_width == 20));
+  // One size required (the editing tools: one mask or box for all), or with --fit none.
+  CHECK_THROWS_WITH(load_fitted_inputs(inputs, 3, 16, 16, /*one_size=*/true),
+                    Catch::Contains("small.png") && Catch::Contains("expected 40x20"));
+  inputs.fit = "none";
+  CHECK_THROWS_WITH(load_fitted_inputs(inputs, 3, 16, 16, /*one_size=*/false), Catch::Contains("small.png"));
+  inputs.files.pop_back();
+  fitted = load_fitted_inputs(inputs, 3, 16, 16, /*one_size=*/false);
+  CHECK((fitted.data.images.sizes() == torch::IntArrayRef({1, 3, 20, 40})));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("the release's feather: S/16 - 1 of the model's side", "[tools][editing]") {
+  CHECK(default_feather_radius(256, 256) == 15.0);
+  CHECK(default_feather_radius(512, 512) == 31.0);
+  CHECK(default_feather_radius(28, 28) == 0.0);
+  CHECK(default_feather_radius(16, 16) == 0.0);  // never negative
+  CHECK(default_feather_radius(8, 8) == 0.0);
+  CHECK(default_feather_radius(256, 512) == 15.0);  // the shorter side
+}
+
+TEST_CASE("windowed decoding with the release's 16x16 and 32x32 token windows", "[tools][editing]") {
+  // Window plans on grids of a factor-16 model: 512×768 pixels with the 256 model's 16×16 windows
+  // (32×48 tokens), 1024×1024 with the 512 model's 32×32 windows (64×64 tokens).
+  CHECK((window_starts(48, 16) == std::vector<int64_t>{0, 8, 16, 24, 32}));
+  CHECK((window_starts(64, 32) == std::vector<int64_t>{0, 16, 32}));
+  for (const auto& [rows, columns, window] : {std::tuple{int64_t{32}, int64_t{48}, int64_t{16}},
+                                              std::tuple{int64_t{64}, int64_t{64}, int64_t{32}}}) {
+    torch::Tensor unknown = torch::ones({rows, columns}, torch::kBool);
+    unknown.slice(0, 0, window).slice(1, 0, window).fill_(false);  // the image in the top-left corner
+    const std::vector<TokenWindow> windows = plan_windows(unknown, window, window);
+    torch::Tensor covered = torch::zeros_like(unknown);
+    for (const TokenWindow& w : windows) {
+      CHECK((w.top + window <= rows && w.left + window <= columns));
+      covered.slice(0, w.top, w.top + window).slice(1, w.left, w.left + window).fill_(true);
+    }
+    CHECK(covered.logical_or(unknown.logical_not()).all().item<bool>());
+    // The first window decoded overlaps the image by half a window.
+    CHECK(((windows[0].top == 0 && windows[0].left == window / 2) || (windows[0].top == window / 2 && windows[0].left == 0)));
+  }
+
+  // Completing a 24×40 grid with a transformer of the 256 model's 16×16 grid (tiny widths): known
+  // tokens kept, every unknown one filled with an image code.
+  torch::manual_seed(5);
+  TransformerConfig config = maskgit::testing::tiny_transformer_config();
+  config.grid_height = config.grid_width = 16;
+  config.no_class_token = false;  // as the release
+  BidirectionalTransformer transformer(config);
+  transformer->eval();
+  DecodeOptions options;
+  options.steps = 2;
+  const int64_t mask = config.mask_token();
+  torch::Tensor ids = torch::randint(0, config.codebook_size, {2, 24, 40}, torch::kLong);
+  ids.slice(2, 16, 40).fill_(mask);  // outpainting 24 token columns to the right
+  const torch::Tensor done = complete_token_grids(transformer, ids, {0, 2}, {7, 8}, options, torch::kCPU);
+  CHECK(torch::equal(done.slice(2, 0, 16), ids.slice(2, 0, 16)));
+  CHECK(((done >= 0) & (done < config.codebook_size)).all().item<bool>());
+  CHECK(plan_windows(ids[0] == mask, 16, 16).size() >= 4);  // 24 new columns need 2 window columns × 2 rows
+  // Without a class, the release's model has nothing to decode with.
+  CHECK_THROWS_WITH(complete_token_grids(transformer, ids.slice(0, 0, 1), {-1}, {7}, options, torch::kCPU),
+                    Catch::Contains("\"no class\" token"));
+}
