@@ -47,6 +47,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     if (config.tokenizer) config.tokenizer->validate();
     if (config.transformer) config.transformer->validate();
+    if (config.sampling) config.sampling->validate();
   } catch (...) {
     fuzz::unexpected_exception("validate() of an accepted configuration");
   }
@@ -65,7 +66,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       again.tokenizer.has_value() != config.tokenizer.has_value() ||
       again.transformer.has_value() != config.transformer.has_value() ||
       (config.tokenizer && again.tokenizer->to_json() != config.tokenizer->to_json()) ||
-      (config.transformer && again.transformer->to_json() != config.transformer->to_json()))
+      (config.transformer && again.transformer->to_json() != config.transformer->to_json()) ||
+      again.sampling.has_value() != config.sampling.has_value() ||
+      (config.sampling && again.sampling->to_json() != config.sampling->to_json()))
     fuzz::finding("write_model_config and read_model_config changed the configuration");
   return 0;
 }

@@ -266,6 +266,14 @@ def config_seeds():
     colour["tokenizer"]["channels"] = 3
     colour["tokenizer"]["release_shortcut"] = True
     put_config("rgb.json", colour)
+    # The release's shape: RGB, factor 16, no "no class" token, decoding defaults of its own.
+    release = json.loads(json.dumps(colour))
+    release["image"].update(width=256, height=256)
+    release["tokenizer"].update(filters=128, channel_multipliers=[1, 1, 2, 2, 4], num_res_blocks=2, norm_groups=32)
+    release["transformer"].update(grid_height=16, grid_width=16, no_class_token=False)
+    release["sampling"] = {"steps": 8, "schedule": "cosine", "choice_temperature": 4.5, "edit_steps": 12,
+                           "edit_start_step": 2}
+    put_config("release.json", release)
     minimal = {"format": "maskgit-cpp", "format_version": 1, "image": {"width": 1, "height": 1, "channels": 1},
                "class_names": ["x"]}
     put_config("minimal.json", minimal)
@@ -288,6 +296,10 @@ def config_seeds():
     put_config("hostile-image.json", image)
     put("config", "hostile-not-object.json", "[1, 2]")
     put("config", "hostile-format.json", '{"format": "maskgit-cpp", "format_version": 1.0}')
+    sampling = json.loads(json.dumps(release))
+    sampling["sampling"] = {"steps": 9223372036854775807, "schedule": "custom:1,-1", "choice_temperature": -1e308,
+                            "edit_steps": 0, "edit_start_step": -1, "stpes": 1}
+    put_config("hostile-sampling.json", sampling)
 
 
 # ---------------------------------------------------------------- Flax msgpack checkpoints
@@ -365,7 +377,8 @@ def dictionaries():
         "tokenizer", "filters", "channel_multipliers", "num_res_blocks", "codebook_size", "embedding_dim",
         "norm_groups", "norm_eps", "release_shortcut", "transformer", "num_classes", "grid_height",
         "grid_width", "hidden_size", "num_layers", "num_heads", "mlp_dim", "dropout", "attention_dropout",
-        "no_class_token", "4096", "65536"]
+        "no_class_token", "sampling", "steps", "schedule", "choice_temperature", "edit_steps", "edit_start_step",
+        "cosine", "custom:", "4096", "65536"]
     token_tokens = safetensors_tokens + ["ids", "labels", "image_height", "image_width", "codebook_size"]
     image_tokens = ["\x89PNG\r\n\x1a\n", "IHDR", "IDAT", "IEND", "PLTE", "tRNS", "tEXt", "gAMA", "iCCP",
                     "CgBI", "\xff\xd8", "\xff\xd9", "\xff\xc0", "\xff\xc2", "\xff\xc4", "\xff\xda",
