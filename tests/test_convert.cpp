@@ -477,6 +477,8 @@ TEST_CASE("convert_release_model writes a model directory all or nothing") {
     CHECK_THAT(error_of([&] { resolve_classes(config, {"cow"}, "--class"); }),
                Contains("--class: unknown class \"cow\" (classes: cat, dog, crane, crane, five)"));
     CHECK_FALSE(config.transformer->no_class_token);
+    REQUIRE(config.sampling);
+    CHECK(config.sampling->steps == release_sampling_defaults(32).steps);
     BidirectionalTransformer loaded = load_transformer(config, torch::kCPU);
     for (const auto& item : transformer->named_parameters())
       CHECK(torch::equal(item.value(), loaded->named_parameters()[item.key()]));

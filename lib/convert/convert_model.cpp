@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -173,6 +174,9 @@ ConvertReport convert_release_model(const ConvertRequest& request,
   source.set("converter", std::string("maskgit-convert ") + MASKGIT_VERSION);
   config.raw = Json::object();
   config.raw.set("converted_from", source);
+  // The release's decoding settings for this size (8 steps at 256, 12 at 512, τ0 4.5, cosine;
+  // edits 12 steps from step 2), which the tools use unless a flag says otherwise.
+  config.sampling = release_sampling_defaults(std::max(config.image_width, config.image_height));
   report.differences_from_official = differences_from_official(config);
   report.tokenizer_arrays = tokenizer_checkpoint.arrays().size();
   report.transformer_arrays = transformer_checkpoint.arrays().size();

@@ -58,11 +58,13 @@ Json SamplingDefaults::to_json() const {
 SamplingDefaults SamplingDefaults::from_json(const Json& json, const std::string& path) {
   if (!json.is_object()) throw std::runtime_error(path + ": expected an object");
   static const char* const kFields[] = {"steps", "schedule", "choice_temperature", "edit_steps", "edit_start_step"};
-  for (const auto& [key, value] : json.as_object())
+  for (const auto& entry : json.as_object()) {
+    const std::string& key = entry.first;  // (a structured binding cannot be captured in C++17)
     if (std::find_if(std::begin(kFields), std::end(kFields), [&](const char* field) { return key == field; }) ==
         std::end(kFields))
       throw std::runtime_error(fmt::format("{}.{}: unknown field (known: {})", path, key.substr(0, 64),
                                            fmt::join(kFields, ", ")));
+  }
   SamplingDefaults defaults;
   defaults.steps = json_int(json, "steps", path);
   defaults.schedule = json_string(json, "schedule", path);
