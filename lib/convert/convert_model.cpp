@@ -149,6 +149,7 @@ ConvertReport convert_release_model(const ConvertRequest& request,
   check_output_directory(request.output_dir, request.overwrite, "--output");
 
   // Everything is read and checked before anything is written.
+  // (Memory-mapped: each array's pages are dropped once converted, see load_release_parameters.)
   const FlaxCheckpoint tokenizer_checkpoint = FlaxCheckpoint::read(request.tokenizer_path);
   const FlaxCheckpoint transformer_checkpoint = FlaxCheckpoint::read(request.transformer_path);
   ConvertReport report;

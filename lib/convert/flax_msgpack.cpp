@@ -216,6 +216,14 @@ const FlaxArray* FlaxCheckpoint::find(const std::string& path) const {
   return it == arrays_.end() ? nullptr : &it->second;
 }
 
+void FlaxCheckpoint::discard_pages(const FlaxArray& array) const {
+  if (!mapped_ || array.bytes == 0) return;
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(array.data);
+  const uintptr_t first = (begin + page - 1) / page * page, last = (begin + array.bytes) / page * page;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 void FlaxCheckpoint::parse_bytes(const unsigned char* bytes, size_t size) {
   try {
     if (size == 0) throw std::runtime_error("empty file");
@@ -285,6 +293,7 @@ FlaxCheckpoint FlaxCheckpoint::read(const std::string& path) {
   }
   mapping->size = static_cast<size_t>(size);
   checkpoint.storage_ = mapping;
+  checkpoint.mapped_ = true;
   checkpoint.parse_bytes(static_cast<const unsigned char*>(mapping->address), mapping->size);
   return checkpoint;
 }

@@ -54,11 +54,17 @@ class FlaxCheckpoint {
   // ("encoder/ResBlock_3/Conv_1/kernel"), in sorted order.
   const std::map<std::string, FlaxArray>& arrays() const { return arrays_; }
   const FlaxArray* find(const std::string& path) const;
+  // Tells the kernel that `array`'s bytes will not be read again, so that a converter holds each
+  // array's pages only while it copies them (the whole pages inside the array, of a memory-mapped
+  // checkpoint; otherwise nothing). Reading the array afterwards still works (the pages are read
+  // from the file again).
+  void discard_pages(const FlaxArray& array) const;
 
  private:
   void parse_bytes(const unsigned char* bytes, size_t size);
   std::string source_;
   std::shared_ptr<const void> storage_;  // the mapping or the string the arrays point into
+  bool mapped_ = false;
   std::map<std::string, FlaxArray> arrays_;
 };
 

@@ -273,6 +273,7 @@ void load_release_parameters(torch::nn::Module& module, const FlaxCheckpoint& ch
       continue;
     }
     const torch::Tensor value = to_our_layout(to_tensor(*array), rule.layout, shape);
+    checkpoint.discard_pages(*array);
     if (!torch::isfinite(value).all().item<bool>()) {
       problems.push_back(fmt::format("{}: holds NaN or infinity", path));
       continue;
