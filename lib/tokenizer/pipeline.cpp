@@ -8,25 +8,6 @@
 
 namespace maskgit {
 
-LabeledImages load_input_images(const std::vector<std::string>& files, const DatasetSpec& dataset,
-                                int channels) {
-  if (files.empty()) {
-    DatasetSpec spec = dataset;
-    spec.channels = channels;
-    return load_dataset(spec);
-  }
-  LabeledImages out;
-  std::vector<torch::Tensor> images;
-  for (const auto& file : files) {
-    const int expected_width = images.empty() ? 0 : static_cast<int>(images.front().size(2));
-    const int expected_height = images.empty() ? 0 : static_cast<int>(images.front().size(1));
-    images.push_back(read_image_as(file, channels, expected_width, expected_height));
-  }
-  out.images = torch::stack(images);
-  out.labels = torch::full({out.images.size(0)}, -1, torch::kLong);
-  return out;
-}
-
 torch::Tensor encode_in_batches(VQTokenizer& tokenizer, const torch::Tensor& images, int64_t batch_size,
                                 const torch::Device& device) {
   std::vector<torch::Tensor> parts;

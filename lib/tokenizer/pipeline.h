@@ -1,5 +1,5 @@
 #pragma once
-// Batched encode/decode and input gathering shared by the tools.
+// Batched encode/decode shared by the tools.
 #include <torch/torch.h>
 
 #include <string>
@@ -9,11 +9,6 @@
 #include "tokenizer/vqgan.h"
 
 namespace maskgit {
-
-// Images from explicit files (all must share one size) or, when `files` is empty, from a
-// dataset. Converted to `channels`. Labels are -1 for files.
-LabeledImages load_input_images(const std::vector<std::string>& files, const DatasetSpec& dataset,
-                                int channels);
 
 torch::Tensor encode_in_batches(VQTokenizer& tokenizer, const torch::Tensor& images, int64_t batch_size,
                                 const torch::Device& device);
