@@ -9,35 +9,7 @@ fixtures=$root/tests/fixtures
 data=/usr/share/datasets/fashion-mnist
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-passed=0 failed=0
-
-# expect STATUS NEEDLE -- command...
-expect() {
-  local want=$1 needle=$2; shift 3
-  "$@" >"$work/out" 2>"$work/err" </dev/null
-  local got=$? lines
-  lines=$(wc -l <"$work/err")
-  if [ "$got" -eq "$want" ] && grep -qF -- "$needle" "$work/err" && [ "$lines" -eq 1 ]; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $* -> status $got (want $want), stderr ($lines lines):"; sed 's/^/    /' "$work/err"
-    echo "    (expected one line containing: $needle)"
-  fi
-}
-
-# Two PNGs with the same pixels, whatever their text chunks (which come before the image data).
-same_pixels() {
-  local a b
-  a=$(grep -abo IDAT "$1" | head -1 | cut -d: -f1) && b=$(grep -abo IDAT "$2" | head -1 | cut -d: -f1) &&
-    cmp -s <(tail -c +"$a" "$1") <(tail -c +"$b" "$2")
-}
-different_pixels() { ! same_pixels "$@"; }
-
-check() {  # check DESCRIPTION COMMAND...
-  local what=$1; shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $what"; fi
-}
+source "$root/tests/cli_lib.sh"
 
 train=("$bin/maskgit-train" --stage tokenizer --data "$data" --split t10k --limit 64 --batch-size 32
        --filters 8 --channel-mult 1,2 --codebook-size 16 --embedding-dim 4 --norm-groups 4 --threads 1 -q)
@@ -256,5 +228,4 @@ check "no output after refused learning rates" test ! -e "$work/x"
 # --resume trains on the images the checkpoint was trained on (its --limit).
 expect 2 "--limit: the checkpoint" -- "$bin/maskgit-train" --stage tokenizer --data "$data" --split t10k --limit 32 --threads 1 -q --resume -o "$work/again"
 
-echo "cli_errors: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish cli_errors

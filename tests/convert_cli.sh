@@ -10,7 +10,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 python=/usr/bin/python3
 work=$(mktemp -d "${TMPDIR:-/tmp}/maskgit-convert-cli.XXXXXX")
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
-passed=0 failed=0
 convert=$bin/maskgit-convert
 
 fail() { echo "convert_cli.sh: FAIL: $*"; exit 1; }
@@ -21,24 +20,7 @@ fail() { echo "convert_cli.sh: FAIL: $*"; exit 1; }
 tok=$work/release/tokenizer_checkpoint
 tr=$work/release/transformer_checkpoint
 
-# expect STATUS NEEDLE -- command...
-expect() {
-  local want=$1 needle=$2; shift 3
-  "$@" >"$work/out" 2>"$work/err" </dev/null
-  local got=$? lines
-  lines=$(wc -l <"$work/err")
-  if [ "$got" -eq "$want" ] && grep -qF -- "$needle" "$work/err" && [ "$lines" -eq 1 ]; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $* -> status $got (want $want), stderr ($lines lines):"; sed 's/^/    /' "$work/err"
-    echo "    (expected one line containing: $needle)"
-  fi
-}
-check() {  # check DESCRIPTION COMMAND...
-  local what=$1; shift
-  if "$@" >/dev/null; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $what"; fi
-}
+source "$here/cli_lib.sh"
 # Nothing but the inputs may appear in $work/out-dir after a refused conversion.
 nothing_left() { [ -z "$(ls -A "$work/dest")" ]; }
 
@@ -101,5 +83,4 @@ if [ -w /dev/full ]; then
   rm -rf "$work/dest/m2"
 fi
 
-echo "convert_cli.sh: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish convert_cli.sh

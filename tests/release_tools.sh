@@ -14,28 +14,9 @@ make_model=${2:?usage: release_tools.sh BIN_DIR MAKE_TEST_MODEL}
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-passed=0 failed=0
-
-# expect STATUS NEEDLE -- command...: the status, one line on stderr containing NEEDLE, and
-# nothing under $work/none (every refused command writes there).
-expect() {
-  local want=$1 needle=$2; shift 3
-  rm -rf "$work/none"
-  "$@" >"$work/out" 2>"$work/err" </dev/null
-  local got=$? lines
-  lines=$(wc -l <"$work/err")
-  if [ "$got" -eq "$want" ] && grep -qF -- "$needle" "$work/err" && [ "$lines" -eq 1 ] && [ ! -e "$work/none" ]; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $* -> status $got (want $want), stderr ($lines lines):"; sed 's/^/    /' "$work/err"
-    echo "    (expected one line containing: $needle, and nothing written)"
-  fi
-}
-check() {  # check DESCRIPTION COMMAND...
-  local what=$1; shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $what"; fi
-}
+source "$root/tests/cli_lib.sh"
+# Every refused command writes under $work/none: nothing may appear there.
+expect_nothing_at=$work/none
 run() {  # run COMMAND...: must succeed (stderr kept in $work/err)
   if ! "$@" >"$work/out" 2>"$work/err" </dev/null; then
     failed=$((failed + 1)); echo "FAIL (status $?): $*"; sed 's/^/    /' "$work/err"; return 1
@@ -47,13 +28,6 @@ png_info() {
   bytes=($(od -An -tu1 -j16 -N10 "$1"))
   echo "$(( (bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3] ))x$(( (bytes[4] << 24) | (bytes[5] << 16) | (bytes[6] << 8) | bytes[7] )) ${bytes[9]}"
 }
-# Two PNGs with the same pixels, whatever their text chunks (which come before the image data).
-same_pixels() {
-  local a b
-  a=$(grep -abo IDAT "$1" | head -1 | cut -d: -f1) && b=$(grep -abo IDAT "$2" | head -1 | cut -d: -f1) &&
-    cmp -s <(tail -c +"$a" "$1") <(tail -c +"$b" "$2")
-}
-different_pixels() { ! same_pixels "$@"; }
 has() { grep -qF -- "$2" "$1"; }  # has FILE TEXT
 lacks() { ! has "$@"; }
 
@@ -229,5 +203,4 @@ run "${tokenize[@]}" reconstruct --fit resize "$grey28" -o "$work/rr.png" --orig
 check "reconstruct --fit resize: the model's size" test "$(png_info "$work/rr.png")" = "64x64 2"
 check "--originals shows the fitted input" test "$(png_info "$work/rr-in.png")" = "64x64 2"
 
-echo "release_tools: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish release_tools
