@@ -19,13 +19,16 @@ int main(int argc, char** argv) {
   ConvertRequest request;
   bool json_output = false, quiet = false;
   app.add_option("--tokenizer", request.tokenizer_path, "The release's tokenizer checkpoint (tokenizer_imagenet*_checkpoint)")
-      ->required();
+      ->required()->check(non_empty());
   app.add_option("--transformer", request.transformer_path, "The release's transformer checkpoint (maskgit_imagenet*_checkpoint)")
-      ->required();
-  app.add_option("-o,--output", request.output_dir, "Model directory to create (must not exist, or be empty)")->required();
+      ->required()->check(non_empty());
+  app.add_option("-o,--output", request.output_dir, "Model directory to create (must not exist, or be empty)")
+      ->required()->check(non_empty());
   app.add_option("--class-names", request.class_names_path,
-                 "Text file with one class name a line (1000 for ImageNet); without it classes are named by id");
-  app.add_flag("--overwrite", request.overwrite, "Replace an existing model directory");
+                 "Text file with one class name a line (1000 for ImageNet); without it classes are named by id")
+      ->check(non_empty());
+  app.add_flag("--overwrite", request.overwrite,
+               "Replace an existing model directory (one holding only config.json and the two weights files)");
   app.add_flag("--json", json_output, "Print one JSON object describing the converted model on stdout");
   app.add_flag("-q,--quiet", quiet, "No progress on stderr");
 

@@ -45,6 +45,9 @@ expect 2 "--cfg-scale" -- "$bin/maskgit-sample" -m "$work/model" --class 1 --cfg
 expect 2 "--tokenizer" -- "$convert" --transformer "$tr" -o "$work/dest/m"
 expect 2 "--output" -- "$convert" --tokenizer "$tok" --transformer "$tr"
 expect 2 "--bogus" -- "$convert" --tokenizer "$tok" --transformer "$tr" -o "$work/dest/m" --bogus
+expect 2 "--class-names" -- "$convert" --tokenizer "$tok" --transformer "$tr" -o "$work/dest/m" --class-names ""
+expect 2 "--output" -- "$convert" --tokenizer "$tok" --transformer "$tr" -o ""
+expect 2 "--tokenizer" -- "$convert" --tokenizer "" --transformer "$tr" -o "$work/dest/m"
 # Input files.
 expect 3 "$work/missing" -- "$convert" --tokenizer "$work/missing" --transformer "$tr" -o "$work/dest/m"
 expect 3 "$work/release: not a regular file" -- "$convert" --tokenizer "$work/release" --transformer "$tr" -o "$work/dest/m"
@@ -66,6 +69,12 @@ mkdir -p "$work/dest/full" && : >"$work/dest/full/keep"
 expect 4 "exists and is not empty" -- "$convert" --tokenizer "$tok" --transformer "$tr" -o "$work/dest/full"
 expect 4 "is not a model directory" -- "$convert" --tokenizer "$tok" --transformer "$tr" -o "$work/dest/full" --overwrite
 check "kept" test -f "$work/dest/full/keep"
+# --overwrite replaces a converted model only: not one holding other files too.
+"$convert" --tokenizer "$tok" --transformer "$tr" -o "$work/dest/trained" -q && mkdir "$work/dest/trained/train-state"
+expect 4 "holds train-state besides a model's files" -- "$convert" --tokenizer "$tok" --transformer "$tr" \
+  -o "$work/dest/trained" --overwrite
+check "train-state kept" test -d "$work/dest/trained/train-state"
+rm -rf "$work/dest/trained"
 ln -s "$work/dest/full" "$work/dest/link"
 expect 4 "is a symbolic link" -- "$convert" --tokenizer "$tok" --transformer "$tr" -o "$work/dest/link"
 expect 4 "--output /proc/version/m" -- "$convert" --tokenizer "$tok" --transformer "$tr" -o /proc/version/m

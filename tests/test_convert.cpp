@@ -1,7 +1,9 @@
 // maskgit-convert's pieces: the Flax msgpack reader (with a table of corrupt files), the
 // release layout mapping, configuration inference, and the all-or-nothing model directory.
 // Checkpoints are built here with msgpack-cxx's packer from our own modules in the release's
-// layout (SPEC.md section 7), independently of the converter's mapping code.
+// layout as SPEC.md section 7 states it, by code separate from the converter's mapping; a
+// misreading shared by both would still pass here. The release's layout itself is checked
+// against an independent numpy reference by release:parity-* (tests/reference/).
 #include "test_support.h"
 
 #include <sys/stat.h>
@@ -290,7 +292,7 @@ TEST_CASE("Mapping problems name the path: missing, unexpected, mis-shaped, non-
   CHECK(message.find('\n') == std::string::npos);
 }
 
-TEST_CASE("Flax msgpack reader: float16, bfloat16 and float64 arrays are read; other dtypes are refused by name") {
+TEST_CASE("Flax msgpack reader: float16, bfloat16 and float64 arrays are read, other dtypes refused by name") {
   const torch::Tensor values = torch::tensor({0.5f, -2.0f, 3.25f});
   for (const auto& [name, dtype] : std::vector<std::pair<std::string, torch::ScalarType>>{
            {"float16", torch::kFloat16}, {"bfloat16", torch::kBFloat16}, {"float64", torch::kFloat64}}) {
@@ -411,8 +413,9 @@ TEST_CASE("Flax msgpack reader: a table of malformed files, each refused with it
          p.pack(true);
        }), "big: an array Flax split into chunks"},
       {"trailing bytes", good + "\x01", "1 bytes of trailing data"},
-      {"a map claiming 2^32-1 entries", std::string("\xdf\xff\xff\xff\xff", 5), "a size is beyond the limits"},
-      {"a list claiming 2^32-1 entries", std::string("\x81\xa6params\xdd\xff\xff\xff\xff", 13), "a size is beyond the limits"},
+      {"a map claiming 2^32-1 entries", std::string("\xdf\xff\xff\xff\xff", 5), "map and list entries in all"},
+      {"a list claiming 2^32-1 entries", std::string("\x81\xa6params\xdd\xff\xff\xff\xff", 13), "map and list entries in all"},
+      {"a map claiming 8193 entries", std::string("\x81\xa6params\xde\x20\x01", 11), "a size is beyond the limits"},
   };
   // Nesting deeper than kMaxFlaxDepth.
   std::string deep = "\x81\xa6params";
@@ -498,12 +501,37 @@ TEST_CASE("convert_release_model writes a model directory all or nothing") {
     CHECK_FALSE(fs::exists(request.output_dir));
     CHECK(leftovers() == 0);
   }
+  SECTION("a small file describing a huge model is refused before the model is built") {
+    for (int layer = 2; layer < 100; ++layer) transformer_arrays[fmt::format("TransformerLayer_{}/x", layer)] = torch::zeros({1});
+    write_bytes(dir / "transformer_checkpoint", checkpoint_bytes(transformer_arrays));
+    CHECK_THAT(error_of([&] { convert_release_model(request); }), Contains("transformer_checkpoint: the arrays hold"));
+  }
+  SECTION("failures create no folders") {
+    transformer_arrays["MlmLayer_0/mlm_bias/bias"][0] = std::nan("");
+    write_bytes(dir / "transformer_checkpoint", checkpoint_bytes(transformer_arrays));
+    request.output_dir = (dir / "new/deeper/model").string();
+    CHECK_THAT(error_of([&] { convert_release_model(request); }), Contains("mlm_bias/bias: holds NaN"));
+    CHECK_FALSE(fs::exists(dir / "new"));
+  }
+  SECTION("leftovers of killed conversions are cleaned up; a model moved aside is put back") {
+    fs::create_directories(dir / "models/.converted.maskgit-convert.999999999/half");
+    fs::create_directories(dir / "models/.converted.maskgit-convert.old.999999998");
+    write_bytes(dir / "models/.converted.maskgit-convert.old.999999998/config.json", "{}");
+    fs::create_directories(dir / "models/.other.maskgit-convert.999999999");  // another destination's
+    // The old model comes back as models/converted, which a conversion without --overwrite refuses.
+    CHECK_THAT(error_of([&] { convert_release_model(request); }), Contains("exists and is not empty"));
+    CHECK(fs::exists(dir / "models/converted/config.json"));
+    CHECK_FALSE(fs::exists(dir / "models/.converted.maskgit-convert.999999999"));
+    CHECK(fs::exists(dir / "models/.other.maskgit-convert.999999999"));
+  }
   SECTION("class names must match the class count") {
     write_bytes(dir / "names.txt", "a\nb\n");
     request.class_names_path = (dir / "names.txt").string();
     CHECK_THAT(error_of([&] { convert_release_model(request); }), Contains("names.txt: 2 class names, the transformer has 5"));
     write_bytes(dir / "names.txt", "a\n\nb\nc\nd\n");
     CHECK_THAT(error_of([&] { convert_release_model(request); }), Contains("names.txt: line 2: empty class name"));
+    write_bytes(dir / "names.txt", "a\nb\xff\xfe\nc\nd\ne\n");
+    CHECK_THAT(error_of([&] { convert_release_model(request); }), Contains("names.txt: line 2: not valid UTF-8"));
     CHECK_FALSE(fs::exists(request.output_dir));
   }
   SECTION("destinations checked before reading: files, links, non-model directories") {
@@ -517,6 +545,12 @@ TEST_CASE("convert_release_model writes a model directory all or nothing") {
     request.overwrite = true;
     CHECK_THAT(error_of([&] { convert_release_model(request); }), Contains("is not a model directory"));
     CHECK(fs::exists(dir / "models/other/keep"));
+    // A model folder holding more than a converted model's files (a trained model's state).
+    fs::create_directories(dir / "models/trained/train-state");
+    write_bytes(dir / "models/trained/config.json", "{\"format\": \"maskgit-cpp\"}");
+    request.output_dir = (dir / "models/trained").string();
+    CHECK_THAT(error_of([&] { convert_release_model(request); }), Contains("holds train-state besides a model's files"));
+    CHECK(fs::exists(dir / "models/trained/train-state"));
     fs::create_directory_symlink(dir / "models/other", dir / "models/link");
     request.output_dir = (dir / "models/link").string();
     CHECK_THAT(error_of([&] { convert_release_model(request); }), Contains("is a symbolic link"));

@@ -293,3 +293,18 @@ TEST_CASE("json: typed lookups report the dotted path", "[json]") {
   CHECK_THROWS_WITH(maskgit::json_int(root, "format_version", ""), "format_version: missing");
   CHECK_THROWS_WITH(maskgit::json_int(Json(3), "x", "image"), StartsWith("image: expected an object"));
 }
+
+TEST_CASE("is_valid_utf8: RFC 3629 well-formedness") {
+  using maskgit::is_valid_utf8;
+  CHECK(is_valid_utf8(""));
+  CHECK(is_valid_utf8("plain ascii"));
+  CHECK(is_valid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));  // é € 😀
+  CHECK(is_valid_utf8("\xf4\x8f\xbf\xbf"));                          // U+10FFFF
+  CHECK_FALSE(is_valid_utf8("\xff\xfe"));                            // not a lead byte
+  CHECK_FALSE(is_valid_utf8("\xc3"));                                // truncated
+  CHECK_FALSE(is_valid_utf8("\xc3\x28"));                            // bad continuation
+  CHECK_FALSE(is_valid_utf8("\xc0\xaf"));                            // overlong '/'
+  CHECK_FALSE(is_valid_utf8("\xe0\x80\xaf"));                        // overlong, 3 bytes
+  CHECK_FALSE(is_valid_utf8("\xed\xa0\x80"));                        // a surrogate
+  CHECK_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));                    // above U+10FFFF
+}

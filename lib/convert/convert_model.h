@@ -26,22 +26,30 @@ struct ConvertReport {
 };
 
 // Checks, before anything is read: the output directory must not exist, or be an empty
-// directory, or (with overwrite) be a model directory (it holds config.json); not a symbolic
-// link; its parent must exist or be creatable. Throws Error(io_error) naming `flag` otherwise.
+// directory, or (with overwrite) be a model directory holding nothing but config.json,
+// tokenizer.safetensors and transformer.safetensors; not a symbolic link; its parent must exist
+// or be creatable. Throws Error(io_error) naming `flag` otherwise.
 void check_output_directory(const std::string& path, bool overwrite, const std::string& flag);
 
-// Reads both checkpoints, infers and checks the configuration, converts every array, writes the
-// model into a temporary sibling directory and renames it into place (an existing directory
-// replaced with overwrite is removed only after the new one is in place). Nothing is left
-// behind on failure. Throws Error(bad_input) naming the input file and path for a malformed
+// Reads both checkpoints, infers and checks the configuration, converts every array of both
+// stages (all checks done before anything is written), writes the model into a hidden
+// temporary sibling directory and renames it into place (an existing directory replaced with
+// overwrite is moved aside and removed only after the new one is in place). Nothing is left
+// behind on failure, and the leftovers of conversions to the same destination that were killed
+// are cleaned up first (an old model moved aside is put back if the destination is missing).
+// The checkpoints are memory-mapped: a file truncated while it is being converted ends the
+// process with SIGBUS. Throws Error(bad_input) naming the input file and path for a malformed
 // checkpoint or class-names file, Error(io_error) for the output. `progress` receives short
 // status lines ("tokenizer: 168 arrays, 54515587 parameters").
 ConvertReport convert_release_model(const ConvertRequest& request,
                                     const std::function<void(const std::string&)>& progress = nullptr);
 
-// Class names from a text file: one per line (UTF-8; trailing "\r" and one final empty line
-// ignored), each non-empty and without control characters, exactly `count` of them. Throws
+// Class names from a text file: one per line, exactly `count` of them, each valid UTF-8 of 1 to
+// kMaxClassNameBytes bytes without control characters once a leading byte order mark and
+// surrounding spaces, tabs and "\r" are removed (one final empty line is ignored). Names with
+// commas are kept, but `-c` splits on commas, so such classes are selected by id. Throws
 // Error(bad_input) naming the file and line.
+constexpr size_t kMaxClassNameBytes = 1024;
 std::vector<std::string> read_class_names(const std::string& path, int64_t count);
 
 }  // namespace maskgit

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -55,11 +56,39 @@ msgpack::unpack_limit limits(size_t size) {
   return msgpack::unpack_limit(kMaxArrayEntries, kMaxMapEntries, kMaxKeyBytes, size, size, kMaxFlaxDepth);
 }
 
+// Counts the entries of every map and list before the real unpack allocates one object for
+// each: the per-container limits alone would let a file of many small maps (2 bytes an entry)
+// make msgpack-cxx allocate ~25 times the file's size.
+constexpr size_t kMaxTotalEntries = size_t{1} << 20;
+struct EntryCounter : msgpack::null_visitor {
+  size_t total = 0;
+  bool start_array(uint32_t count) { return add(count); }
+  bool start_map(uint32_t count) { return add(count); }
+  bool add(uint32_t count) {
+    total += count;
+    if (total > kMaxTotalEntries)
+      throw std::runtime_error(fmt::format("more than {} map and list entries in all (a checkpoint holds a few "
+                                           "thousand)", kMaxTotalEntries));
+    return true;
+  }
+  void parse_error(size_t, size_t) {}         // reported by the unpack that follows
+  void insufficient_bytes(size_t, size_t) {}  // likewise
+};
+
 // One complete msgpack value spanning exactly `size` bytes.
 msgpack::object_handle unpack_exactly(const char* bytes, size_t size, const std::string& what) {
   size_t offset = 0;
   bool referenced = false;
   msgpack::object_handle handle;
+  {
+    EntryCounter counter;
+    size_t counted = 0;
+    try {
+      msgpack::parse(bytes, size, counted, counter);
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(fmt::format("{}: {}", what, e.what()));
+    }
+  }
   try {
     handle = msgpack::unpack(bytes, size, offset, referenced, reference_in_place, nullptr, limits(size));
   } catch (const msgpack::insufficient_bytes&) {
@@ -137,8 +166,9 @@ FlaxArray parse_array(const msgpack::object& ext, const std::string& path) {
       throw std::runtime_error(fmt::format("{}: shape: dimension {} is not a non-negative integer", path, i));
     if (size.via.u64 > kMaxElements)
       throw std::runtime_error(fmt::format("{}: shape: dimension {} ({}) is too large", path, i, size.via.u64));
+    if (size.via.u64 != 0 && numel > kMaxElements / size.via.u64)  // checked before multiplying
+      throw std::runtime_error(fmt::format("{}: shape: too many elements", path));
     numel *= size.via.u64;
-    if (numel > kMaxElements) throw std::runtime_error(fmt::format("{}: shape: too many elements", path));
     array.shape.push_back(static_cast<int64_t>(size.via.u64));
   }
   const uint64_t expected = numel * flax_dtype_size(array.dtype);
@@ -162,8 +192,11 @@ void collect(const msgpack::object& map, const std::string& prefix, std::map<std
       throw std::runtime_error(fmt::format("{}: a key is a {}, not a string", prefix.empty() ? "params" : prefix,
                                            kind_name(key.type)));
     const std::string name = as_text(key);
-    if (name.empty() || name.find('/') != std::string::npos)
-      throw std::runtime_error(fmt::format("{}: key \"{}\" is empty or holds '/'", prefix.empty() ? "params" : prefix,
+    const bool control = std::any_of(name.begin(), name.end(), [](char c) {
+      return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+    });
+    if (name.empty() || name.find('/') != std::string::npos || control)
+      throw std::runtime_error(fmt::format("{}: key \"{}\" is empty or holds '/' or control characters", prefix.empty() ? "params" : prefix,
                                            printable(name)));
     const std::string path = prefix.empty() ? name : prefix + "/" + name;
     if (!seen.insert(name).second) throw std::runtime_error(fmt::format("{}: the key appears twice", printable(path)));

@@ -42,8 +42,8 @@ int write_all(int fd, std::string_view bytes) {
   return 0;
 }
 
-// After the rename, the directory entry itself must reach the disk for the new file to
-// survive a power loss. Best effort: some filesystems refuse fsync on directories.
+}  // namespace
+
 void sync_parent_directory(const std::string& path) {
   std::string directory = fs::path(path).parent_path().string();
   if (directory.empty()) directory = ".";
@@ -52,8 +52,6 @@ void sync_parent_directory(const std::string& path) {
   ::fsync(fd);
   ::close(fd);
 }
-
-}  // namespace
 
 namespace {
 

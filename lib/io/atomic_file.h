@@ -77,6 +77,10 @@ class InputFile {
   uint64_t size_ = 0;
 };
 
+// After a rename into `path`'s folder, the directory entry itself must reach the disk for the
+// new name to survive a power loss: fsyncs that folder. Best effort (some filesystems refuse
+// fsync on directories); never throws.
+void sync_parent_directory(const std::string& path);
 // Creates a directory and its parents if missing; throws Error(io_error) naming it on failure.
 void ensure_directory(const std::string& path);
 

@@ -618,4 +618,34 @@ std::vector<int64_t> json_int_list(const Json& object, const std::string& key,
   return out;
 }
 
+bool is_valid_utf8(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    size_t length = 0;
+    uint32_t code_point = 0, minimum = 0;
+    if (byte < 0x80) {
+      ++i;
+      continue;
+    } else if ((byte & 0xe0) == 0xc0) {
+      length = 2, code_point = byte & 0x1f, minimum = 0x80;
+    } else if ((byte & 0xf0) == 0xe0) {
+      length = 3, code_point = byte & 0x0f, minimum = 0x800;
+    } else if ((byte & 0xf8) == 0xf0) {
+      length = 4, code_point = byte & 0x07, minimum = 0x10000;
+    } else {
+      return false;
+    }
+    if (i + length > text.size()) return false;
+    for (size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xc0) != 0x80) return false;
+      code_point = (code_point << 6) | (next & 0x3f);
+    }
+    if (code_point < minimum || code_point > 0x10ffff || (code_point >= 0xd800 && code_point <= 0xdfff)) return false;
+    i += length;
+  }
+  return true;
+}
+
 }  // namespace maskgit

@@ -6,6 +6,7 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -121,5 +122,9 @@ bool json_bool(const Json& object, const std::string& key, const std::string& pa
 std::string json_string(const Json& object, const std::string& key, const std::string& path);
 std::vector<int64_t> json_int_list(const Json& object, const std::string& key,
                                    const std::string& path);
+
+// Whether `text` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, at most
+// U+10FFFF). Strings that go into JSON files must be (the writer copies bytes as they are).
+bool is_valid_utf8(std::string_view text);
 
 }  // namespace maskgit

@@ -53,9 +53,10 @@ struct SamplingDefaults {
   static SamplingDefaults from_json(const Json& json, const std::string& path = "sampling");
 };
 
-// The release's decoding settings for its ImageNet models (google-research/maskgit): cosine,
-// choice temperature 4.5, generation in T = 8 steps at 256×256 and T = 12 at 512×512 (12 for
-// any side above 256), class-conditional editing in T = 12 steps from step 2.
+// Decoding settings for the release's ImageNet models (google-research/maskgit): cosine,
+// choice temperature 4.5 and class-conditional editing in T = 12 steps from step 2 as the
+// release's code does; generation in T = 8 steps at 256×256 and T = 12 at 512×512 (12 for any
+// side above 256) as the paper reports (issue 10; the release's generate_samples defaults to 16).
 SamplingDefaults release_sampling_defaults(int64_t image_size);
 
 struct ModelConfig {
