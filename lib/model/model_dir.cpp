@@ -306,12 +306,15 @@ std::vector<int64_t> resolve_classes(const ModelConfig& config, const std::vecto
       if (matches.empty()) {
         constexpr size_t kListed = 12;
         std::vector<std::string> listed;
+        size_t similar = 0;
         if (config.class_names.size() <= kListed) {
           listed = config.class_names;
         } else {  // many classes: the names containing the word, with their ids
-          for (int64_t c = 0; c < config.num_classes() && listed.size() < kListed; ++c)
-            if (lower(config.class_names[static_cast<size_t>(c)]).find(lower(word)) != std::string::npos)
+          for (int64_t c = 0; c < config.num_classes(); ++c)
+            if (lower(config.class_names[static_cast<size_t>(c)]).find(lower(word)) != std::string::npos &&
+                ++similar <= kListed)
               listed.push_back(fmt::format("{} {}", c, config.class_names[static_cast<size_t>(c)]));
+          if (similar > kListed) listed.push_back(fmt::format("and {} more", similar - kListed));
         }
         throw_usage(fmt::format("{}: unknown class \"{}\" ({}{})", flag, word,
                                 listed.empty() ? "" : (config.class_names.size() <= kListed ? "classes: " : "similar: "),
