@@ -106,7 +106,7 @@ msgpack::object_handle unpack_exactly(const char* bytes, size_t size, const std:
   return handle;
 }
 
-bool parse_dtype(const std::string& name, FlaxDType* dtype) {
+bool parse_flax_dtype(const std::string& name, FlaxDType* dtype) {
   for (FlaxDType candidate : {FlaxDType::float32, FlaxDType::float16, FlaxDType::bfloat16, FlaxDType::float64}) {
     if (name == flax_dtype_name(candidate)) {
       *dtype = candidate;
@@ -153,7 +153,7 @@ FlaxArray parse_array(const msgpack::object& ext, const std::string& path) {
     throw std::runtime_error(fmt::format("{}: data: expected bytes, got a {}", path, kind_name(data.type)));
   FlaxArray array;
   const std::string dtype_text = as_text(dtype);
-  if (!parse_dtype(dtype_text, &array.dtype))
+  if (!parse_flax_dtype(dtype_text, &array.dtype))
     throw std::runtime_error(fmt::format("{}: dtype \"{}\" is not supported (float32, float16, bfloat16 and "
                                          "float64 are)", path, printable(dtype_text)));
   // A size over 2^40 elements cannot fit any file this reader accepts; bounding each factor
