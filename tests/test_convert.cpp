@@ -1,7 +1,7 @@
 // maskgit-convert's pieces: the Flax msgpack reader (with a table of corrupt files), the
 // release layout mapping, configuration inference, and the all-or-nothing model directory.
 // Checkpoints are built here with msgpack-cxx's packer from our own modules in the release's
-// layout as SPEC.md section 7 states it, by code separate from the converter's mapping; a
+// layout as docs/model.md §4 states it, by code separate from the converter's mapping; a
 // misreading shared by both would still pass here. The release's layout itself is checked
 // against an independent numpy reference by release:parity-* (tests/reference/).
 #include "test_support.h"
@@ -60,7 +60,7 @@ TransformerConfig release_like_transformer() {
   return config;
 }
 
-// The SPEC's layout, written from our parameter to the release's stored array.
+// The release's layout (docs/model.md §4.3): from our parameter to the release's stored array.
 std::map<std::string, torch::Tensor> release_arrays(const torch::nn::Module& module, int64_t heads) {
   std::map<std::string, torch::Tensor> arrays;
   for (const auto& item : module.named_parameters()) {
@@ -207,7 +207,7 @@ TEST_CASE("A release-layout transformer converts back: heads, dense kernels, tie
   BidirectionalTransformer original(config);
   for (auto& parameter : original->parameters()) parameter.data().normal_(0, 0.1);
   const auto arrays = release_arrays(*original, config.num_heads);
-  // The release's shapes (SPEC 7): per-head kernels, the tied embedding's vocabulary.
+  // The release's shapes (docs/model.md §4.3): per-head kernels, the tied embedding's vocabulary.
   CHECK(arrays.at("TransformerLayer_0/Attention_0/self_attention/query/kernel").sizes() == torch::IntArrayRef({64, 4, 16}));
   CHECK(arrays.at("TransformerLayer_1/Attention_0/self_attention/out/kernel").sizes() == torch::IntArrayRef({4, 16, 64}));
   CHECK(arrays.at("MlmLayer_0/mlm_bias/bias").size(0) == 64 + 5 + 1);
@@ -224,7 +224,7 @@ TEST_CASE("A release-layout transformer converts back: heads, dense kernels, tie
   CHECK(torch::equal(original->forward(ids), converted->forward(ids)));
 }
 
-TEST_CASE("Release mapping: paths and stored shapes follow SPEC section 7") {
+TEST_CASE("Release mapping: paths and stored shapes follow the release's layout") {
   CHECK(release_mapping("encoder.ResBlock_3.Conv_1.weight", {256, 128, 3, 3}, 0).path == "encoder/ResBlock_3/Conv_1/kernel");
   CHECK(release_mapping("encoder.ResBlock_3.Conv_1.weight", {256, 128, 3, 3}, 0).stored_shape ==
         std::vector<int64_t>{3, 3, 128, 256});
@@ -241,7 +241,7 @@ TEST_CASE("Release mapping: paths and stored shapes follow SPEC section 7") {
 }
 
 TEST_CASE("Official configurations: parameter counts and mapped paths match the release's totals") {
-  // SPEC 7.1: tokenizer 168 tensors, 54,515,587 parameters; transformer 393, 172,457,193.
+  // docs/model.md §4.5: tokenizer 168 tensors, 54,515,587 parameters; transformer 393, 172,457,193.
   CHECK(TokenizerConfig::official_imagenet().parameter_count() == 54515587);
   CHECK(TransformerConfig::official_imagenet(16).parameter_count() == 172457193);
 }

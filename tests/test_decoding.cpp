@@ -41,7 +41,7 @@ LogitsFunction fixed_logits(int64_t tokens, int64_t vocabulary) {
 
 }  // namespace
 
-TEST_CASE("cosine schedule matches SPEC.md's test vectors", "[decoding]") {
+TEST_CASE("cosine schedule matches the documented test vectors", "[decoding]") {
   const MaskSchedule cosine = parse_schedule("cosine");
   CHECK((masked_counts(cosine, 256, 8) == std::vector<int64_t>{251, 236, 212, 181, 142, 97, 49, 1}));
   CHECK((masked_counts(cosine, 256, 12) == std::vector<int64_t>{253, 247, 236, 221, 203, 181, 155, 128, 97, 66, 33, 1}));

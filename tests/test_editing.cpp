@@ -85,7 +85,7 @@ TEST_CASE("dilation grows the token mask by whole tokens, clipped at the grid", 
 }
 
 TEST_CASE("box tokens with one token of dilation match the release's box rule", "[editing]") {
-  // SPEC.md section 6: rows max(0, top/f - 1) .. min(h, top/f + height/f + 1), same for columns.
+  // docs/editing.md §4: rows max(0, top/f - 1) .. min(h, top/f + height/f + 1), same for columns.
   const int64_t f = 4, size = 28, grid = 7;
   for (const PixelBox box : {PixelBox{8, 0, 12, 28}, PixelBox{0, 0, 4, 4}, PixelBox{12, 8, 8, 16},
                              PixelBox{24, 24, 4, 4}, PixelBox{4, 20, 20, 8}}) {

@@ -5,7 +5,7 @@
 // keys; each array is a msgpack extension value of type 1 whose payload is itself msgpack of
 // the triple (shape, dtype name, raw little-endian C-order bytes). The release's checkpoints
 // (tokenizer_imagenet256_checkpoint, maskgit_imagenet256_checkpoint, and the 512 pair) hold
-// the variables dict {"params": {...}} (README "Converting the release's models"; SPEC 7.1).
+// the variables dict {"params": {...}} (docs/model.md §4.1).
 //
 // Torch-free, so that it can be fuzzed alone. Every field is validated and every size bounded
 // before anything is allocated: a map or array may not claim more entries than the file has

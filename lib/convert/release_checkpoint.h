@@ -1,6 +1,6 @@
 #pragma once
-// From the release's Flax checkpoints to our modules (README "Converting the release's
-// models"; SPEC.md section 7).
+// From the release's Flax checkpoints to our modules (docs/model.md §4, the release's
+// checkpoints and maskgit-convert).
 //
 // Our parameter names mirror the release's paths, so each of our parameters has exactly one
 // checkpoint array, found by rule:

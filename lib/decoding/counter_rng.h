@@ -1,5 +1,5 @@
 #pragma once
-// Counter-based random numbers for decoding (README "Randomness").
+// Counter-based random numbers for decoding (docs/decoding.md §8).
 //
 // Every number the decoder draws is a pure function of (seed, step, stream, index): no state,
 // no generator object, no dependence on the batch an image is decoded in or on the device. The

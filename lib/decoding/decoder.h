@@ -1,5 +1,5 @@
 #pragma once
-// Confidence-based parallel decoding (docs: README "Decoding"; the release's
+// Confidence-based parallel decoding (docs/decoding.md; the release's
 // maskgit/libml/parallel_decode.py), exactly as the release does it, plus the optional
 // extensions of later work (softmax temperature, top-k, classifier-free guidance, Halton
 // position order), all off by default. Used by generation and editing.

@@ -1,6 +1,6 @@
 #pragma once
 // Mask schedules γ(r), r ∈ [0, 1]: the fraction of the initially unknown tokens still masked
-// after a step that ends at ratio r (SPEC.md section 5).
+// after a step that ends at ratio r (docs/decoding.md §2).
 #include <cstdint>
 #include <string>
 #include <vector>

@@ -1,6 +1,6 @@
 #pragma once
 // The editing pipeline shared by maskgit-inpaint, maskgit-outpaint and maskgit-edit
-// (SPEC.md section 6): encode the input, overwrite the tokens of the region with MASK,
+// (docs/editing.md): encode the input, overwrite the tokens of the region with MASK,
 // decode them conditioned on the rest (windowed when the grid is larger than the model's),
 // decode the grid to pixels and blend it onto the original with a feathered weight.
 #include <torch/torch.h>

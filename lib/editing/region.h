@@ -1,5 +1,5 @@
 #pragma once
-// Editing regions (SPEC.md section 6): from a mask picture or a box to the token mask the
+// Editing regions (docs/editing.md §2-§7): from a mask picture or a box to the token mask the
 // decoder regenerates, and from the token mask back to a feathered pixel weight for
 // compositing the result onto the original pixels.
 //

@@ -1,5 +1,5 @@
 #pragma once
-// Architecture settings of the VQ tokenizer (SPEC.md section 2). The official ImageNet
+// Architecture settings of the VQ tokenizer (docs/model.md §2.1). The official ImageNet
 // configuration is one value of this struct; ours is a small one sized for CPU training.
 #include <cstdint>
 #include <string>

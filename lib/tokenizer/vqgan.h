@@ -1,5 +1,5 @@
 #pragma once
-// The VQ tokenizer of SPEC.md section 2: a convolutional encoder, a nearest-neighbour
+// The VQ tokenizer of docs/model.md §2: a convolutional encoder, a nearest-neighbour
 // codebook, and a convolutional decoder. Sub-module names mirror the release's Flax layout
 // (encoder.ResBlock_3.Conv_1.weight ↔ encoder/ResBlock_3/Conv_1/kernel), so a converter maps
 // checkpoint keys one to one.

@@ -1,6 +1,6 @@
 #pragma once
 // Stage 1 training: the VQ tokenizer on an image dataset, with a plain reconstruction loss
-// plus the codebook and commitment terms of SPEC.md section 2. Codebook collapse is guarded
+// plus the codebook and commitment terms of docs/model.md §2.7. Codebook collapse is guarded
 // against twice: the codebook starts from encoder outputs, and codes unused over a window of
 // steps are restarted on encoder outputs of the current batch.
 #include <torch/torch.h>

@@ -1,5 +1,5 @@
 #pragma once
-// Stage 2 training: masked visual token modeling (SPEC.md section 4) on the token grids of a
+// Stage 2 training: masked visual token modeling (docs/model.md §3.6) on the token grids of a
 // trained tokenizer. The dataset is tokenized once and the ids cached beside the checkpoint.
 #include <torch/torch.h>
 

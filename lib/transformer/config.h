@@ -1,5 +1,5 @@
 #pragma once
-// Settings of the bidirectional transformer (SPEC.md section 3). The official ImageNet model
+// Settings of the bidirectional transformer (docs/model.md §3.5). The official ImageNet model
 // is one value of this struct; ours is a small one sized for CPU training.
 #include <cstdint>
 #include <string>

@@ -1,5 +1,5 @@
 #pragma once
-// The bidirectional (BERT-style, post-LayerNorm) transformer of SPEC.md section 3. Module
+// The bidirectional (BERT-style, post-LayerNorm) transformer of docs/model.md §3. Module
 // names mirror the release's Flax layout (TransformerLayer_3.Attention_0.self_attention.query
 // ↔ TransformerLayer_3/Attention_0/self_attention/query) so a converter maps keys one to one.
 #include <torch/torch.h>

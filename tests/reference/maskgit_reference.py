@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Independent numpy reference of the MaskGIT release's networks, for release-parity tests.
 
-Written from the release's semantics (google-research/maskgit, JAX/Flax; SPEC.md sections 2,
-3, 5, 7 and 7.1), independent of this project's C++ code. It
+Written from the release's semantics (google-research/maskgit, JAX/Flax; docs/model.md and
+docs/decoding.md describe them), independent of this project's C++ code. It
 
   * draws random weights in the release's exact checkpoint layout (the nested dict under
     "params", every official key and shape) and writes them as Flax msgpack files, the way
@@ -497,7 +497,7 @@ def counter_uniform(seed, step, stream, count):
 # The release's parallel decode, with the project's random numbers
 
 def cosine_gamma(ratio):
-    # In double precision, as SPEC.md section 5 states the schedule. Note: the release computes
+    # In double precision, as docs/decoding.md §2 states the schedule. Note: the release computes
     # it in float32 (JAX without x64): at ratio 8/12 the float32 argument exceeds pi/3 and cos
     # rounds to 0.49999997, so there floor(N0 * gamma) is N0/2 - 1 for even N0 (e.g. 511, not
     # 512, for N = 1024, T = 12); a backend whose cos rounds up gives N0/2. The goldens avoid
@@ -639,7 +639,7 @@ def main():
     N = grid * grid
     factor = 2 ** (len(tcfg["channel_multipliers"]) - 1)
 
-    # The schedule test vectors of SPEC.md section 5.
+    # The schedule test vectors of docs/decoding.md §10.
     sched = {(256, 8): [251, 236, 212, 181, 142, 97, 49, 1],
              (256, 12): [253, 247, 236, 221, 203, 181, 155, 128, 97, 66, 33, 1],
              (1024, 12): [1015, 989, 946, 886, 812, 724, 623, 512, 391, 265, 133, 1]}
