@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "cli/editing_tool.h"
+#include "cli/geometry_args.h"
 #include "common/error.h"
 #include "editing/canvas.h"
 #include "editing/region.h"
@@ -31,7 +32,7 @@ int main(int argc, char** argv) {
       EditSetup setup;
       setup.images = inputs.images;
       setup.regenerate =
-          fit_pixel_mask(box_pixel_mask(box, inputs.input_width, inputs.input_height, "--box"), inputs.geometry);
+          fit_pixel_mask(box_pixel_mask(box, inputs.input_width, inputs.input_height), inputs.geometry);
       description.set("box", fmt::format("{},{},{},{}", box.x, box.y, box.width, box.height));
       return setup;
     });

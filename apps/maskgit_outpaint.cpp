@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "cli/editing_tool.h"
+#include "cli/geometry_args.h"
 #include "common/error.h"
 #include "editing/canvas.h"
 #include "editing/region.h"
@@ -39,7 +40,7 @@ int main(int argc, char** argv) {
       torch::Tensor images = inputs.images;
       if (!crop_text.empty()) {
         const PixelBox crop = parse_box(crop_text, "--crop");
-        require_box_inside(crop, images.size(3), images.size(2), "--crop");
+        require_box_inside(crop, images.size(3), images.size(2));
         images = images.slice(2, crop.y, crop.y + crop.height).slice(3, crop.x, crop.x + crop.width);
         description.set("crop", crop_text);
       }

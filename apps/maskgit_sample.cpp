@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
     if (class_words.empty()) {
       for (int64_t c = 0; c < config.num_classes(); ++c) classes.push_back(c);
     } else {
-      classes = resolve_classes(config, class_words, "--class");
+      classes = resolve_classes(config, class_words);
     }
     const int64_t total = static_cast<int64_t>(classes.size()) * per_class;
     if (output.empty() && grid_output.empty() && tokens_output.empty() && !json_output)

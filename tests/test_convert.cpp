@@ -474,11 +474,14 @@ TEST_CASE("convert_release_model writes a model directory all or nothing") {
     CHECK(config.class_names == std::vector<std::string>{"cat", "dog", "crane", "crane", "five"});
     CHECK(config.image_channels == 3);
     // Names that repeat (ImageNet's "crane") must be given by id.
-    CHECK(resolve_classes(config, {"DOG", "3"}, "--class") == std::vector<int64_t>{1, 3});
-    CHECK_THAT(error_of([&] { resolve_classes(config, {"crane"}, "--class"); }),
-               Contains("--class: \"crane\" names several classes (2, 3): give the class id"));
-    CHECK_THAT(error_of([&] { resolve_classes(config, {"cow"}, "--class"); }),
-               Contains("--class: unknown class \"cow\" (classes: cat, dog, crane, crane, five)"));
+    CHECK(resolve_classes(config, {"DOG", "3"}) == std::vector<int64_t>{1, 3});
+    CHECK_THAT(error_of([&] { resolve_classes(config, {"crane"}); }),
+               Contains("class: \"crane\" names several classes (2, 3): give the class id"));
+    CHECK_THAT(error_of([&] { resolve_classes(config, {"cow"}); }),
+               Contains("class: unknown class \"cow\" (classes: cat, dog, crane, crane, five)"));
+    const auto out_of_range = maskgit::testing::invalid_argument_of([&] { resolve_classes(config, {"5"}); });
+    CHECK(out_of_range.argument == "class");
+    CHECK(out_of_range.message == "class 5 is out of range (the model has classes 0..4)");
     CHECK_FALSE(config.transformer->no_class_token);
     REQUIRE(config.sampling);
     CHECK(config.sampling->steps == release_sampling_defaults(32).steps);

@@ -1,5 +1,6 @@
 #include <filesystem>
 
+#include "cli/geometry_args.h"
 #include "common/error.h"
 #include "editing/canvas.h"
 #include "editing/editor.h"
@@ -17,6 +18,7 @@
 #include <catch2/catch.hpp>
 
 using namespace maskgit;
+using maskgit::testing::invalid_argument_of;
 using maskgit::testing::tiny_tokenizer_config;
 using maskgit::testing::tiny_transformer_config;
 namespace fs = std::filesystem;
@@ -90,7 +92,7 @@ TEST_CASE("box tokens with one token of dilation match the release's box rule", 
   for (const PixelBox box : {PixelBox{8, 0, 12, 28}, PixelBox{0, 0, 4, 4}, PixelBox{12, 8, 8, 16},
                              PixelBox{24, 24, 4, 4}, PixelBox{4, 20, 20, 8}}) {
     const torch::Tensor ours =
-        dilate_token_mask(pixel_mask_to_token_mask(box_pixel_mask(box, size, size, "--box"), f), 1);
+        dilate_token_mask(pixel_mask_to_token_mask(box_pixel_mask(box, size, size), f), 1);
     torch::Tensor release = torch::zeros({grid, grid}, torch::kBool);
     const int64_t row0 = std::max<int64_t>(0, box.y / f - 1), row1 = std::min(grid, box.y / f + box.height / f + 1);
     const int64_t col0 = std::max<int64_t>(0, box.x / f - 1), col1 = std::min(grid, box.x / f + box.width / f + 1);
@@ -105,16 +107,16 @@ TEST_CASE("boxes are parsed strictly and must lie inside the image", "[editing]"
   CHECK((box.x == 1 && box.y == 2 && box.width == 3 && box.height == 4));
   for (const char* bad : {"", "1,2,3", "1,2,3,4,5", "a,b,c,d", "1;2;3;4", "1,2,3,4x"})
     CHECK_THROWS_WITH(parse_box(bad, "--box"), Catch::StartsWith("--box: "));
-  CHECK_THROWS_WITH(box_pixel_mask(PixelBox{20, 0, 10, 28}, 28, 28, "--box"), Catch::Contains("not inside"));
-  CHECK_THROWS_WITH(box_pixel_mask(PixelBox{-1, 0, 4, 4}, 28, 28, "--box"), Catch::Contains("not inside"));
-  CHECK_THROWS_WITH(box_pixel_mask(PixelBox{0, 0, 0, 4}, 28, 28, "--box"), Catch::Contains("empty"));
-  try {
-    box_pixel_mask(PixelBox{0, 0, 40, 4}, 28, 28, "--box");
-    FAIL("no error");
-  } catch (const Error& e) {
-    CHECK(e.code() == ExitCode::usage);
-  }
-  const torch::Tensor mask = box_pixel_mask(PixelBox{2, 1, 3, 2}, 6, 4, "--box");
+  CHECK_THROWS_WITH(box_pixel_mask(PixelBox{20, 0, 10, 28}, 28, 28), Catch::Contains("not inside"));
+  CHECK_THROWS_WITH(box_pixel_mask(PixelBox{-1, 0, 4, 4}, 28, 28), Catch::Contains("not inside"));
+  CHECK_THROWS_WITH(box_pixel_mask(PixelBox{0, 0, 0, 4}, 28, 28), Catch::Contains("empty"));
+  // The library names its own argument, never a flag (the tools map "box" to --box or --crop).
+  const auto outside = invalid_argument_of([] { box_pixel_mask(PixelBox{0, 0, 40, 4}, 28, 28); });
+  CHECK(outside.argument == "box");
+  CHECK(outside.message == "the box 0,0,40,4 is not inside the 28x28 image");
+  CHECK(outside.code == ExitCode::usage);
+  CHECK(invalid_argument_of([] { require_box_inside(PixelBox{0, 0, 4, 0}, 28, 28); }).argument == "box");
+  const torch::Tensor mask = box_pixel_mask(PixelBox{2, 1, 3, 2}, 6, 4);
   CHECK(mask.sum().item<int64_t>() == 6);
   CHECK(mask[1][2].item<bool>());
   CHECK(mask[2][4].item<bool>());
@@ -212,9 +214,16 @@ TEST_CASE("outpainting margins round up to tokens and the canvas keeps the image
   CHECK(placement.canvas_width == 4 + 28 + 8);
   CHECK(placement.canvas_height == 24);
   CHECK_THROWS_WITH(placement_from_margins(28, 28, Margins{}, 4), Catch::Contains("nothing to outpaint"));
-  CHECK_THROWS_WITH(placement_from_margins(28, 28, Margins{-1, 0, 0, 0}, 4), Catch::StartsWith("--left"));
-  CHECK_THROWS_WITH(placement_on_canvas(28, 28, 40, 28, 20, 0), Catch::StartsWith("--offset"));
-  CHECK_THROWS_WITH(placement_on_canvas(28, 28, 28, 28, 0, 0), Catch::StartsWith("--canvas"));
+  CHECK(invalid_argument_of([] { placement_from_margins(28, 28, Margins{}, 4); }).argument == "margins");
+  const auto left = invalid_argument_of([] { placement_from_margins(28, 28, Margins{-1, 0, 0, 0}, 4); });
+  CHECK(left.argument == "left");
+  CHECK(left.message == "-1 is out of range (0 to 16384 pixels)");
+  CHECK(invalid_argument_of([] { placement_from_margins(28, 28, Margins{0, 0, 0, 16384}, 4); }).argument == "margins");
+  const auto offset = invalid_argument_of([] { placement_on_canvas(28, 28, 40, 28, 20, 0); });
+  CHECK(offset.argument == "offset");
+  CHECK(offset.message == "the 28x28 image at 20,0 does not fit inside the 40x28 canvas");
+  CHECK(invalid_argument_of([] { placement_on_canvas(28, 28, 28, 28, 0, 0); }).argument == "canvas");
+  CHECK(invalid_argument_of([] { placement_on_canvas(28, 28, 0, 28, 0, 0); }).argument == "canvas");
 
   int64_t width = 0, height = 0, x = -1, y = -1;
   parse_size("56x28", "--canvas", width, height);

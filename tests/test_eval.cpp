@@ -277,7 +277,7 @@ TEST_CASE("an interrupt saves a classifier checkpoint and stops", "[classifier][
 
   options.resume = true;
   options.out_dir = (dir / "none").string();
-  require_error([&] { train_classifier(options); }, ExitCode::bad_input, {"--resume", "classifier.safetensors"});
+  require_error([&] { train_classifier(options); }, ExitCode::bad_input, {"resume: no checkpoint", "classifier.safetensors"});
   fs::remove_all(dir);
 }
 
@@ -446,6 +446,10 @@ TEST_CASE("sample quality: accuracy, per-class accuracy and distances against a 
   require_error([&] { evaluate_sample_quality(classifier, real.images, real.labels + 1, sets, 16, torch::kCPU); },
                 ExitCode::bad_input, {"classes"});
   reference.floor_count = 1000;
-  require_error([&] { load_reference_sets(reference, classifier.config(), 10); }, ExitCode::usage, {"--floor-count"});
+  require_error([&] { load_reference_sets(reference, classifier.config(), 10); }, ExitCode::usage,
+                {"floor_count: 1000 is more than the"});
+  const auto floor = testing::invalid_argument_of([&] { load_reference_sets(reference, classifier.config(), 10); });
+  CHECK(floor.argument == "floor_count");
+  CHECK(floor.message.find("--") == std::string::npos);
   fs::remove_all(dir);
 }

@@ -15,6 +15,7 @@
 
 #include "common/error.h"
 #include "io/image.h"
+#include "test_support.h"
 
 // LibTorch pulls in glog, whose CHECK(cond) aborts the process; it must be gone before Catch
 // defines its own, so everything that includes torch comes first.
@@ -428,18 +429,22 @@ TEST_CASE("format_output_path expands one integer conversion", "[image]") {
 
 TEST_CASE("validate_output_pattern", "[image]") {
   using maskgit::validate_output_pattern;
-  CHECK_NOTHROW(validate_output_pattern("one.png", 1, "--output"));
-  CHECK_NOTHROW(validate_output_pattern("many-%03d.png", 10, "--output"));
-  CHECK_NOTHROW(validate_output_pattern("many-%d.png", 1, "--output"));
-  CHECK(error_of([] { validate_output_pattern("one.png", 3, "--output"); }, ExitCode::usage) ==
-        "--output: pattern \"one.png\" needs one %d conversion to write 3 files");
-  CHECK(error_of([] { validate_output_pattern("100%%.png", 2, "--output"); }, ExitCode::usage) ==
-        "--output: pattern \"100%%.png\" needs one %d conversion to write 2 files");
-  CHECK_THAT(error_of([] { validate_output_pattern("a-%d-%d.png", 4, "--originals"); }, ExitCode::usage),
-             Contains("--originals: pattern \"a-%d-%d.png\""));
-  CHECK_THAT(error_of([] { validate_output_pattern("a-%s.png", 1, "--output"); }, ExitCode::usage),
-             Contains("--output: pattern \"a-%s.png\""));
-  CHECK_THAT(error_of([] { validate_output_pattern("", 1, "--output"); }, ExitCode::usage), Contains("--output"));
+  CHECK_NOTHROW(validate_output_pattern("one.png", 1));
+  CHECK_NOTHROW(validate_output_pattern("many-%03d.png", 10));
+  CHECK_NOTHROW(validate_output_pattern("many-%d.png", 1));
+  // InvalidArgument("output"): the tools put their flag (--output, --originals) in its place.
+  CHECK(error_of([] { validate_output_pattern("one.png", 3); }, ExitCode::usage) ==
+        "output: pattern \"one.png\" needs one %d conversion to write 3 files");
+  CHECK(error_of([] { validate_output_pattern("100%%.png", 2); }, ExitCode::usage) ==
+        "output: pattern \"100%%.png\" needs one %d conversion to write 2 files");
+  CHECK_THAT(error_of([] { validate_output_pattern("a-%d-%d.png", 4); }, ExitCode::usage),
+             Contains("output: pattern \"a-%d-%d.png\""));
+  CHECK_THAT(error_of([] { validate_output_pattern("a-%s.png", 1); }, ExitCode::usage),
+             Contains("output: pattern \"a-%s.png\""));
+  CHECK(error_of([] { validate_output_pattern("", 1); }, ExitCode::usage) == "output: the output path is empty");
+  const auto empty = maskgit::testing::invalid_argument_of([] { validate_output_pattern("", 1); });
+  CHECK(empty.argument == "output");
+  CHECK(empty.message == "the output path is empty");
 }
 
 TEST_CASE("hostile image files are refused before the decoder allocates or overruns", "[image]") {

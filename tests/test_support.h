@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
 #include "io/json.h"
 
 namespace maskgit::testing {
@@ -28,6 +29,23 @@ inline std::vector<int64_t> metrics_log_steps(const std::string& path) {
   std::vector<int64_t> steps;
   while (std::getline(log, line)) steps.push_back(Json::parse(line).at("step").as_int());
   return steps;
+}
+
+// The InvalidArgument that `run` throws (argument, message, exit code); all empty (code ok)
+// when it throws nothing. Any other exception passes through (and fails the test).
+struct ThrownArgument {
+  std::string argument;
+  std::string message;
+  ExitCode code = ExitCode::ok;
+};
+template <typename Run>
+ThrownArgument invalid_argument_of(Run&& run) {
+  try {
+    run();
+  } catch (const InvalidArgument& e) {
+    return {e.argument(), e.message(), e.code()};
+  }
+  return {};
 }
 
 }  // namespace maskgit::testing

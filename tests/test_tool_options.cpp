@@ -2,11 +2,17 @@
 // directory (config.json "sampling") and their precedence under the sampler flags, flags a model
 // cannot honour, fitting inputs of other sizes to the model's (--fit), the release's feather at
 // 256 and 512, and windowed decoding with the release's 16×16 and 32×32 token windows.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <tuple>
 
+#include "cli/argument_flags.h"
+#include "cli/common.h"
 #include "cli/input_options.h"
 #include "cli/sampler_options.h"
 #include "common/error.h"
@@ -345,7 +351,89 @@ TEST_CASE("windowed decoding with the release's 16x16 and 32x32 token windows", 
   CHECK(torch::equal(done.slice(2, 0, 16), ids.slice(2, 0, 16)));
   CHECK(((done >= 0) & (done < config.codebook_size)).all().item<bool>());
   CHECK(plan_windows(ids[0] == mask, 16, 16).size() >= 4);  // 24 new columns need 2 window columns × 2 rows
-  // Without a class, the release's model has nothing to decode with.
+  // Without a class, the release's model has nothing to decode with; nor can it guide. The
+  // library names its arguments ("class", "cfg_scale"), never the tools' flags.
   CHECK_THROWS_WITH(complete_token_grids(transformer, ids.slice(0, 0, 1), {-1}, {7}, options, torch::kCPU),
                     Catch::Contains("\"no class\" token"));
+  using maskgit::testing::invalid_argument_of;
+  CHECK(invalid_argument_of([&] {
+          complete_token_grids(transformer, ids.slice(0, 0, 1), {-1}, {7}, options, torch::kCPU);
+        }).argument == "class");
+  CHECK(invalid_argument_of([&] {
+          complete_token_grids(transformer, ids.slice(0, 0, 1), {99}, {7}, options, torch::kCPU);
+        }).argument == "class");
+  DecodeOptions guided = options;
+  guided.guidance_scale = 2;
+  const auto guidance = invalid_argument_of(
+      [&] { complete_token_grids(transformer, ids.slice(0, 0, 1), {0}, {7}, guided, torch::kCPU); });
+  CHECK(guidance.argument == "cfg_scale");
+  CHECK(guidance.message == "this model was trained without a \"no class\" token, so guidance is unavailable");
+}
+
+TEST_CASE("the flag behind each argument the library names, per tool", "[tools][errors]") {
+  CHECK(flag_for_argument("cfg_scale") == "--cfg-scale");
+  CHECK(flag_for_argument("learning_rate", "maskgit-train") == "--lr");
+  CHECK(flag_for_argument("margins", "maskgit-outpaint") == "--left/--right/--top/--bottom");
+  // One argument, the flag of each tool.
+  CHECK(flag_for_argument("box", "maskgit-edit") == "--box");
+  CHECK(flag_for_argument("box", "maskgit-outpaint") == "--crop");
+  CHECK(flag_for_argument("channels", "maskgit-train") == "--channels");
+  CHECK(flag_for_argument("channels", "maskgit-eval").empty());
+  // No flag: the message names the argument itself.
+  CHECK(flag_for_argument("OMP_NUM_THREADS", "maskgit-sample").empty());
+  CHECK(flag_for_argument("no_such_argument").empty());
+  CHECK(describe_invalid_argument("floor_count", "-1 is negative", "maskgit-eval") == "--floor-count: -1 is negative");
+  CHECK(describe_invalid_argument("OMP_NUM_THREADS", "\"x\" is not a thread count", "maskgit-sample") ==
+        "OMP_NUM_THREADS: \"x\" is not a thread count");
+}
+
+namespace {
+
+// run_tool's exit code and everything it printed on stderr, for a tool named `tool` whose body
+// is `body` (no arguments).
+std::pair<int, std::string> run_tool_stderr(const std::string& tool, const std::function<void()>& body) {
+  const fs::path path = fs::temp_directory_path() / ("maskgit-run-tool-" + std::to_string(::getpid()));
+  std::fflush(stderr);
+  const int saved = ::dup(2);
+  const int file = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  ::dup2(file, 2);
+  ::close(file);
+  CLI::App app{"test", tool};
+  std::string name = tool;
+  char* argv[] = {name.data(), nullptr};
+  const int code = run_tool(app, 1, argv, body);
+  std::fflush(stderr);
+  ::dup2(saved, 2);
+  ::close(saved);
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  fs::remove(path);
+  return {code, text};
+}
+
+}  // namespace
+
+TEST_CASE("run_tool names the flag of a library InvalidArgument in one line, with its exit code", "[tools][errors]") {
+  auto [code, text] =
+      run_tool_stderr("maskgit-outpaint", [] { require_box_inside(PixelBox{0, 0, 40, 4}, 28, 28); });
+  CHECK(code == 2);
+  CHECK(text == "maskgit-outpaint: error: --crop: the box 0,0,40,4 is not inside the 28x28 image\n");
+  std::tie(code, text) =
+      run_tool_stderr("maskgit-edit", [] { require_box_inside(PixelBox{0, 0, 40, 4}, 28, 28); });
+  CHECK(text == "maskgit-edit: error: --box: the box 0,0,40,4 is not inside the 28x28 image\n");
+  // The exit code travels with the error: a checkpoint to resume that is not there is bad input.
+  std::tie(code, text) = run_tool_stderr(
+      "maskgit-train", [] { throw InvalidArgument("resume", "no checkpoint at m/x", ExitCode::bad_input); });
+  CHECK(code == 3);
+  CHECK(text == "maskgit-train: error: --resume: no checkpoint at m/x\n");
+  // A pattern's own flag (the library's "output" may be --originals).
+  std::tie(code, text) =
+      run_tool_stderr("maskgit-tokenize", [] { prepare_output_pattern("a-%d-%d.png", 4, "--originals"); });
+  CHECK(code == 2);
+  CHECK(text == "maskgit-tokenize: error: --originals: pattern \"a-%d-%d.png\" is not valid: it has more than one % "
+                "conversion (only one %d is allowed)\n");
+  // An argument without a flag is named as the library names it.
+  std::tie(code, text) = run_tool_stderr("maskgit-sample", [] { throw InvalidArgument("ids", "too small"); });
+  CHECK(code == 2);
+  CHECK(text == "maskgit-sample: error: ids: too small\n");
 }

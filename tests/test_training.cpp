@@ -138,7 +138,12 @@ TEST_CASE("resume without a checkpoint is a clear error", "[training]") {
   const fs::path dir = testing::fresh_temp_dir("train-noresume");
   TokenizerTrainOptions options = tiny_options(dir / "data", dir / "model");
   options.resume = true;
-  CHECK_THROWS_WITH(train_tokenizer(options), Catch::Contains("--resume") && Catch::Contains("tokenizer.safetensors"));
+  CHECK_THROWS_WITH(train_tokenizer(options), Catch::StartsWith("resume: no checkpoint at ") &&
+                                                 Catch::Contains("tokenizer.safetensors"));
+  // InvalidArgument("resume") (the tool names its --resume), with bad input's exit code.
+  const auto resume = testing::invalid_argument_of([&] { train_tokenizer(options); });
+  CHECK(resume.argument == "resume");
+  CHECK(resume.code == ExitCode::bad_input);
   fs::remove_all(dir);
 }
 
@@ -182,7 +187,8 @@ TEST_CASE("a fresh run refuses a directory holding the same stage's run unless t
   CHECK(file_bytes(options.state_path()) == checkpoint);
   CHECK(testing::metrics_log_steps(options.resolved_metrics_path()) == history);
   options.resume = options.overwrite = true;
-  require_error([&] { train_tokenizer(options); }, ExitCode::usage, {"--resume", "--overwrite"});
+  require_error([&] { train_tokenizer(options); }, ExitCode::usage, {"overwrite: ", "resuming"});
+  CHECK(testing::invalid_argument_of([&] { train_tokenizer(options); }).argument == "overwrite");
 
   // A model without a checkpoint: only --overwrite can replace it.
   fs::remove(options.state_path());
@@ -222,7 +228,7 @@ TEST_CASE("a run whose loss stops being finite stops and keeps the last checkpoi
 
   // A learning rate whose Adam step does not fit in float32 is refused before any work.
   options.learning_rate = 1e38;
-  require_error([&] { train_tokenizer(options); }, ExitCode::usage, {"--lr"});
+  require_error([&] { train_tokenizer(options); }, ExitCode::usage, {"learning_rate: 1e+38 is out of range"});
   fs::remove_all(dir);
 }
 
@@ -273,7 +279,8 @@ TEST_CASE("a resumed run keeps the checkpoint's --limit", "[training]") {
   options.resume = true;
   options.steps = 12;
   options.data.limit = 20;
-  require_error([&] { train_tokenizer(options); }, ExitCode::usage, {"--limit", "first 40 images"});
+  require_error([&] { train_tokenizer(options); }, ExitCode::usage, {"limit: the checkpoint", "first 40 images"});
+  CHECK(testing::invalid_argument_of([&] { train_tokenizer(options); }).argument == "limit");
   options.data.limit = -1;  // not given: the checkpoint's
   CHECK(train_tokenizer(options).steps_done == 12);
   CHECK(read_safetensors(options.state_path()).metadata.at("limit") == "40");

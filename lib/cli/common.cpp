@@ -2,6 +2,7 @@
 #include "common/console.h"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 
 #include <c10/util/Exception.h>
 
@@ -10,9 +11,13 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <limits>
+#include <set>
 
+#include "cli/argument_flags.h"
 #include "common/error.h"
+#include "io/atomic_file.h"
 #include "io/image.h"
 #include "model/model_dir.h"
 #include "runtime/allocator.h"
@@ -79,6 +84,25 @@ void check_grid_size(int64_t count, int64_t columns, int64_t height, int64_t wid
                             "fewer images)", flag, grid_width, grid_height, kMaxImageSide));
 }
 
+void prepare_output_pattern(const std::string& pattern, int64_t count, const std::string& flag) {
+  try {
+    validate_output_pattern(pattern, count);
+  } catch (const InvalidArgument& e) {
+    throw_usage(fmt::format("{}: {}", flag, e.message()));  // this pattern's own flag (--output, --originals)
+  }
+  std::set<std::string> prepared_folders;
+  for (int64_t i = 0; i < count; ++i) {
+    const std::string path = format_output_path(pattern, i);
+    const std::string folder = std::filesystem::path(path).parent_path().string();
+    struct stat info {};
+    const bool exists = ::lstat(path.c_str(), &info) == 0;  // a dangling link exists too
+    // A new file in a folder already probed needs nothing more.
+    if (!exists && prepared_folders.count(folder)) continue;
+    prepare_output_file(path, flag);
+    if (!exists) prepared_folders.insert(folder);
+  }
+}
+
 void add_runtime_options(CLI::App& app, RuntimeOptions& options) {
   app.add_option("--device", options.device,
                  "Where to run: auto (CUDA when this build and machine have it, else CPU), cpu, cuda, cuda:N")
@@ -130,6 +154,9 @@ int run_tool(CLI::App& app, int argc, char** argv, const std::function<void()>& 
     body();
     flush_stdout();  // a result that never reached stdout is a failure (exit 4), not a success
     return 0;
+  } catch (const InvalidArgument& e) {
+    print_stderr("{}: error: {}\n", name, describe_invalid_argument(e.argument(), e.message(), name));
+    return static_cast<int>(e.code());
   } catch (const Error& e) {
     print_stderr("{}: error: {}\n", name, e.what());
     return static_cast<int>(e.code());

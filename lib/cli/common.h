@@ -7,6 +7,8 @@
 #include <functional>
 #include <string>
 
+#include "cli/usage.h"
+
 namespace maskgit {
 
 struct RuntimeOptions {
@@ -37,6 +39,12 @@ CLI::Validator seed_value();
 void check_grid_size(int64_t count, int64_t columns, int64_t height, int64_t width, int64_t scale,
                      const std::string& flag = "--grid");
 
+// validate_output_pattern (io/image.h), then prepare_output_file (io/atomic_file.h) for every
+// one of the `count` paths (each folder probed once), before any work: Error(usage) naming
+// `flag` for a bad pattern, Error(io_error) naming the flag and path for a destination that
+// cannot be written.
+void prepare_output_pattern(const std::string& pattern, int64_t count, const std::string& flag);
+
 // --device auto|cpu|cuda|cuda:N and --threads N.
 void add_runtime_options(CLI::App& app, RuntimeOptions& options);
 // Applies --threads and resolves --device; Error(usage) if CUDA is asked for but absent.
@@ -47,7 +55,9 @@ void add_model_option(CLI::App& app, std::string& model_dir);
 
 // Parses argv into `app` and runs `body`. Returns the process exit code: 0 on success (and
 // for --help), 2 for bad flags, and the code carried by a maskgit::Error otherwise. Every
-// failure prints exactly one line "<app name>: error: <message>" on stderr.
+// failure prints exactly one line "<app name>: error: <message>" on stderr; for the library's
+// InvalidArgument the message is "<flag>: <what is wrong>", the flag found by
+// flag_for_argument (cli/argument_flags.h).
 int run_tool(CLI::App& app, int argc, char** argv, const std::function<void()>& body);
 
 }  // namespace maskgit

@@ -111,7 +111,7 @@ void run_editing_tool(const std::string& tool, const EditingCliOptions& options,
   const DecodeOptions decode = decode_options_for_model(sampler, config);
   int64_t class_id = -1;
   if (!options.class_word.empty()) {
-    class_id = resolve_classes(config, {options.class_word}, "--class").front();
+    class_id = resolve_classes(config, {options.class_word}).front();
   } else if (!config.transformer->no_class_token) {
     throw_usage("--class: this model has no \"no class\" token (as the release's models), so it cannot decode "
                 "without a class: give -c/--class");

@@ -24,8 +24,44 @@ class Error : public std::runtime_error {
   ExitCode code_;
 };
 
-// Convenience throwers so call sites read as what went wrong.
-[[noreturn]] void throw_usage(const std::string& message);
+// A bad argument to a library function, in the library's own terms. The library never names a
+// command-line flag: `argument()` is its own name for what was wrong, and `message()` says what
+// is wrong with it without naming any flag. The command-line layer (lib/cli/argument_flags.h)
+// maps the argument to the flag that set it and prints "<tool>: error: <flag>: <message>";
+// what() is "<argument>: <message>" for other callers.
+//
+// Arguments are named after the library's parameters and option fields, in snake_case:
+//   cfg_scale             DecodeOptions::guidance_scale on a model without a "no class" token
+//   class                 a class id or class name (resolve_classes, class_token_for)
+//   box                   a PixelBox that is empty or not inside the image
+//   canvas, offset        placement_on_canvas's canvas size and the image's offset on it
+//   left, right, top, bottom, margins   placement_from_margins's margins, one or all of them
+//   output                an output file pattern (validate_output_pattern, format_output_path)
+//   batch_size, epochs, log_every, checkpoint_every, learning_rate, limit, resume, overwrite
+//                         the training options of those names (limit: the DatasetSpec's)
+//   floor_count           ReferenceOptions::floor_count
+//   files                 the sample files of read_labeled_sample_files
+//   channels, image_size  a DatasetSpec's channels and width × height
+//   images, ids           images or token grids too small for the model (plan_edit,
+//                         complete_token_grids)
+// and, for a setting the library reads from the environment, the variable's name
+// (OMP_NUM_THREADS). The exit code is usage (2) unless given: a `resume` without a checkpoint
+// to resume from is bad_input (3), as a missing input file is. A new name needs a row in
+// lib/cli/argument_flags.cpp (tests/library_names_no_flags.sh checks).
+class InvalidArgument : public Error {
+ public:
+  InvalidArgument(std::string argument, std::string message, ExitCode code = ExitCode::usage);
+  const std::string& argument() const { return argument_; }
+  // What is wrong, without the argument's name.
+  const std::string& message() const { return message_; }
+
+ private:
+  std::string argument_;
+  std::string message_;
+};
+
+// Convenience throwers so call sites read as what went wrong. (Usage errors that name a flag
+// belong to the command-line layer: lib/cli/usage.h.)
 [[noreturn]] void throw_bad_input(const std::string& message);
 [[noreturn]] void throw_io_error(const std::string& message);
 

@@ -88,9 +88,10 @@ std::string idx_images_in(const fs::path& directory) {
 
 LabeledImages load_dataset(const DatasetSpec& spec) {
   if (spec.channels != 1 && spec.channels != 3)
-    throw_usage(fmt::format("dataset channels must be 1 or 3, not {}", spec.channels));
+    throw InvalidArgument("channels", fmt::format("a dataset is read with 1 or 3 channels, not {}", spec.channels));
   if (spec.width < 0 || spec.height < 0)
-    throw_usage(fmt::format("dataset image size {}x{} is negative", spec.width, spec.height));
+    throw InvalidArgument("image_size",
+                          fmt::format("the dataset image size {}x{} is negative", spec.width, spec.height));
   const fs::path path(spec.path);
   std::error_code error;
   if (spec.path.empty() || !fs::exists(path, error))

@@ -24,6 +24,8 @@ const std::vector<std::string>& fashion_mnist_class_names();
 // Default location of Debian's dataset-fashion-mnist package.
 constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
 
+// InvalidArgument("channels" or "image_size") for channels other than 1 or 3 or a negative
+// size; Error(bad_input) naming the path for missing or unreadable data.
 LabeledImages load_dataset(const DatasetSpec& spec);
 
 }  // namespace maskgit

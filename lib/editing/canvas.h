@@ -70,17 +70,15 @@ struct Margins {
 };
 
 // Extends a width × height image by the margins, each rounded up to whole tokens of
-// `factor` pixels. Error(usage) when a margin is negative or all are 0.
+// `factor` pixels. InvalidArgument("left", "right", "top" or "bottom") for a margin out of
+// range, InvalidArgument("margins") when all are 0 or the canvas would be too large.
 CanvasPlacement placement_from_margins(int64_t width, int64_t height, const Margins& margins, int64_t factor);
 
-// Places the image on a canvas of the given size at the given offset. Error(usage) naming
-// --canvas / --offset when the image does not fit inside or the canvas adds nothing.
+// Places the image on a canvas of the given size at the given offset. InvalidArgument("canvas"
+// or "offset") when the image does not fit inside or the canvas adds nothing. (The tools read
+// "WxH" and "X,Y" text with parse_size and parse_point, cli/geometry_args.h.)
 CanvasPlacement placement_on_canvas(int64_t width, int64_t height, int64_t canvas_width, int64_t canvas_height,
                                     int64_t offset_x, int64_t offset_y);
-
-// "WxH" and "X,Y" parsers; Error(usage) naming `flag`.
-void parse_size(const std::string& text, const std::string& flag, int64_t& width, int64_t& height);
-void parse_point(const std::string& text, const std::string& flag, int64_t& x, int64_t& y);
 
 struct PlacedImages {
   // [N, C, canvas_height, canvas_width]: the images, with the area outside them filled by

@@ -15,8 +15,10 @@ EditPlan plan_edit(const EditSetup& setup, int64_t factor, const TransformerConf
   TORCH_CHECK(setup.regenerate.sizes() == torch::IntArrayRef({height, width}), "plan_edit: mask size differs");
   const int64_t rows = (height + factor - 1) / factor, columns = (width + factor - 1) / factor;
   if (rows < transformer.grid_height || columns < transformer.grid_width)
-    throw_usage(fmt::format("the image is {}x{} pixels ({}x{} tokens); the model needs at least {}x{} pixels", width,
-                            height, columns, rows, transformer.grid_width * factor, transformer.grid_height * factor));
+    throw InvalidArgument("images",
+                          fmt::format("the image is {}x{} pixels ({}x{} tokens); the model needs at least {}x{} pixels",
+                                      width, height, columns, rows, transformer.grid_width * factor,
+                                      transformer.grid_height * factor));
   torch::Tensor pixels = setup.regenerate.to(torch::kBool);
   if (setup.known_pixels.defined()) pixels = pixels.logical_or(setup.known_pixels.logical_not());
   EditPlan plan;

@@ -33,7 +33,7 @@ struct EditPlan {
 };
 
 // Token mask (the pixel rule, pixels without an original, then the dilation) and compositing
-// weight. Error(usage) when the grid is smaller than the model's. A plan with
+// weight. InvalidArgument("images") when the grid is smaller than the model's. A plan with
 // regenerated_tokens == 0 means there is nothing to do; the caller names the empty input.
 EditPlan plan_edit(const EditSetup& setup, int64_t factor, const TransformerConfig& transformer);
 

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <cmath>
-#include <sstream>
 
 #include "common/error.h"
 #include "io/image.h"
@@ -56,31 +55,16 @@ torch::Tensor dilate_token_mask(const torch::Tensor& token_mask, int64_t cells) 
   return F::max_pool2d(padded, F::MaxPool2dFuncOptions(2 * cells + 1).stride(1)).view({rows, columns}) > 0.5;
 }
 
-PixelBox parse_box(const std::string& text, const std::string& flag) {
-  PixelBox box;
-  std::istringstream stream(text);
-  char comma1 = 0, comma2 = 0, comma3 = 0;
-  std::string rest;
-  if (!(stream >> box.x >> comma1 >> box.y >> comma2 >> box.width >> comma3 >> box.height) || comma1 != ',' ||
-      comma2 != ',' || comma3 != ',' || (stream >> rest))
-    throw_usage(fmt::format("{}: \"{}\" is not X,Y,W,H (pixels)", flag, text));
-  // Bounded here so that no later sum (x + width) can overflow.
-  for (int64_t value : {box.x, box.y, box.width, box.height})
-    if (value < -kMaxImageSide || value > kMaxImageSide)
-      throw_usage(fmt::format("{}: {} is out of range (at most {} pixels)", flag, value, kMaxImageSide));
-  return box;
-}
-
-void require_box_inside(const PixelBox& box, int64_t width, int64_t height, const std::string& flag) {
+void require_box_inside(const PixelBox& box, int64_t width, int64_t height) {
   if (box.width <= 0 || box.height <= 0)
-    throw_usage(fmt::format("{}: the box {},{},{},{} is empty", flag, box.x, box.y, box.width, box.height));
+    throw InvalidArgument("box", fmt::format("the box {},{},{},{} is empty", box.x, box.y, box.width, box.height));
   if (box.x < 0 || box.y < 0 || box.x + box.width > width || box.y + box.height > height)
-    throw_usage(fmt::format("{}: the box {},{},{},{} is not inside the {}x{} image", flag, box.x, box.y, box.width,
-                            box.height, width, height));
+    throw InvalidArgument("box", fmt::format("the box {},{},{},{} is not inside the {}x{} image", box.x, box.y,
+                                             box.width, box.height, width, height));
 }
 
-torch::Tensor box_pixel_mask(const PixelBox& box, int64_t width, int64_t height, const std::string& flag) {
-  require_box_inside(box, width, height, flag);
+torch::Tensor box_pixel_mask(const PixelBox& box, int64_t width, int64_t height) {
+  require_box_inside(box, width, height);
   torch::Tensor mask = torch::zeros({height, width}, torch::kBool);
   mask.slice(0, box.y, box.y + box.height).slice(1, box.x, box.x + box.width).fill_(true);
   return mask;

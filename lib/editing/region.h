@@ -47,12 +47,11 @@ struct PixelBox {
   int64_t height = 0;
 };
 
-// Parses "X,Y,W,H" (pixels); Error(usage) naming `flag` for anything else.
-PixelBox parse_box(const std::string& text, const std::string& flag);
-// Error(usage) naming `flag` when the box is empty or not inside the width × height image.
-void require_box_inside(const PixelBox& box, int64_t width, int64_t height, const std::string& flag);
+// InvalidArgument("box") when the box is empty or not inside the width × height image. (The
+// tools read boxes from "X,Y,W,H" text with parse_box, cli/geometry_args.h.)
+void require_box_inside(const PixelBox& box, int64_t width, int64_t height);
 // The box as a pixel mask (after require_box_inside).
-torch::Tensor box_pixel_mask(const PixelBox& box, int64_t width, int64_t height, const std::string& flag);
+torch::Tensor box_pixel_mask(const PixelBox& box, int64_t width, int64_t height);
 
 // The release's feathering for an S×S image: a Gaussian blur of radius S/16 − 1 pixels
 // (integer division; the shorter side for other shapes), never below 0.

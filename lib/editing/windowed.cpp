@@ -55,8 +55,8 @@ torch::Tensor complete_token_grids(BidirectionalTransformer& transformer, const 
   TORCH_CHECK(static_cast<int64_t>(classes.size()) == batch && static_cast<int64_t>(seeds.size()) == batch,
               "complete_token_grids: one class and one seed per grid");
   if (rows < config.grid_height || columns < config.grid_width)
-    throw_usage(fmt::format("a {}x{} token grid is smaller than the model's {}x{}", columns, rows, config.grid_width,
-                            config.grid_height));
+    throw InvalidArgument("ids", fmt::format("a {}x{} token grid is smaller than the model's {}x{}", columns, rows,
+                                             config.grid_width, config.grid_height));
   const torch::Tensor unknown = ids[0] == config.mask_token();
   TORCH_CHECK((ids == config.mask_token()).eq(unknown.unsqueeze(0)).all().item<bool>(),
               "complete_token_grids: every grid of a batch must have the same unknown cells");

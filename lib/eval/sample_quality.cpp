@@ -192,7 +192,7 @@ LabeledSamples read_labeled_samples(const std::string& directory, const std::vec
 
 LabeledSamples read_labeled_sample_files(const std::vector<std::string>& files,
                                          const std::vector<std::string>& class_names, const ClassifierConfig& config) {
-  if (files.empty()) throw_usage("no images to evaluate");
+  if (files.empty()) throw InvalidArgument("files", "no images to evaluate");
   LabeledSamples samples;
   std::vector<torch::Tensor> images;
   std::vector<int64_t> labels;
@@ -215,7 +215,7 @@ ReferenceSets load_reference_sets(const ReferenceOptions& options, const Classif
     spec.height = static_cast<int>(config.height);
     return spec;
   };
-  if (options.floor_count < 0) throw_usage(fmt::format("--floor-count: {} is negative", options.floor_count));
+  if (options.floor_count < 0) throw InvalidArgument("floor_count", fmt::format("{} is negative", options.floor_count));
   ReferenceSets sets;
   sets.reference = load_dataset(spec_for(options.path, options.split));
   sets.reference_name = dataset_name(options.path, options.split);
@@ -228,7 +228,8 @@ ReferenceSets load_reference_sets(const ReferenceOptions& options, const Classif
   if (count == 0) {
     count = std::min({sample_count, kMaxFloorCount, available});
   } else if (count > available) {
-    throw_usage(fmt::format("--floor-count: {} is more than the {} images of {}", count, available, sets.floor_name));
+    throw InvalidArgument("floor_count",
+                          fmt::format("{} is more than the {} images of {}", count, available, sets.floor_name));
   }
   // Our own shuffle (Batcher) rather than torch::randperm, so that the subset is the same on
   // every LibTorch version.

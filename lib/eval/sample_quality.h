@@ -63,7 +63,7 @@ struct ReferenceSets {
 };
 
 // Loads the reference images and a random subset of the floor data, in the classifier's
-// geometry. Error(usage) when --floor-count asks for more images than the floor data has.
+// geometry. InvalidArgument("floor_count") when it is negative or more than the floor data has.
 ReferenceSets load_reference_sets(const ReferenceOptions& options, const ClassifierConfig& config,
                                   int64_t sample_count);
 

@@ -12,11 +12,12 @@ namespace maskgit {
 int64_t class_token_for(const TransformerConfig& config, int64_t class_id) {
   if (class_id < 0) {
     if (!config.no_class_token)
-      throw_usage("this model was trained without a \"no class\" token: give a class (or a guidance scale of 1)");
+      throw InvalidArgument("class",
+                            "this model was trained without a \"no class\" token: give a class (or a guidance scale of 1)");
     return config.no_class_token_id();
   }
   if (class_id >= config.num_classes)
-    throw_usage(fmt::format("class {} is out of range (0..{})", class_id, config.num_classes - 1));
+    throw InvalidArgument("class", fmt::format("{} is out of range (0..{})", class_id, config.num_classes - 1));
   return config.class_token(class_id);
 }
 
@@ -25,7 +26,7 @@ torch::Tensor complete_tokens(BidirectionalTransformer& transformer, const torch
                               const DecodeOptions& options, const torch::Device& device) {
   const TransformerConfig& config = transformer->config();
   if (options.guidance_scale != 1.0 && !config.no_class_token)
-    throw_usage("--cfg-scale: this model was trained without a \"no class\" token, so guidance is unavailable");
+    throw InvalidArgument("cfg_scale", "this model was trained without a \"no class\" token, so guidance is unavailable");
   std::vector<int64_t> class_tokens;
   for (int64_t class_id : classes) class_tokens.push_back(class_token_for(config, class_id));
   transformer->eval();

@@ -22,6 +22,8 @@ torch::Tensor generate_tokens(BidirectionalTransformer& transformer, const std::
                               const torch::Device& device);
 
 // Decodes from partly known grids: `ids` [B, N] with the mask token where unknown.
+// InvalidArgument("cfg_scale") for guidance (a scale other than 1) on a model without a
+// "no class" token.
 torch::Tensor complete_tokens(BidirectionalTransformer& transformer, const torch::Tensor& ids,
                               const std::vector<int64_t>& classes, const std::vector<uint64_t>& seeds,
                               const DecodeOptions& options, const torch::Device& device);
@@ -39,8 +41,8 @@ void generate_images(BidirectionalTransformer& transformer, VQTokenizer& tokeniz
                      const DecodeOptions& options, int64_t batch_size, const torch::Device& device,
                      const GeneratedBatchCallback& on_batch);
 
-// The class token for class c (or the "no class" token for -1); Error(usage) when the model
-// has no "no class" token but one is needed.
+// The class token for class c (or the "no class" token for -1); InvalidArgument("class") for a
+// class out of range, or when the model has no "no class" token but one is needed.
 int64_t class_token_for(const TransformerConfig& config, int64_t class_id);
 
 // Generation settings as stored in PNG metadata and printed by --json: the decoding options,

@@ -463,7 +463,7 @@ std::map<std::string, std::string> parse_png_text(const std::string& bytes, cons
 std::string format_output_path(const std::string& pattern, int64_t index) {
   std::string problem;
   const std::optional<OutputPattern> parsed = parse_output_pattern(pattern, problem);
-  if (!parsed) throw_usage(fmt::format("output pattern \"{}\": {}", pattern, problem));
+  if (!parsed) throw InvalidArgument("output", fmt::format("pattern \"{}\" is not valid: {}", pattern, problem));
   if (!parsed->has_conversion) return parsed->prefix;
   // printf semantics: the sign comes before zero padding ("%05d" of -3 is "-0003").
   const std::string digits = std::to_string(index < 0 ? -static_cast<uint64_t>(index) : static_cast<uint64_t>(index));
@@ -475,28 +475,14 @@ std::string format_output_path(const std::string& pattern, int64_t index) {
   return parsed->prefix + number + parsed->suffix;
 }
 
-void validate_output_pattern(const std::string& pattern, int64_t count, const std::string& flag) {
-  if (pattern.empty()) throw_usage(fmt::format("{}: the output path is empty", flag));
+void validate_output_pattern(const std::string& pattern, int64_t count) {
+  if (pattern.empty()) throw InvalidArgument("output", "the output path is empty");
   std::string problem;
   const std::optional<OutputPattern> parsed = parse_output_pattern(pattern, problem);
-  if (!parsed) throw_usage(fmt::format("{}: pattern \"{}\" is not valid: {}", flag, pattern, problem));
+  if (!parsed) throw InvalidArgument("output", fmt::format("pattern \"{}\" is not valid: {}", pattern, problem));
   if (count > 1 && !parsed->has_conversion)
-    throw_usage(fmt::format("{}: pattern \"{}\" needs one %d conversion to write {} files", flag, pattern, count));
-}
-
-void prepare_output_pattern(const std::string& pattern, int64_t count, const std::string& flag) {
-  validate_output_pattern(pattern, count, flag);
-  std::set<std::string> prepared_folders;
-  for (int64_t i = 0; i < count; ++i) {
-    const std::string path = format_output_path(pattern, i);
-    const std::string folder = std::filesystem::path(path).parent_path().string();
-    struct stat info {};
-    const bool exists = ::lstat(path.c_str(), &info) == 0;  // a dangling link exists too
-    // A new file in a folder already probed needs nothing more.
-    if (!exists && prepared_folders.count(folder)) continue;
-    prepare_output_file(path, flag);
-    if (!exists) prepared_folders.insert(folder);
-  }
+    throw InvalidArgument("output", fmt::format("pattern \"{}\" needs one %d conversion to write {} files", pattern,
+                                                count));
 }
 
 }  // namespace maskgit

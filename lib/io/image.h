@@ -59,12 +59,10 @@ std::map<std::string, std::string> read_png_text(const std::string& path);
 std::map<std::string, std::string> parse_png_text(const std::string& bytes, const std::string& source);
 
 // Expands an output pattern with one printf-style integer conversion (%d, %05d, ...).
-// A pattern without a conversion is used as-is when count == 1, otherwise Error(usage).
+// A pattern without a conversion is used as-is when count == 1. InvalidArgument("output") for
+// an invalid pattern, or (validate_output_pattern) an empty one, or one without a conversion
+// for count > 1. (The tools' prepare_output_pattern, cli/common.h, also checks every path.)
 std::string format_output_path(const std::string& pattern, int64_t index);
-void validate_output_pattern(const std::string& pattern, int64_t count, const std::string& flag);
-// validate_output_pattern, then prepare_output_file (io/atomic_file.h) for every one of the
-// `count` paths (each folder probed once), before any work: Error(usage) for a bad pattern,
-// Error(io_error) naming the flag and path for a destination that cannot be written.
-void prepare_output_pattern(const std::string& pattern, int64_t count, const std::string& flag);
+void validate_output_pattern(const std::string& pattern, int64_t count);
 
 }  // namespace maskgit

@@ -281,8 +281,7 @@ void save_transformer_weights(const ModelConfig& config, BidirectionalTransforme
   save_stage_weights(*transformer, config, kTransformerWeightsFile, "transformer");
 }
 
-std::vector<int64_t> resolve_classes(const ModelConfig& config, const std::vector<std::string>& words,
-                                     const std::string& flag) {
+std::vector<int64_t> resolve_classes(const ModelConfig& config, const std::vector<std::string>& words) {
   auto lower = [](std::string text) {
     for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return text;
@@ -293,16 +292,16 @@ std::vector<int64_t> resolve_classes(const ModelConfig& config, const std::vecto
     if (!word.empty() && std::all_of(word.begin(), word.end(), [](unsigned char c) { return std::isdigit(c); })) {
       id = word.size() <= 9 ? std::stoll(word) : config.num_classes();
       if (id >= config.num_classes())
-        throw_usage(fmt::format("{}: class {} is out of range (the model has classes 0..{})", flag, word,
-                                config.num_classes() - 1));
+        throw InvalidArgument("class", fmt::format("class {} is out of range (the model has classes 0..{})", word,
+                                                   config.num_classes() - 1));
     } else {
       // ImageNet's names repeat ("crane" is a bird and a machine): a name must be unique.
       std::vector<int64_t> matches;
       for (int64_t c = 0; c < config.num_classes(); ++c)
         if (lower(config.class_names[static_cast<size_t>(c)]) == lower(word)) matches.push_back(c);
       if (matches.size() > 1)
-        throw_usage(fmt::format("{}: \"{}\" names several classes ({}): give the class id", flag, word,
-                                fmt::join(matches, ", ")));
+        throw InvalidArgument("class", fmt::format("\"{}\" names several classes ({}): give the class id", word,
+                                                   fmt::join(matches, ", ")));
       if (matches.empty()) {
         constexpr size_t kListed = 12;
         std::vector<std::string> listed;
@@ -316,11 +315,12 @@ std::vector<int64_t> resolve_classes(const ModelConfig& config, const std::vecto
               listed.push_back(fmt::format("{} {}", c, config.class_names[static_cast<size_t>(c)]));
           if (similar > kListed) listed.push_back(fmt::format("and {} more", similar - kListed));
         }
-        throw_usage(fmt::format("{}: unknown class \"{}\" ({}{})", flag, word,
-                                listed.empty() ? "" : (config.class_names.size() <= kListed ? "classes: " : "similar: "),
-                                listed.empty() ? fmt::format("the model has {} classes, listed in {}",
-                                                             config.num_classes(), config.path_of(kModelConfigFile))
-                                               : fmt::format("{}", fmt::join(listed, ", "))));
+        throw InvalidArgument(
+            "class", fmt::format("unknown class \"{}\" ({}{})", word,
+                                 listed.empty() ? "" : (config.class_names.size() <= kListed ? "classes: " : "similar: "),
+                                 listed.empty() ? fmt::format("the model has {} classes, listed in {}",
+                                                              config.num_classes(), config.path_of(kModelConfigFile))
+                                                : fmt::format("{}", fmt::join(listed, ", "))));
       }
       id = matches.front();
     }

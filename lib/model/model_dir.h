@@ -103,9 +103,8 @@ BidirectionalTransformer load_transformer(const ModelConfig& config, const torch
 void save_transformer_weights(const ModelConfig& config, BidirectionalTransformer& transformer);
 
 // Class ids from user words: each is a class id ("3") or a class name ("Sneaker", matched
-// case-insensitively). Throws Error(usage) naming `flag` and listing the names.
-std::vector<int64_t> resolve_classes(const ModelConfig& config, const std::vector<std::string>& words,
-                                     const std::string& flag);
+// case-insensitively). Throws InvalidArgument("class") listing the names (or similar ones).
+std::vector<int64_t> resolve_classes(const ModelConfig& config, const std::vector<std::string>& words);
 
 // The model used when none is named: $MASKGIT_MODEL if set, else the project's shipped
 // models/fashion-mnist (source tree, or <prefix>/share/maskgit-cpp/models next to the binary).

@@ -115,7 +115,7 @@ int positive_integer_env(const char* name) {
   const long value = std::strtol(text, &end, 10);
   // OpenMP allows a list ("4,2") for nested levels; the first entry is the outer count.
   if (end == text || (*end != '\0' && *end != ',') || value < 1 || value > 4096)
-    throw_usage(fmt::format("{}=\"{}\" is not a thread count (an integer from 1 to 4096)", name, text));
+    throw InvalidArgument(name, fmt::format("\"{}\" is not a thread count (an integer from 1 to 4096)", text));
   return static_cast<int>(value);
 }
 

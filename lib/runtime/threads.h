@@ -28,7 +28,7 @@ struct CpuThreadStatus {
 };
 
 // Applies the policy: `requested` > 0 fixes the count (--threads); 0 means OMP_NUM_THREADS if
-// set to a positive integer, else automatic. Throws Error(usage) naming OMP_NUM_THREADS when
+// set to a positive integer, else automatic. Throws InvalidArgument("OMP_NUM_THREADS") when
 // that variable is set but not a positive integer.
 void configure_cpu_threads(int requested);
 

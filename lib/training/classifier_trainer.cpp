@@ -107,10 +107,11 @@ double evaluate_classifier_accuracy(Classifier& classifier, const torch::Tensor&
 
 ClassifierTrainResult train_classifier(const ClassifierTrainOptions& requested) {
   ClassifierTrainOptions options = requested;
-  if (options.batch_size < 1) throw_usage("--batch-size: must be positive");
-  if (options.steps <= 0 && options.epochs < 1) throw_usage("--epochs: must be positive (or give --steps)");
-  if (options.log_every < 1 || options.checkpoint_every < 1)
-    throw_usage("--log-every and --checkpoint-every must be positive");
+  if (options.batch_size < 1) throw InvalidArgument("batch_size", "must be positive");
+  if (options.steps <= 0 && options.epochs < 1)
+    throw InvalidArgument("epochs", "must be positive (or give a number of steps)");
+  if (options.log_every < 1) throw InvalidArgument("log_every", "must be positive");
+  if (options.checkpoint_every < 1) throw InvalidArgument("checkpoint_every", "must be positive");
   const std::string state_path = options.state_path();
   const std::string weights_path = (fs::path(options.out_dir) / kClassifierWeightsFile).string();
   check_learning_rate(options.learning_rate, AdamOptions{}.beta1, options.weight_decay);
@@ -121,7 +122,8 @@ ClassifierTrainResult train_classifier(const ClassifierTrainOptions& requested) 
   int64_t start_step = 0;
   std::optional<ClassifierConfig> checkpoint_config;
   if (options.resume) {
-    if (!file_exists(state_path)) throw_bad_input(fmt::format("--resume: no checkpoint at {}", state_path));
+    if (!file_exists(state_path))
+      throw InvalidArgument("resume", fmt::format("no checkpoint at {}", state_path), ExitCode::bad_input);
     try {
       resume_state = read_safetensors(state_path);
     } catch (const SafetensorsError& e) {
@@ -151,7 +153,8 @@ ClassifierTrainResult train_classifier(const ClassifierTrainOptions& requested) 
   LabeledImages data = load_dataset(options.data);
   const int64_t dataset_size = data.images.size(0);
   if (dataset_size < options.batch_size)
-    throw_usage(fmt::format("--batch-size: {} is larger than the dataset ({} images)", options.batch_size, dataset_size));
+    throw InvalidArgument("batch_size",
+                          fmt::format("{} is larger than the dataset ({} images)", options.batch_size, dataset_size));
   options.config.height = data.images.size(2);
   options.config.width = data.images.size(3);
   options.config.num_classes = static_cast<int64_t>(data.class_names.size());

@@ -32,7 +32,7 @@ namespace maskgit {
 
 // Refuses, before any work, to start a fresh run of `stage` in `out_dir` over that stage's
 // checkpoint (`state_path`) or model (`model_path`): Error(io_error) naming the directory and
-// the way on. `resume` and `overwrite` exclude each other (a usage error).
+// the way on. `resume` and `overwrite` exclude each other (InvalidArgument("overwrite")).
 // A checkpoint's "seed" metadata: a whole number 0..2^64-1 (every seed --seed accepts).
 // Throws Error(bad_input) naming `source` otherwise.
 inline uint64_t metadata_seed(const SafetensorsFile& file, const std::string& source) {
@@ -49,7 +49,8 @@ inline uint64_t metadata_seed(const SafetensorsFile& file, const std::string& so
 inline void refuse_to_replace_run(const std::string& stage, const std::string& out_dir, const std::string& state_path,
                                   const std::string& model_path, bool resume, bool overwrite) {
   namespace fs = std::filesystem;
-  if (resume && overwrite) throw_usage("--resume and --overwrite exclude each other");
+  if (resume && overwrite)
+    throw InvalidArgument("overwrite", "starts the run over, so it cannot be combined with resuming it");
   if (resume || overwrite) return;
   auto relative = [&](const std::string& path) { return fs::path(path).lexically_relative(out_dir).string(); };
   if (file_exists(state_path))
@@ -63,13 +64,16 @@ inline void refuse_to_replace_run(const std::string& stage, const std::string& o
 }
 
 // Adam's step (lr / (1 - beta1^t), at most lr / (1 - beta1)) and the decoupled decay (lr × decay)
-// are applied as float32 scalars; a --lr that overflows them is a usage error, before any work.
+// are applied as float32 scalars; a learning rate that overflows them is InvalidArgument("learning_rate"),
+// before any work.
 inline void check_learning_rate(double learning_rate, double beta1, double weight_decay) {
   const double largest_step = learning_rate / (1.0 - beta1);
   if (!(learning_rate > 0) || !std::isfinite(largest_step) || largest_step > FLT_MAX ||
       learning_rate * weight_decay > FLT_MAX)
-    throw_usage(fmt::format("--lr: {:g} is out of range (positive, and at most {:.3g} so that Adam's steps fit in float32)",
-                            learning_rate, std::min(FLT_MAX * (1.0 - beta1), weight_decay > 0 ? FLT_MAX / weight_decay : FLT_MAX)));
+    throw InvalidArgument("learning_rate",
+                          fmt::format("{:g} is out of range (positive, and at most {:.3g} so that Adam's steps fit in float32)",
+                                      learning_rate,
+                                      std::min(FLT_MAX * (1.0 - beta1), weight_decay > 0 ? FLT_MAX / weight_decay : FLT_MAX)));
 }
 
 // Removes the checkpoint of an earlier run when a run starts over (--overwrite), so that the
@@ -142,7 +146,8 @@ inline std::vector<torch::Tensor> module_tensors(const torch::nn::Module& module
 
 // The data order depends on the dataset's size, so a resumed run trains on the images the
 // checkpoint was trained on: its "limit" (the first N images, -1 = all) replaces the default
-// --limit; a different explicit --limit is a usage error. Checkpoints without it keep --limit.
+// limit; a different explicit limit is InvalidArgument("limit"). Checkpoints without it keep the
+// limit given.
 inline void resume_data_limit(DatasetSpec& data, const SafetensorsFile& state, const std::string& source) {
   const auto it = state.metadata.find("limit");
   if (it == state.metadata.end()) return;
@@ -155,8 +160,9 @@ inline void resume_data_limit(DatasetSpec& data, const SafetensorsFile& state, c
     throw_bad_input(fmt::format("{}: metadata \"limit\" is not an integer", source));
   }
   if (data.limit != -1 && data.limit != limit)
-    throw_usage(fmt::format("--limit: the checkpoint {} was trained on {}; resume with that --limit or without one",
-                            source, limit < 0 ? std::string("all images") : fmt::format("the first {} images", limit)));
+    throw InvalidArgument("limit", fmt::format("the checkpoint {} was trained on {}; resume with that limit or without one",
+                                               source, limit < 0 ? std::string("all images")
+                                                                 : fmt::format("the first {} images", limit)));
   data.limit = limit;
 }
 

@@ -83,7 +83,7 @@ TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& requested) {
   int64_t start_step = 0;
   if (options.resume) {
     if (!file_exists(state_path))
-      throw_bad_input(fmt::format("--resume: no checkpoint at {}", state_path));
+      throw InvalidArgument("resume", fmt::format("no checkpoint at {}", state_path), ExitCode::bad_input);
     try {
       resume_state = read_safetensors(state_path);
     } catch (const SafetensorsError& e) {
@@ -110,7 +110,8 @@ TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& requested) {
   LabeledImages data = load_dataset(options.data);
   const int64_t dataset_size = data.images.size(0);
   if (dataset_size < options.batch_size)
-    throw_usage(fmt::format("--batch-size: {} is larger than the dataset ({} images)", options.batch_size, dataset_size));
+    throw InvalidArgument("batch_size",
+                          fmt::format("{} is larger than the dataset ({} images)", options.batch_size, dataset_size));
 
   ModelConfig model;
   model.directory = options.model_dir;

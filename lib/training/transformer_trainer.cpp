@@ -110,7 +110,8 @@ TransformerTrainResult train_transformer(const TransformerTrainOptions& requeste
   SafetensorsFile resume_state;
   int64_t start_step = 0;
   if (options.resume) {
-    if (!file_exists(state_path)) throw_bad_input(fmt::format("--resume: no checkpoint at {}", state_path));
+    if (!file_exists(state_path))
+      throw InvalidArgument("resume", fmt::format("no checkpoint at {}", state_path), ExitCode::bad_input);
     try {
       resume_state = read_safetensors(state_path);
     } catch (const SafetensorsError& e) {
@@ -147,7 +148,8 @@ TransformerTrainResult train_transformer(const TransformerTrainOptions& requeste
   if (labels.max().item<int64_t>() >= config.num_classes)
     throw_bad_input(fmt::format("{}: labels exceed the model's {} classes", options.data.path, config.num_classes));
   if (dataset_size < options.batch_size)
-    throw_usage(fmt::format("--batch-size: {} is larger than the dataset ({} images)", options.batch_size, dataset_size));
+    throw InvalidArgument("batch_size",
+                          fmt::format("{} is larger than the dataset ({} images)", options.batch_size, dataset_size));
 
   BidirectionalTransformer transformer(config);
   transformer->reset_parameters_like_release(options.seed);

@@ -1,0 +1,62 @@
+#include "cli/argument_flags.h"
+
+namespace maskgit {
+
+namespace {
+
+struct ArgumentFlag {
+  std::string_view argument;  // the library's name (InvalidArgument::argument())
+  std::string_view flag;      // what the user typed
+  std::string_view tool;      // empty: every tool
+};
+
+// One row per argument the library names (documented with InvalidArgument); a row for one tool
+// comes before the row for every tool. An empty flag: no flag sets it (an environment
+// variable), or the tools refuse it themselves before the library could (images, ids, files,
+// image_size), and the message names the argument. tests/library_names_no_flags.sh checks
+// that every argument the library throws has a row.
+constexpr ArgumentFlag kArgumentFlags[] = {
+    {"box", "--crop", "maskgit-outpaint"},  // outpaint's only box is the part of the input it keeps
+    {"box", "--box", ""},
+    {"cfg_scale", "--cfg-scale", ""},
+    {"class", "--class", ""},
+    {"canvas", "--canvas", ""},
+    {"offset", "--offset", ""},
+    {"left", "--left", ""},
+    {"right", "--right", ""},
+    {"top", "--top", ""},
+    {"bottom", "--bottom", ""},
+    {"margins", "--left/--right/--top/--bottom", ""},
+    {"output", "--output", ""},
+    {"batch_size", "--batch-size", ""},
+    {"epochs", "--epochs", ""},
+    {"log_every", "--log-every", ""},
+    {"checkpoint_every", "--checkpoint-every", ""},
+    {"learning_rate", "--lr", ""},
+    {"limit", "--limit", ""},
+    {"resume", "--resume", ""},
+    {"overwrite", "--overwrite", ""},
+    {"floor_count", "--floor-count", ""},
+    {"channels", "--channels", "maskgit-train"},
+    {"channels", "", ""},  // the other tools read the model's channels, not a flag
+    {"image_size", "", ""},
+    {"images", "", ""},
+    {"ids", "", ""},
+    {"files", "", ""},
+    {"OMP_NUM_THREADS", "", ""},
+};
+
+}  // namespace
+
+std::string flag_for_argument(std::string_view argument, std::string_view tool) {
+  for (const ArgumentFlag& row : kArgumentFlags)
+    if (row.argument == argument && (row.tool.empty() || row.tool == tool)) return std::string(row.flag);
+  return std::string();
+}
+
+std::string describe_invalid_argument(std::string_view argument, std::string_view message, std::string_view tool) {
+  const std::string flag = flag_for_argument(argument, tool);
+  return (flag.empty() ? std::string(argument) : flag) + ": " + std::string(message);
+}
+
+}  // namespace maskgit
