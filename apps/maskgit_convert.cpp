@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "cli/common.h"
+#include "cli/options.h"
 #include "common/console.h"
 #include "convert/convert_model.h"
 #include "io/json.h"
@@ -17,22 +18,17 @@ int main(int argc, char** argv) {
                "parameter. Nothing is written unless everything converts.",
                "maskgit-convert"};
   ConvertRequest request;
-  bool json_output = false, quiet = false;
-  app.add_option("--tokenizer", request.tokenizer_path, "The release's tokenizer checkpoint (tokenizer_imagenet*_checkpoint)")
-      ->required()->check(non_empty());
-  app.add_option("--transformer", request.transformer_path, "The release's transformer checkpoint (maskgit_imagenet*_checkpoint)")
-      ->required()->check(non_empty());
-  app.add_option("-o,--output", request.output_dir, "Model directory to create (must not exist, or be empty)")
-      ->required()->check(non_empty());
-  app.add_option("--class-names", request.class_names_path,
-                 "Text file with one class name a line (1000 for ImageNet); without it classes are named by id")
-      ->check(non_empty());
-  app.add_flag("--overwrite", request.overwrite,
-               "Replace an existing model directory (one holding only config.json and the two weights files)");
-  app.add_flag("--json", json_output, "Print one JSON object describing the converted model on stdout");
-  app.add_flag("-q,--quiet", quiet, "No progress on stderr");
+  bool json_output = false;
+  ToolOptions cli(app, Tool::convert);
+  cli.add_no_default("tokenizer_checkpoint", request.tokenizer_path)->required();
+  cli.add_no_default("transformer_checkpoint", request.transformer_path)->required();
+  cli.add_no_default("model_output", request.output_dir)->required();
+  cli.add_no_default("class_names", request.class_names_path);
+  cli.add_flag("overwrite", request.overwrite);
+  cli.add_flag("json", json_output);
 
-  return run_tool(app, argc, argv, [&] {
+  return run_tool(cli, argc, argv, [&] {
+    const bool quiet = verbosity() == Verbosity::quiet;
     const auto started = std::chrono::steady_clock::now();
     const ConvertReport report = convert_release_model(request, [&](const std::string& line) {
       if (!quiet) print_stderr("maskgit-convert: {}\n", line);

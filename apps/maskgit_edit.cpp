@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "cli/editing_tool.h"
+#include "cli/options.h"
 #include "cli/geometry_args.h"
 #include "common/error.h"
 #include "editing/canvas.h"
@@ -21,19 +22,20 @@ int main(int argc, char** argv) {
   options.sampler.steps = 12;
   options.sampler.start_step = 2;
   std::string box_text;
-  app.add_option("--box", box_text,
-                 "The box to regenerate, X,Y,W,H in the input's pixels (with --fit, cropped and resized with the image)")
-      ->required();
-  add_editing_options(app, options, ClassUse::required, InputUse::edit_in_place);
+  ToolOptions cli(app, Tool::edit);
+  cli.add_no_default("box", box_text)->required();
+  add_editing_options(cli, options, ClassUse::required, InputUse::edit_in_place);
 
-  return run_tool(app, argc, argv, [&] {
+  return run_tool(cli, argc, argv, [&] {
     const PixelBox box = parse_box(box_text, "--box");
-    run_editing_tool("maskgit-edit", options, [&](const EditingInputs& inputs, Json& description) {
+    run_editing_tool(Tool::edit, options, [&](const EditingInputs& inputs, EditDescription& description) {
       EditSetup setup;
       setup.images = inputs.images;
       setup.regenerate =
           fit_pixel_mask(box_pixel_mask(box, inputs.input_width, inputs.input_height), inputs.geometry);
-      description.set("box", fmt::format("{},{},{},{}", box.x, box.y, box.width, box.height));
+      const std::string box_value = fmt::format("{},{},{},{}", box.x, box.y, box.width, box.height);
+      description.region["box"] = box_value;
+      description.arguments = {"--box", box_value};
       return setup;
     });
   });

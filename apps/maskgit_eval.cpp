@@ -6,6 +6,7 @@
 
 #include "common/console.h"
 #include "cli/common.h"
+#include "cli/options.h"
 #include "cli/progress.h"
 #include "cli/sampler_options.h"
 #include "generation/sampler.h"
@@ -150,38 +151,28 @@ int main(int argc, char** argv) {
   uint64_t sample_seed = 0;
   SamplerCliOptions sampler;
 
-  app.add_option("-c,--classifier", classifier_dir, "Classifier directory (config.json + classifier.safetensors); "
-                                                    "default: $MASKGIT_CLASSIFIER or the shipped one")
-      ->capture_default_str();
-  app.add_option("--images", images_dir, "Folder of generated images (class sub-folders, or PNGs with maskgit:class)");
-  app.add_option("files", files, "Generated PNG files, each with its class id in a maskgit:class text chunk");
-  auto* data = app.add_option_group("Reference data");
-  data->add_option("--reference", reference.path, "Real images: IDX directory/file or image folder")->capture_default_str();
-  data->add_option("--reference-split", reference.split, "IDX split of the reference: train or t10k")
-      ->capture_default_str()->check(CLI::IsMember({"train", "t10k"}));
-  data->add_option("--floor-data", reference.floor_path, "Real images for the floor (default: --reference)");
-  data->add_option("--floor-split", reference.floor_split, "IDX split of the floor images: train or t10k")
-      ->capture_default_str()->check(CLI::IsMember({"train", "t10k"}));
-  data->add_option("--floor-count", reference.floor_count,
-                   "Floor images (0 = as many as the evaluated images, at most 10000)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
-  data->add_option("-s,--seed", reference.seed, "Seed that picks the floor images")->capture_default_str()->check(seed_value());
-  app.add_option("-b,--batch-size", batch_size, "Images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_flag("--json", json_output, "One JSON object on stdout instead of the table");
-  app.add_flag("--self-test", self_test,
-               "Instead of judging images: the classifier's accuracy on the labelled reference images, per class");
-  app.add_option("--limit", self_test_limit, "With --self-test: only the first N reference images (-1 = all)")
-      ->capture_default_str()->check(image_limit());
-  auto* sampling = app.add_option_group("Sampling a model itself (instead of reading images)");
-  sampling->add_option("--sample-model", sample_model, "Model directory to sample: every class, --per-class images each");
-  sampling->add_option("--per-class", per_class, "Images per class when sampling")->capture_default_str()
-      ->check(CLI::Range(1, 100000));
-  sampling->add_option("--sample-seed", sample_seed, "Seed of the first sampled image (image i uses seed + i)")
-      ->capture_default_str()->check(seed_value());
-  add_sampler_options(app, sampler);
-  add_runtime_options(app, runtime);
+  ToolOptions cli(app, Tool::eval);
+  cli.add("classifier", classifier_dir);
+  cli.add_no_default("images", images_dir);
+  cli.add_no_default("input", files);
+  cli.add_no_default("inputs", files);
+  cli.add("reference", reference.path);
+  cli.add("reference_split", reference.split);
+  cli.add_no_default("floor_data", reference.floor_path);
+  cli.add("floor_split", reference.floor_split);
+  cli.add("floor_count", reference.floor_count);
+  cli.add("seed", reference.seed);
+  cli.add("batch_size", batch_size);
+  cli.add_flag("json", json_output);
+  cli.add_flag("self_test", self_test);
+  cli.add("limit", self_test_limit);
+  cli.add_no_default("sample_model", sample_model);
+  cli.add("per_class", per_class);
+  cli.add("sample_seed", sample_seed);
+  add_sampler_options(cli, sampler);
+  add_runtime_options(cli, runtime);
 
-  return run_tool(app, argc, argv, [&] {
+  return run_tool(cli, argc, argv, [&] {
     const bool have_images = !images_dir.empty() || !files.empty() || !sample_model.empty();
     if (self_test && have_images) throw_usage("--self-test judges the classifier itself; give no images with it");
     if (self_test_limit != -1 && !self_test) throw_usage("--limit: only with --self-test");

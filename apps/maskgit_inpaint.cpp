@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "cli/editing_tool.h"
+#include "cli/options.h"
 #include "common/error.h"
 #include "editing/canvas.h"
 #include "editing/region.h"
@@ -18,17 +19,14 @@ int main(int argc, char** argv) {
   options.output = "inpainted/%05d.png";
   std::string mask_path;
   MaskReadOptions mask_options;
-  app.add_option("--mask", mask_path,
-                 "Mask picture of the input's size: white (or opaque) = regenerate (with --fit, cropped and resized "
-                 "with the image)")
-      ->required();
-  app.add_option("--threshold", mask_options.threshold, "Grey level (0..1) from which a mask pixel selects")
-      ->capture_default_str()->check(finite_range(0.0, 1.0));
-  app.add_flag("--invert", mask_options.invert, "Regenerate the black (or transparent) pixels instead");
-  add_editing_options(app, options, ClassUse::optional, InputUse::edit_in_place);
+  ToolOptions cli(app, Tool::inpaint);
+  cli.add_no_default("mask", mask_path)->required();
+  cli.add("threshold", mask_options.threshold);
+  cli.add_flag("invert", mask_options.invert);
+  add_editing_options(cli, options, ClassUse::optional, InputUse::edit_in_place);
 
-  return run_tool(app, argc, argv, [&] {
-    run_editing_tool("maskgit-inpaint", options, [&](const EditingInputs& inputs, Json& description) {
+  return run_tool(cli, argc, argv, [&] {
+    run_editing_tool(Tool::inpaint, options, [&](const EditingInputs& inputs, EditDescription& description) {
       EditSetup setup;
       setup.images = inputs.images;
       const PixelMask mask = read_pixel_mask(mask_path, inputs.input_width, inputs.input_height, mask_options);
@@ -37,10 +35,12 @@ int main(int argc, char** argv) {
         throw_bad_input(fmt::format("{}: the mask selects no pixel, nothing to regenerate (white = regenerate; "
                                     "see --threshold and --invert)",
                                     mask_path));
-      description.set("mask", mask_path);
-      description.set("mask_channel", mask.channel);
-      description.set("threshold", mask_options.threshold);
-      description.set("invert", mask_options.invert);
+      description.region["mask"] = file_identity(mask_path);
+      description.region["mask_channel"] = mask.channel;
+      description.region["threshold"] = mask_options.threshold;
+      description.region["invert"] = mask_options.invert;
+      description.arguments = {"--mask", mask_path, "--threshold", exact_number(mask_options.threshold)};
+      if (mask_options.invert) description.arguments.push_back("--invert");
       return setup;
     });
   });

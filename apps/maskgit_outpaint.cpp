@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "cli/editing_tool.h"
+#include "cli/options.h"
 #include "cli/geometry_args.h"
 #include "common/error.h"
 #include "editing/canvas.h"
@@ -20,29 +21,29 @@ int main(int argc, char** argv) {
   options.output = "outpainted/%05d.png";
   Margins margins;
   std::string canvas_text, offset_text, crop_text;
-  auto* geometry = app.add_option_group("Canvas");
-  geometry->add_option("--left", margins.left, "Pixels to add on the left")->check(CLI::NonNegativeNumber);
-  geometry->add_option("--right", margins.right, "Pixels to add on the right")->check(CLI::NonNegativeNumber);
-  geometry->add_option("--top", margins.top, "Pixels to add on top")->check(CLI::NonNegativeNumber);
-  geometry->add_option("--bottom", margins.bottom, "Pixels to add at the bottom")->check(CLI::NonNegativeNumber);
-  geometry->add_option("--canvas", canvas_text, "Instead of margins: the output size, WxH");
-  geometry->add_option("--offset", offset_text,
-                       "With --canvas: the image's top-left corner X,Y (default: centred, on whole tokens)");
-  geometry->add_option("--crop", crop_text,
-                       "First keep only this part of each input, X,Y,W,H in pixels (e.g. to regrow a cut-off side)");
-  add_editing_options(app, options, ClassUse::optional, InputUse::canvas);
+  ToolOptions cli(app, Tool::outpaint);
+  cli.add_no_default("left", margins.left);
+  cli.add_no_default("right", margins.right);
+  cli.add_no_default("top", margins.top);
+  cli.add_no_default("bottom", margins.bottom);
+  cli.add_no_default("canvas", canvas_text);
+  cli.add_no_default("offset", offset_text);
+  cli.add_no_default("crop", crop_text);
+  add_editing_options(cli, options, ClassUse::optional, InputUse::canvas);
 
-  return run_tool(app, argc, argv, [&] {
+  return run_tool(cli, argc, argv, [&] {
     const bool any_margin = margins.left + margins.right + margins.top + margins.bottom > 0;
     if (!canvas_text.empty() && any_margin) throw_usage("--canvas: give a canvas or margins, not both");
     if (canvas_text.empty() && !offset_text.empty()) throw_usage("--offset: only with --canvas");
-    run_editing_tool("maskgit-outpaint", options, [&](const EditingInputs& inputs, Json& description) {
+    run_editing_tool(Tool::outpaint, options, [&](const EditingInputs& inputs, EditDescription& description) {
       torch::Tensor images = inputs.images;
       if (!crop_text.empty()) {
         const PixelBox crop = parse_box(crop_text, "--crop");
         require_box_inside(crop, images.size(3), images.size(2));
         images = images.slice(2, crop.y, crop.y + crop.height).slice(3, crop.x, crop.x + crop.width);
-        description.set("crop", crop_text);
+        const std::string crop_value = fmt::format("{},{},{},{}", crop.x, crop.y, crop.width, crop.height);
+        description.region["crop"] = crop_value;
+        description.arguments.insert(description.arguments.end(), {"--crop", crop_value});
       }
       const int64_t width = images.size(3), height = images.size(2);
       CanvasPlacement placement;
@@ -67,8 +68,12 @@ int main(int argc, char** argv) {
       setup.images = placed.pixels;
       setup.known_pixels = placed.known;
       setup.regenerate = placed.known.logical_not();
-      description.set("canvas", fmt::format("{}x{}", placement.canvas_width, placement.canvas_height));
-      description.set("offset", fmt::format("{},{}", placement.offset_x, placement.offset_y));
+      // The placement itself, whether it came from margins or a canvas: a replay places alike.
+      const std::string canvas = fmt::format("{}x{}", placement.canvas_width, placement.canvas_height);
+      const std::string offset = fmt::format("{},{}", placement.offset_x, placement.offset_y);
+      description.region["canvas"] = canvas;
+      description.region["offset"] = offset;
+      description.arguments.insert(description.arguments.end(), {"--canvas", canvas, "--offset", offset});
       return setup;
     });
   });

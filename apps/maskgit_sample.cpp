@@ -3,6 +3,8 @@
 
 #include "common/console.h"
 #include "cli/common.h"
+#include "cli/image_record.h"
+#include "cli/options.h"
 #include "cli/progress.h"
 #include "cli/sampler_options.h"
 #include "common/error.h"
@@ -29,24 +31,21 @@ int main(int argc, char** argv) {
   std::string grid_output, tokens_output;
   int64_t grid_scale = 2;
   bool json_output = false;
-  add_model_option(app, model_dir);
-  app.add_option("-c,--class", class_words,
-                 "Classes, by id or name (case-insensitive), repeatable or comma-separated; default: every class")
-      ->delimiter(',')->check(non_empty());
-  app.add_option("-n,--num", per_class, "Images per class")->capture_default_str()->check(CLI::Range(1, 1000000));
-  app.add_option("-s,--seed", seed, "Seed of the first image; image i uses seed + i")->capture_default_str()->check(seed_value());
-  app.add_option("-b,--batch-size", batch_size, "Images decoded together (does not change the results)")
-      ->capture_default_str()->check(CLI::Range(1, 65536));
-  app.add_option("-o,--output", output, "Output PNG pattern with one %d (the image index); \"\" = no PNG files")
-      ->capture_default_str();
-  app.add_option("--grid", grid_output, "Also write one picture of all samples, a row per class");
-  app.add_option("--grid-scale", grid_scale, "Enlargement of each image in --grid")->capture_default_str()->check(CLI::Range(1, 32));
-  app.add_option("--save-tokens", tokens_output, "Also write the token grids (safetensors: ids, labels)");
-  app.add_flag("--json", json_output, "One JSON line per image on stdout: file, class, seed, settings");
-  add_sampler_options(app, sampler);
-  add_runtime_options(app, runtime);
+  ToolOptions cli(app, Tool::sample);
+  add_model_option(cli, model_dir);
+  cli.add_no_default("class", class_words)->delimiter(',');
+  cli.add("num", per_class);
+  cli.add("seed", seed);
+  cli.add("batch_size", batch_size);
+  cli.add("output", output);
+  cli.add_no_default("grid", grid_output);
+  cli.add("grid_scale", grid_scale);
+  cli.add_no_default("save_tokens", tokens_output);
+  cli.add_flag("json", json_output);
+  add_sampler_options(cli, sampler);
+  add_runtime_options(cli, runtime);
 
-  return run_tool(app, argc, argv, [&] {
+  return run_tool(cli, argc, argv, [&] {
     const torch::Device device = apply_runtime_options(runtime);
     const ModelConfig config = read_model_config(model_dir);
     // The model's decoding defaults for the flags not given; what it cannot do, refused now.
@@ -67,6 +66,10 @@ int main(int argc, char** argv) {
     // then every destination is checked (and its folder made) before any work.
     VQTokenizer tokenizer = load_tokenizer(config, device);
     BidirectionalTransformer transformer = load_transformer(config, device, dtype);
+    const ModelIdentity identity = identify_model(config);
+    check_replay_identity(identity);
+    print_verbose("maskgit-sample: model {} (tokenizer sha256 {}, transformer sha256 {})\n", identity.path,
+                  identity.tokenizer_sha256, identity.transformer_sha256);
     if (!output.empty()) prepare_output_pattern(output, total, "--output");
     if (!grid_output.empty()) prepare_output_file(grid_output, "--grid");
     if (!tokens_output.empty()) prepare_output_file(tokens_output, "--save-tokens");
@@ -79,30 +82,35 @@ int main(int argc, char** argv) {
         image_seeds.push_back(seed + image_classes.size());
         image_classes.push_back(c);
       }
-    const Json settings = decode_settings_json(decode, dtype);
+    const RecordJson settings = sampler_settings(decode, dtype, device);
+    const std::vector<std::string> sampler_args = sampler_arguments(sampler, dtype);
     std::vector<torch::Tensor> all_ids, all_images;
     ProgressCounter progress("sampled", total);
     generate_images(transformer, tokenizer, config.image_height, config.image_width, image_classes, image_seeds, decode,
                     batch_size, device, [&](int64_t begin, const torch::Tensor& ids, const torch::Tensor& images) {
       for (int64_t i = begin; i < begin + images.size(0); ++i) {
         const auto index = static_cast<size_t>(i);
-        Json record = Json::object();
-        record.set("model", model_dir);
-        record.set("class", image_classes[index]);
-        record.set("class_name", config.class_names[static_cast<size_t>(image_classes[index])]);
-        record.set("seed", image_seeds[index]);
-        record.set("settings", settings);
+        const int64_t class_id = image_classes[index];
+        RecordJson record = new_image_record(Tool::sample, identity);
+        record["class"] = class_id;
+        record["class_name"] = config.class_names[static_cast<size_t>(class_id)];
+        record["seed"] = image_seeds[index];
+        record["settings"] = settings;
+        std::vector<std::string> arguments{"--model", model_dir, "--class", std::to_string(class_id), "--num", "1",
+                                           "--seed", std::to_string(image_seeds[index])};
+        arguments.insert(arguments.end(), sampler_args.begin(), sampler_args.end());
+        record["arguments"] = arguments;
         std::string path;
         if (!output.empty()) {
           path = format_output_path(output, i);
           write_png(path, images[i - begin],
-                    {{"maskgit", record.dump()}, {"maskgit:class", std::to_string(image_classes[index])}});
+                    {{kImageRecordKeyword, record.dump()}, {kImageClassKeyword, std::to_string(class_id)}});
         }
         if (json_output) {
-          Json line = Json::object();
-          line.set("file", path.empty() ? Json() : Json(path));
-          line.set("index", i);
-          for (const auto& [key, value] : record.as_object()) line.set(key, value);
+          RecordJson line = RecordJson::object();
+          line["file"] = path.empty() ? RecordJson() : RecordJson(path);
+          line["index"] = i;
+          line.update(record);
           print_stdout("{}\n", line.dump());
         }
       }
@@ -110,8 +118,14 @@ int main(int argc, char** argv) {
       if (!tokens_output.empty()) all_ids.push_back(ids.view({-1, shape.grid_height, shape.grid_width}));
       progress.update(begin + images.size(0));
     });
-    if (!grid_output.empty())
-      write_png(grid_output, tile_images(torch::cat(all_images), per_class, 2, grid_scale), {{"maskgit", settings.dump()}});
+    if (!grid_output.empty()) {
+      RecordJson record = new_image_record(Tool::sample, identity);
+      record["seed"] = seed;
+      record["settings"] = settings;
+      record["replayable"] = "a grid: replay its images one by one";
+      write_png(grid_output, tile_images(torch::cat(all_images), per_class, 2, grid_scale),
+                {{kImageRecordKeyword, record.dump()}});
+    }
     if (!tokens_output.empty()) {
       TokenGrid grid;
       grid.ids = torch::cat(all_ids);

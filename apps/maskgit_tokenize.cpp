@@ -3,7 +3,9 @@
 
 #include "common/console.h"
 #include "cli/common.h"
+#include "cli/image_record.h"
 #include "cli/input_options.h"
+#include "cli/options.h"
 #include "common/error.h"
 #include "io/atomic_file.h"
 #include "io/image.h"
@@ -17,11 +19,11 @@ namespace {
 
 using namespace maskgit;
 
-void add_inputs(CLI::App& command, InputOptions& inputs, const std::string& default_split) {
-  command.add_option("images", inputs.files,
-                     "Image files (PNG/JPEG): all of one size, or of any sizes with --fit crop or resize");
-  add_dataset_input_options(command, inputs, default_split);
-  add_fit_option(command, inputs, "each image at its own size, padded to whole tokens");
+void add_inputs(ToolOptions& cli, CLI::App* command, InputOptions& inputs, const std::string& default_split) {
+  cli.add_no_default("input", inputs.files, command);
+  cli.add_no_default("inputs", inputs.files, command);
+  add_dataset_input_options(cli, inputs, default_split, command);
+  add_fit_option(cli, inputs, command);
 }
 
 }  // namespace
@@ -35,36 +37,37 @@ int main(int argc, char** argv) {
   RuntimeOptions runtime;
   int64_t batch_size = 256;
   bool json_output = false;
-  add_model_option(app, model_dir);
-  add_runtime_options(app, runtime);
-  app.add_option("-b,--batch-size", batch_size, "Images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_flag("--json", json_output, "Machine-readable output on stdout (JSON lines)");
+  ToolOptions cli(app, Tool::tokenize);
+  add_model_option(cli, model_dir);
+  add_runtime_options(cli, runtime);
+  cli.add("batch_size", batch_size);
+  cli.add_flag("json", json_output);
 
   InputOptions encode_inputs, reconstruct_inputs, evaluate_inputs;
   std::string encode_output, decode_input, decode_output, reconstruct_output, originals_output, grid_output;
   int64_t grid_scale = 4;
   auto* encode = app.add_subcommand("encode", "Images → token file (safetensors: ids [N,h,w])");
-  add_inputs(*encode, encode_inputs, "t10k");
-  encode->add_option("-o,--output", encode_output, "Token file to write")->required();
+  add_inputs(cli, encode, encode_inputs, "t10k");
+  cli.add_no_default("token_output", encode_output, encode)->required();
   auto* decode = app.add_subcommand("decode", "Token file → images");
-  decode->add_option("-i,--input", decode_input, "Token file")->required();
-  decode->add_option("-o,--output", decode_output, "Output pattern, e.g. out/%05d.png")->required();
+  cli.add_no_default("input", decode_input, decode)->required();
+  cli.add_no_default("output", decode_output, decode)->required();
   auto* reconstruct = app.add_subcommand("reconstruct", "Images → tokens → images, with PSNR per image");
-  add_inputs(*reconstruct, reconstruct_inputs, "t10k");
-  reconstruct->add_option("-o,--output", reconstruct_output, "Output pattern, e.g. out/%05d.png")->required();
-  reconstruct->add_option("--originals", originals_output,
-                          "Also write the inputs (as the model sees them) to this pattern, for side-by-side views");
-  reconstruct->add_option("--grid", grid_output, "Also write one picture: originals (odd rows) above reconstructions (even rows)");
-  reconstruct->add_option("--grid-scale", grid_scale, "Enlargement of each image in --grid")->capture_default_str()
-      ->check(CLI::Range(1, 32));
+  add_inputs(cli, reconstruct, reconstruct_inputs, "t10k");
+  cli.add_no_default("output", reconstruct_output, reconstruct)->required();
+  cli.add_no_default("originals", originals_output, reconstruct);
+  cli.add_no_default("grid", grid_output, reconstruct);
+  cli.add("grid_scale", grid_scale, reconstruct);
   auto* evaluate = app.add_subcommand("evaluate", "Mean PSNR and codebook use over a dataset (default: Fashion-MNIST test split)");
-  add_inputs(*evaluate, evaluate_inputs, "t10k");
+  add_inputs(cli, evaluate, evaluate_inputs, "t10k");
   evaluate_inputs.dataset.path = kFashionMnistDir;
 
-  return run_tool(app, argc, argv, [&] {
+  return run_tool(cli, argc, argv, [&] {
     const torch::Device device = apply_runtime_options(runtime);
     const ModelConfig config = read_model_config(model_dir);
     const int channels = static_cast<int>(config.image_channels);
+    const ModelIdentity identity = identify_model(config);
+    check_replay_identity(identity);
 
     if (*decode) {
       const TokenGrid grid = read_token_file(decode_input);
@@ -80,17 +83,22 @@ int main(int argc, char** argv) {
                                     decode_input, grid.image_width, grid.image_height, columns, rows, grid.ids.size(2),
                                     grid.ids.size(1)));
       prepare_output_pattern(decode_output, grid.ids.size(0), "--output");
+      const RecordJson token_file_identity = file_identity(decode_input);
       const torch::Tensor images = decode_in_batches(tokenizer, grid.ids, grid.image_height, grid.image_width, batch_size, device);
       for (int64_t i = 0; i < images.size(0); ++i) {
         const std::string path = format_output_path(decode_output, i);
-        write_png(path, images[i], {{"maskgit:model", model_dir}, {"maskgit:source", decode_input}});
+        RecordJson record = new_image_record(Tool::tokenize, identity);
+        record["input"] = token_file_identity;
+        record["input"]["index"] = i;
+        record["replayable"] = "decoded from a token file: decode it again";
+        write_png(path, images[i], {{kImageRecordKeyword, record.dump()}});
         if (json_output) print_stdout("{}\n", Json(Json::Object{{"file", path}, {"index", i}}).dump());
       }
       return;
     }
 
     InputOptions& inputs = *encode ? encode_inputs : *reconstruct ? reconstruct_inputs : evaluate_inputs;
-    require_one_input_source(inputs, "image files");
+    require_one_input_source(inputs, "-i/--input");
     if (*encode) prepare_output_file(encode_output, "--output");
     const LabeledImages data =
         load_fitted_inputs(inputs, channels, config.image_width, config.image_height, /*one_size=*/false).data;
@@ -113,7 +121,7 @@ int main(int argc, char** argv) {
                                              {"fit", inputs.fit}})
                                .dump());
       else
-        print_stderr("wrote {}: {} images as {}×{} tokens\n", encode_output, grid.ids.size(0), grid.ids.size(1), grid.ids.size(2));
+        print_note("wrote {}: {} images as {}×{} tokens\n", encode_output, grid.ids.size(0), grid.ids.size(1), grid.ids.size(2));
       return;
     }
 
@@ -130,10 +138,23 @@ int main(int argc, char** argv) {
       const torch::Tensor ids = encode_in_batches(tokenizer, data.images, batch_size, device);
       const torch::Tensor images = decode_in_batches(tokenizer, ids, data.images.size(2), data.images.size(3), batch_size, device);
       const torch::Tensor psnr = per_image_psnr(images, data.images);
+      std::vector<RecordJson> input_identities;
+      for (const std::string& file : inputs.files) input_identities.push_back(file_identity(file));
+      if (!input_identities.empty()) check_replay_identity(identity, input_identities.front());
       for (int64_t i = 0; i < images.size(0); ++i) {
         const std::string path = format_output_path(reconstruct_output, i);
         const std::string source = input_source_name(inputs, i);
-        write_png(path, images[i], {{"maskgit:model", model_dir}, {"maskgit:source", source}});
+        RecordJson record = new_image_record(Tool::tokenize, identity);
+        if (inputs.files.empty()) {
+          record["input"] = {{"data", inputs.dataset.path}, {"split", inputs.dataset.split}, {"index", i}};
+          record["replayable"] = "made from a dataset image: replays take image files (-i)";
+        } else {
+          record["input"] = input_identities[static_cast<size_t>(i)];
+          record["arguments"] = {"reconstruct", "--model", model_dir, "--input", inputs.files[static_cast<size_t>(i)],
+                                 "--fit", inputs.fit};
+        }
+        record["fit"] = inputs.fit;
+        write_png(path, images[i], {{kImageRecordKeyword, record.dump()}});
         if (!originals_output.empty()) write_png(format_output_path(originals_output, i), data.images[i]);
         if (json_output)
           print_stdout("{}\n", Json(Json::Object{{"file", path}, {"source", source}, {"psnr_db", psnr[i].item<double>()}}).dump());
@@ -151,10 +172,12 @@ int main(int argc, char** argv) {
           rows.push_back(pad_row(data.images.slice(0, begin, end)));
           rows.push_back(pad_row(images.slice(0, begin, end)));
         }
-        write_png(grid_output, tile_images(torch::cat(rows), columns, 2, grid_scale), {{"maskgit:model", model_dir}});
+        RecordJson record = new_image_record(Tool::tokenize, identity);
+        record["replayable"] = "a grid of originals and reconstructions";
+        write_png(grid_output, tile_images(torch::cat(rows), columns, 2, grid_scale), {{kImageRecordKeyword, record.dump()}});
       }
       if (!json_output)
-        print_stderr("reconstructed {} images, mean PSNR {:.2f} dB\n", images.size(0), psnr.mean().item<double>());
+        print_note("reconstructed {} images, mean PSNR {:.2f} dB\n", images.size(0), psnr.mean().item<double>());
       return;
     }
 

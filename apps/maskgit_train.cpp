@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli/common.h"
+#include "cli/options.h"
 #include "common/console.h"
 #include "common/error.h"
 #include "io/atomic_file.h"
@@ -93,84 +94,55 @@ int main(int argc, char** argv) {
   RuntimeOptions runtime;
   std::string channel_multipliers = "1,2,4";
 
-  app.add_option("--stage", stage, "Stage to train: tokenizer, transformer or classifier")->required()
-      ->check(CLI::IsMember({"tokenizer", "transformer", "classifier"}));
-  app.add_option("-o,--out", flags.model_dir, "Model directory (config.json, weights, train-state/)")->required();
-  auto* data = app.add_option_group("Data");
-  data->add_option("-d,--data", flags.data.path,
-                   "IDX directory (Fashion-MNIST layout), an idx3 images file, or an image folder with one sub-folder per class")
-      ->capture_default_str();
-  data->add_option("--split", flags.data.split, "IDX split to read: train or t10k")->capture_default_str()
-      ->check(CLI::IsMember({"train", "t10k"}));
-  data->add_option("--limit", flags.data.limit, "Use only the first N images (-1 = all)")->capture_default_str()->check(image_limit());
+  ToolOptions cli(app, Tool::train);
+  cli.add_no_default("stage", stage)->required();
+  cli.add_no_default("model_output", flags.model_dir)->required();
+  cli.add("data", flags.data.path);
+  cli.add("split", flags.data.split);
+  cli.add("limit", flags.data.limit);
 
-  auto* tokenizer_group = app.add_option_group("Tokenizer architecture (--stage tokenizer; ignored with --resume)");
-  tokenizer_group->add_option("--channels", tokenizer.config.channels, "Image channels: 1 or 3")->capture_default_str();
-  tokenizer_group->add_option("--filters", tokenizer.config.filters, "Base width F")->capture_default_str();
-  tokenizer_group->add_option("--channel-mult", channel_multipliers, "Width multipliers per level; levels-1 halvings")
-      ->capture_default_str();
-  tokenizer_group->add_option("--res-blocks", tokenizer.config.num_res_blocks, "ResBlocks per level")->capture_default_str();
-  tokenizer_group->add_option("--codebook-size", tokenizer.config.codebook_size, "Codebook entries K")->capture_default_str();
-  tokenizer_group->add_option("--embedding-dim", tokenizer.config.embedding_dim, "Code dimension D")->capture_default_str();
-  tokenizer_group->add_option("--norm-groups", tokenizer.config.norm_groups, "GroupNorm groups")->capture_default_str();
-  tokenizer_group->add_flag("--release-shortcut", tokenizer.config.release_shortcut,
-                            "Reproduce the release's width-changing ResBlock (h + Conv1x1(h))");
-  tokenizer_group->add_option("--commitment", tokenizer.commitment_weight, "Commitment loss weight")->capture_default_str()->check(finite_range(0, 1e3));
-  tokenizer_group->add_option("--dead-code-window", tokenizer.dead_code_window,
-                              "Restart codes unused over this many steps on encoder outputs (0 = never)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cli.add("channels", tokenizer.config.channels);
+  cli.add("filters", tokenizer.config.filters);
+  cli.add("channel_mult", channel_multipliers);
+  cli.add("res_blocks", tokenizer.config.num_res_blocks);
+  cli.add("codebook_size", tokenizer.config.codebook_size);
+  cli.add("embedding_dim", tokenizer.config.embedding_dim);
+  cli.add("norm_groups", tokenizer.config.norm_groups);
+  cli.add_flag("release_shortcut", tokenizer.config.release_shortcut);
+  cli.add("commitment", tokenizer.commitment_weight);
+  cli.add("dead_code_window", tokenizer.dead_code_window);
 
-  auto* transformer_group = app.add_option_group("Transformer (--stage transformer; architecture ignored with --resume)");
-  transformer_group->add_option("--layers", transformer.config.num_layers, "Transformer layers")->capture_default_str();
-  transformer_group->add_option("--hidden", transformer.config.hidden_size, "Hidden size")->capture_default_str();
-  transformer_group->add_option("--heads", transformer.config.num_heads, "Attention heads")->capture_default_str();
-  transformer_group->add_option("--mlp-dim", transformer.config.mlp_dim, "MLP width")->capture_default_str();
-  transformer_group->add_option("--dropout", transformer.config.dropout, "Dropout (also on attention weights)")
-      ->capture_default_str()->check(finite_range(0.0, 0.99));
-  transformer_group->add_option("--class-dropout", transformer.class_dropout,
-                                "Probability of training on the no-class token (enables guidance and unconditional decoding)")
-      ->capture_default_str()->check(finite_range(0.0, 1.0));
-  transformer_group->add_option("--label-smoothing", transformer.label_smoothing, "Label smoothing of the masked-token loss")
-      ->capture_default_str()->check(finite_range(0.0, 0.99));
-  transformer_group->add_option("--weight-decay", transformer.weight_decay, "AdamW decoupled weight decay")
-      ->capture_default_str()->check(finite_range(0, 1e3));
-  transformer_group->add_option("--ema", transformer.ema_decay, "EMA decay of the shipped weights (0 = off, e.g. 0.999)")
-      ->capture_default_str()->check(finite_range(0.0, 0.999999));
+  cli.add("layers", transformer.config.num_layers);
+  cli.add("hidden", transformer.config.hidden_size);
+  cli.add("heads", transformer.config.num_heads);
+  cli.add("mlp_dim", transformer.config.mlp_dim);
+  cli.add("dropout", transformer.config.dropout);
+  cli.add("class_dropout", transformer.class_dropout);
+  cli.add("label_smoothing", transformer.label_smoothing);
+  cli.add("weight_decay", transformer.weight_decay);
+  cli.add("ema", transformer.ema_decay);
 
-  auto* classifier_group = app.add_option_group("Classifier (--stage classifier)");
-  classifier_group->add_option("--epochs", classifier.epochs, "Epochs (when --steps is not given)")->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  classifier_group->add_option("--eval-split", evaluation_split, "After training, report accuracy on this split of --data (t10k)")
-      ->check(CLI::IsMember({"train", "t10k"}));
-  classifier_group->add_option("--width-multiplier", classifier.config.width_multiplier, "Channel width multiplier")
-      ->capture_default_str()->check(finite_range(0, 64, /*exclude_low=*/true));
-  classifier_group->add_flag("--augment", classifier.augment, "Random 2-pixel shifts and horizontal flips");
+  cli.add("epochs", classifier.epochs);
+  cli.add_no_default("eval_split", evaluation_split);
+  cli.add("width_multiplier", classifier.config.width_multiplier);
+  cli.add_flag("augment", classifier.augment);
 
-  auto* training = app.add_option_group("Training (defaults differ per stage: tokenizer / transformer)");
-  training->add_option("--steps", flags.steps, "Total optimisation steps (6000 / 10000)")->check(CLI::PositiveNumber);
-  training->add_option("-b,--batch-size", flags.batch_size, "Images per step (128 / 256)")->check(CLI::PositiveNumber);
-  // At most FLT_MAX × (1 − β1) with β1 = 0.9, so that Adam's largest step fits in float32 (the
-  // trainers re-check it with their own β1 and weight decay).
-  training->add_option("--lr", flags.learning_rate, "Peak learning rate (1e-3 / 1e-3)")
-      ->check(finite_range(0, 3.4e37, /*exclude_low=*/true));
-  training->add_option("--warmup", flags.warmup, "Linear warm-up steps, then cosine decay (200 / 500)")->check(CLI::NonNegativeNumber);
-  training->add_option("-s,--seed", flags.seed, "Seed for initialisation, data order and every random choice")
-      ->capture_default_str()->check(seed_value());
-  training->add_option("--checkpoint-every", flags.checkpoint_every, "Save a checkpoint every N steps (500)")->check(CLI::PositiveNumber);
-  training->add_option("--log-every", flags.log_every, "Progress line and metrics record every N steps (50)")->check(CLI::PositiveNumber);
-  training->add_option("--metrics", flags.metrics, "Metrics log, JSON lines (default: OUT/train-state/<stage>-metrics.jsonl)");
-  training->add_option("--stop-after", flags.stop_after,
-                       "Stop with a checkpoint after N steps of this run (-1 = run to --steps); --resume continues")
-      ->capture_default_str();
-  auto* resume_flag = training->add_flag("--resume", flags.resume, "Continue from OUT/train-state/<stage>.safetensors");
-  training->add_flag("--overwrite", flags.overwrite,
-                     "Start over although OUT holds this stage's checkpoint or model (both are replaced; "
-                     "without it, such a directory is refused)")
-      ->excludes(resume_flag);
-  training->add_flag("-q,--quiet", flags.quiet, "No progress on stderr");
-  add_runtime_options(app, runtime);
+  // Defaults that differ per stage are the trainers' own (the help says which).
+  cli.add_no_default("train_steps", flags.steps);
+  cli.add_no_default("batch_size", flags.batch_size);
+  cli.add_no_default("lr", flags.learning_rate);
+  cli.add_no_default("warmup", flags.warmup);
+  cli.add("seed", flags.seed);
+  cli.add_no_default("checkpoint_every", flags.checkpoint_every);
+  cli.add_no_default("log_every", flags.log_every);
+  cli.add_no_default("metrics", flags.metrics);
+  cli.add("stop_after", flags.stop_after);
+  auto* resume_flag = cli.add_flag("resume", flags.resume);
+  cli.add_flag("overwrite", flags.overwrite)->excludes(resume_flag);
+  add_runtime_options(cli, runtime);
 
-  return run_tool(app, argc, argv, [&] {
+  return run_tool(cli, argc, argv, [&] {
+    flags.quiet = verbosity() == Verbosity::quiet;
     const torch::Device device = apply_runtime_options(runtime);
     install_interrupt_handlers();
     // Every destination the run will write, checked once the flags are known good and before

@@ -123,19 +123,20 @@ int main(int argc, char** argv) {
   int64_t steps = 0;
   int repeats = 3;
   bool json_output = false, sequential = false, tokenizer_study = false;
-  add_model_option(app, model_dir);
-  add_runtime_options(app, runtime);
+  ToolOptions cli(app, Tool::benchmark);
+  add_model_option(cli, model_dir);
+  add_runtime_options(cli, runtime);
   app.add_option("--config", config_name,
                  "model (the -m model), official256 or official512 (the release's ImageNet transformer, random weights)")
       ->check(CLI::IsMember({"model", "official256", "official512"}))->capture_default_str();
-  add_dtype_option(app, precision.dtype);
+  add_dtype_option(cli, precision.dtype);
   app.add_option("--batch", batches, "Batch sizes, comma-separated")->delimiter(',')->check(CLI::Range(1, 4096));
   app.add_option("--steps", steps, "Decoding steps (0: 8, or 12 for official512)")->check(CLI::Range(0, 1024));
   app.add_option("--repeats", repeats, "Timed runs per row (after one warm-up)")->capture_default_str()->check(CLI::Range(1, 100));
   app.add_flag("--sequential", sequential, "Also decode one token per step at the largest batch (the paper's comparison)");
   app.add_flag("--tokenizer-precision", tokenizer_study, "Also compare the tokenizer decoder's pixels in bf16 and fp32");
   app.add_flag("--json", json_output, "One JSON line per row instead of a table");
-  return run_tool(app, argc, argv, [&] {
+  return run_tool(cli, argc, argv, [&] {
     const torch::Device device = apply_runtime_options(runtime);
     const torch::ScalarType dtype = forward_dtype(precision, device);
     std::optional<ModelConfig> config;

@@ -186,7 +186,8 @@ int main(int argc, char** argv) {
   bool json_output = false;
   std::vector<std::string> stages = {"transformer", "tokenizer"};
   std::string folder = fs::temp_directory_path().string(), measure_what, model_dir;
-  add_runtime_options(app, runtime);
+  ToolOptions cli(app, Tool::benchmark);
+  add_runtime_options(cli, runtime);
   app.add_option("--repeats", repeats, "Child processes per measurement (best time, largest peak)")
       ->capture_default_str()->check(CLI::Range(1, 100));
   app.add_option("--stage", stages, "transformer, tokenizer or both (comma-separated)")->delimiter(',')
@@ -197,7 +198,7 @@ int main(int argc, char** argv) {
   // The child's side: one measurement, one JSON line.
   app.add_option("--measure", measure_what, "")->group("");
   app.add_option("--model-dir", model_dir, "")->group("");
-  return run_tool(app, argc, argv, [&] {
+  return run_tool(cli, argc, argv, [&] {
     apply_runtime_options(runtime);
     if (!measure_what.empty()) {
       const Measure m = measure_here(measure_what, stages.front(), model_dir);

@@ -14,6 +14,7 @@ packages=(
   libopenblas0-pthread  # without it LibTorch falls back to the reference BLAS (~40x slower matmul)
   libcli11-dev libfmt-dev libstb-dev catch2 zlib1g-dev
   libmsgpack-cxx-dev    # maskgit-convert reads the release's Flax msgpack checkpoints
+  libssl-dev            # libcrypto's SHA-256: model and input identities in the images' records
   python3-numpy python3-msgpack  # the golden-tensor reference of the release (tests/reference)
   dataset-fashion-mnist # training and evaluation data (IDX files)
 )

@@ -111,7 +111,7 @@ echo "a file, not a folder" >"$work/occupied"
 expect 4 "occupied" -- "${sample[@]}" -c 0 -o "$work/occupied/x%d.png"
 expect 3 "transformer" -- "$bin/maskgit-sample" -m "$work/model" --threads 1 -o "$work/x%d.png"
 expect 2 "--images" -- "$bin/maskgit-eval" --threads 1
-expect 3 "/no/such/classifier" -- "$bin/maskgit-eval" --threads 1 -c /no/such/classifier --self-test
+expect 3 "/no/such/classifier" -- "$bin/maskgit-eval" --threads 1 --classifier /no/such/classifier --self-test
 expect 3 "/no/such/images" -- "$bin/maskgit-eval" --threads 1 --images /no/such/images
 printf 'x' >"$work/noclass.png"
 expect 3 "noclass.png" -- "$bin/maskgit-eval" --threads 1 "$work/noclass.png"

@@ -178,7 +178,7 @@ for value in nan inf -inf 1e300 -1e300 '' abc; do
   bad_flag --threshold "$value" "${inpaint[@]}" -i "$work/ok.png" --mask "$centre"
   bad_flag --feather "$value" "${inpaint[@]}" -i "$work/ok.png" --mask "$centre"
 done
-for value in -1 18446744073709551616 99999999999999999999999 1e3 +1 abc ''; do
+for value in -2 18446744073709551616 99999999999999999999999 1e3 +1 abc ''; do
   bad_flag --seed "$value" "${sample[@]}"
   bad_flag --seed "$value" "${edit[@]}" -i "$work/ok.png" --box 0,0,8,8 -c 1
 done
@@ -235,7 +235,7 @@ case_ 2 "--commitment" -- "${train[@]}" --stage tokenizer --commitment nan
 echo "a file" >"$work/plain"
 case_ 4 "--out" -- "$bin/maskgit-train" --threads 1 --data "$data" --limit 64 --steps 1 --stage tokenizer -o "$work/plain/m"
 case_ 4 "--metrics" -- "${train[@]}" --stage tokenizer --metrics "$out"
-case_ 2 "--seed" -- "${train[@]}" --stage tokenizer --seed -1
+case_ 2 "--seed" -- "${train[@]}" --stage tokenizer --seed -2
 
 # ---- outputs: checked before any work; never replaced unless a regular file ----
 case_ 4 "/dev/full" -- "${sample[@]}" -o /dev/full

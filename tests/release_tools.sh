@@ -85,7 +85,7 @@ run "${edit[@]}" -c daisy -i "$work/s0.png" -i "$work/s1.png" --box 0,0,16,16 -n
   --save-mask "$work/e-mask.png" --grid "$work/e-grid.png" --json
 check "edit writes 64x64 RGB results" test "$(png_info "$work/e3.png")" = "64x64 2"
 check "edit: one box token grown by one (the release's dilation), 12 steps from step 2, feather 3 (64/16-1)" \
-  has "$work/out" '"regenerated_tokens":4,"tokens":16,"windows":1,"settings":{"steps":12,"start_step":2'
+  has "$work/out" '"regenerated_tokens":4,"tokens":16,"windows":1},"settings":{"steps":12,"start_step":2'
 check "edit records the feather" has "$work/out" '"dilate":1,"feather":3.0}'
 check "edit --save-mask is a 64x64 picture" test "$(png_info "$work/e-mask.png")" = "64x64 0"
 run "${inpaint[@]}" -c 2 -i "$work/s1.png" --mask "$work/e-mask.png" -s 1 -o "$work/i.png" --json
@@ -103,9 +103,11 @@ run "$bin/maskgit-sample" -m "$work/defaults" "${t[@]}" -c 1 -n 1 -s 10 --steps 
 check "flags win over the model's defaults (the others stay)" \
   has "$work/d-over.png" '"steps":8,"start_step":0,"schedule":"cosine","choice_temperature":2.0'
 "$bin/maskgit-sample" --help >"$work/help"
-check "--help names the model's default" has "$work/help" "default: the model's sampling.steps in config.json, else 8"
+check "--help names the model's default" has "$work/help" "default: the model's config.json sampling.steps, in maskgit-edit sampling.edit_steps, when it has them; else the value shown"
+check "--help shows the tool's own default steps" grep -q -- "--steps INT:INT in \[1 - 1024\]=8" "$work/help"
 "$bin/maskgit-edit" --help >"$work/help"
-check "maskgit-edit --help names its defaults" has "$work/help" "default: the model's sampling.edit_steps in config.json, else 12"
+check "maskgit-edit --help shows its own default steps" grep -q -- "--steps INT:INT in \[1 - 1024\]=12" "$work/help"
+check "maskgit-edit --help shows its own default start step" grep -q -- "--start-step INT:INT in \[0 - 1023\]=2" "$work/help"
 d_edit=("$bin/maskgit-edit" -m "$work/defaults" "${t[@]}" -c 0 --box 0,0,16,16)
 run "${d_edit[@]}" -i "$work/s0.png" -o "$work/de.png" --json
 check "maskgit-edit takes the model's edit_steps and edit_start_step" has "$work/out" '"steps":5,"start_step":1,"schedule":"linear"'
@@ -141,7 +143,7 @@ expect 2 "--class is required" -- "${edit[@]}" -i "$work/s0.png" --box 0,0,16,16
 # ---- maskgit-outpaint: on the model's canvas and beyond it (windows of the model's 4x4 grid) ----
 run "${outpaint[@]}" -c 3 -i "$work/s0.png" --right 64 -o "$work/o-wide.png" --json
 check "outpaint --right 64: a 128x64 canvas" test "$(png_info "$work/o-wide.png")" = "128x64 2"
-check "outpaint beyond the canvas decodes 4x4 windows" has "$work/out" '"canvas":"128x64","offset":"0,0","tool":"maskgit-outpaint","model":"'"$model"'","regenerated_tokens":16,"tokens":32,"windows":2'
+check "outpaint beyond the canvas decodes 4x4 windows" has "$work/out" '"region":{"canvas":"128x64","offset":"0,0","regenerated_tokens":16,"tokens":32,"windows":2}'
 check "outpaint keeps no feather" has "$work/out" '"feather":0.0'
 run "${outpaint[@]}" -c 3 -i "$work/s0.png" --canvas 150x100 -o "$work/o-big.png" --json
 check "outpaint --canvas 150x100 (not whole tokens)" test "$(png_info "$work/o-big.png")" = "150x100 2"
@@ -163,7 +165,8 @@ expect 3 "0-tshirt-t10k-00019.png: the image is 28x28, smaller than the model's 
 expect 2 "--fit" -- "${inpaint[@]}" -c 0 -i "$grey28" --mask "$centre28" --fit squash -o "$work/none/x.png"
 run "${inpaint[@]}" -c 0 -i "$grey28" --mask "$centre28" --fit resize -o "$work/f-resize.png" --save-mask "$work/f-mask.png" --json
 check "--fit resize: a 64x64 RGB result" test "$(png_info "$work/f-resize.png")" = "64x64 2"
-check "--fit resize: recorded with the input's size" has "$work/out" '"fit":"resize","input_size":"28x28"'
+check "--fit resize: recorded with the input's size" has "$work/out" '"width":28,"height":28},"seed":'
+check "--fit resize: recorded" has "$work/out" '"region":{"fit":"resize",'
 # The centre 14x14 of 28 is pixels 7..20, 16..48 at 64: token rows and columns 1..2 (of 0..3).
 check "--fit resize: the mask follows the image (the centre 2x2 tokens)" has "$work/out" '"regenerated_tokens":4,'
 check "--save-mask has the result's size" test "$(png_info "$work/f-mask.png")" = "64x64 0"
@@ -173,12 +176,13 @@ expect 3 "e-mask.png: mask is 64x64, the image is 28x28" -- \
 # is x 32..63 of the crop: token columns 2..3, grown by one: columns 1..3 of all 4 rows.
 run "${edit[@]}" -c 4 -i "$work/o-wide.png" --box 64,0,64,64 --fit crop -o "$work/f-crop.png" --json
 check "--fit crop: a 64x64 result" test "$(png_info "$work/f-crop.png")" = "64x64 2"
-check "--fit crop: the box follows the crop" has "$work/out" '"fit":"crop","input_size":"128x64","box":"64,0,64,64","tool":"maskgit-edit","model":"'"$model"'","regenerated_tokens":12,'
+check "--fit crop: the box follows the crop" has "$work/out" '"region":{"fit":"crop","box":"64,0,64,64","regenerated_tokens":12,'
+check "--fit crop: recorded with the input's size" has "$work/out" '"width":128,"height":64},"seed":'
 expect 3 "the region is empty after --fit crop (it keeps 64x64 pixels at 32,0 of the input)" -- "${edit[@]}" -c 4 -i "$work/o-wide.png" --box 0,0,16,64 --fit crop --dilate 0 -o "$work/none/x.png"
 # --fit none with a larger image: edited at its own size, in windows of the model's grid.
 run "${edit[@]}" -c 4 -i "$work/o-wide.png" --box 100,40,8,8 -o "$work/f-none.png" --json
 check "--fit none: a larger image keeps its size" test "$(png_info "$work/f-none.png")" = "128x64 2"
-check "--fit none: decoded in the windows that hold its region (the most known first)" has "$work/out" '"fit":"none","box":"100,40,8,8","tool":"maskgit-edit","model":"'"$model"'","regenerated_tokens":9,"tokens":32,"windows":2,'
+check "--fit none: decoded in the windows that hold its region (the most known first)" has "$work/out" '"region":{"fit":"none","box":"100,40,8,8","regenerated_tokens":9,"tokens":32,"windows":2}'
 
 # ---- maskgit-tokenize ----
 run "${tokenize[@]}" --json encode "$work/s0.png" "$work/s1.png" -o "$work/t.safetensors"

@@ -60,13 +60,14 @@ std::string model_with_sampling(const fs::path& dir, const std::string& sampling
 DecodeOptions parse_sampler(const std::vector<std::string>& args, const ModelConfig& config, SamplingUse use,
                             SamplerCliOptions* out = nullptr) {
   CLI::App app{"test"};
+  ToolOptions cli(app, use == SamplingUse::editing ? Tool::edit : Tool::sample);
   SamplerCliOptions options;
   options.use = use;
   if (use == SamplingUse::editing) {
     options.steps = 12;
     options.start_step = 2;
   }
-  add_sampler_options(app, options);
+  add_sampler_options(cli, options);
   std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 parses a reversed vector
   app.parse(reversed);
   const DecodeOptions decode = decode_options_for_model(options, config);

@@ -59,20 +59,6 @@ CLI::Validator image_limit() {
       "-1 or 1..2^31");
 }
 
-CLI::Validator seed_value() {
-  return CLI::Validator(
-      [](std::string& text) -> std::string {
-        const bool digits = !text.empty() && text.size() <= 20 &&
-                            std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); });
-        errno = 0;
-        if (digits) std::strtoull(text.c_str(), nullptr, 10);
-        if (!digits || errno == ERANGE)
-          return fmt::format("\"{}\" is not a seed (a whole number from 0 to 18446744073709551615)", text);
-        return std::string();
-      },
-      "0..2^64-1");
-}
-
 void check_grid_size(int64_t count, int64_t columns, int64_t height, int64_t width, int64_t scale,
                      const std::string& flag) {
   constexpr int64_t kGap = 2;  // tile_images' padding
@@ -103,15 +89,9 @@ void prepare_output_pattern(const std::string& pattern, int64_t count, const std
   }
 }
 
-void add_runtime_options(CLI::App& app, RuntimeOptions& options) {
-  app.add_option("--device", options.device,
-                 "Where to run: auto (CUDA when this build and machine have it, else CPU), cpu, cuda, cuda:N")
-      ->capture_default_str();
-  app.add_option("--threads", options.threads,
-                 "CPU threads for LibTorch and BLAS; 0 = OMP_NUM_THREADS if set, else automatic: the CPUs this "
-                 "process may use less those other processes keep busy, re-checked as it runs")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 4096));
+void add_runtime_options(ToolOptions& cli, RuntimeOptions& options) {
+  cli.add("device", options.device);
+  cli.add("threads", options.threads);
 }
 
 torch::Device apply_runtime_options(const RuntimeOptions& options) {
@@ -131,9 +111,9 @@ torch::Device apply_runtime_options(const RuntimeOptions& options) {
   return device;
 }
 
-void add_model_option(CLI::App& app, std::string& model_dir) {
+void add_model_option(ToolOptions& cli, std::string& model_dir) {
   model_dir = default_model_dir();
-  app.add_option("-m,--model", model_dir, "Model directory (config.json + weights)")->capture_default_str();
+  cli.add("model", model_dir);
 }
 
 int run_tool(CLI::App& app, int argc, char** argv, const std::function<void()>& body) {

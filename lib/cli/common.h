@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 
+#include "cli/options.h"
 #include "cli/usage.h"
 
 namespace maskgit {
@@ -30,9 +31,6 @@ CLI::Validator non_empty();
 // A count of dataset images: -1 (all) or 1..2^31.
 CLI::Validator image_limit();
 
-// A seed: decimal digits only, 0..2^64-1 (no sign, exponent or fraction; nothing wraps).
-CLI::Validator seed_value();
-
 // Before any work: a --grid picture of `count` height × width images in `columns` columns,
 // each enlarged `scale` times with tile_images' 2-pixel gaps, must fit the largest PNG side
 // (kMaxImageSide). Error(usage) naming `flag` and --grid-scale otherwise.
@@ -45,13 +43,13 @@ void check_grid_size(int64_t count, int64_t columns, int64_t height, int64_t wid
 // cannot be written.
 void prepare_output_pattern(const std::string& pattern, int64_t count, const std::string& flag);
 
-// --device auto|cpu|cuda|cuda:N and --threads N.
-void add_runtime_options(CLI::App& app, RuntimeOptions& options);
+// --device auto|cpu|cuda|cuda:N and -t/--threads N (cli/options.h's table).
+void add_runtime_options(ToolOptions& cli, RuntimeOptions& options);
 // Applies --threads and resolves --device; Error(usage) if CUDA is asked for but absent.
 torch::Device apply_runtime_options(const RuntimeOptions& options);
 
-// -m/--model DIR, defaulting to the shipped model.
-void add_model_option(CLI::App& app, std::string& model_dir);
+// -m/--model DIR, defaulting to $MASKGIT_MODEL, else the shipped model.
+void add_model_option(ToolOptions& cli, std::string& model_dir);
 
 // Parses argv into `app` and runs `body`. Returns the process exit code: 0 on success (and
 // for --help), 2 for bad flags, and the code carried by a maskgit::Error otherwise. Every

@@ -16,54 +16,26 @@
 
 namespace maskgit {
 
-void add_editing_options(CLI::App& app, EditingCliOptions& options, ClassUse class_use, InputUse input_use) {
+void add_editing_options(ToolOptions& cli, EditingCliOptions& options, ClassUse class_use, InputUse input_use) {
   options.input_use = input_use;
-  add_model_option(app, options.model_dir);
-  auto* input = app.add_option_group("Input");
-  input->add_option("-i,--input", options.inputs.files, "Input image (PNG/JPEG); repeat for several, all of one size");
-  add_dataset_input_options(*input, options.inputs, "t10k");
-  if (input_use == InputUse::edit_in_place)
-    add_fit_option(*input, options.inputs,
-                   "edit each image at its own size, at least the model's; larger ones are decoded in overlapping "
-                   "windows of the model's token grid");
-  if (class_use == ClassUse::required) {
-    app.add_option("-c,--class", options.class_word, "Target class, by id or name (case-insensitive)")->required()->check(non_empty());
-  } else {
-    app.add_option("-c,--class", options.class_word,
-                   "Class to decode with, by id or name; without it the region is decoded unconditionally, with the "
-                   "model's \"no class\" token")
-        ->check(non_empty());
-  }
-  auto* output = app.add_option_group("Output");
-  output->add_option("-n,--variants", options.variants, "Results per input, each with its own seed")
-      ->capture_default_str()->check(CLI::Range(1, 100000));
-  output->add_option("-s,--seed", options.seed,
-                     "Seed of the first result; result i (input i/n, variant i%n) uses seed + i")
-      ->capture_default_str()->check(seed_value());
-  output->add_option("-o,--output", options.output,
-                     "Output PNG pattern with one %d (the result index; optional for a single result); \"\" = none")
-      ->capture_default_str();
-  output->add_flag("--json", options.json, "One JSON line per result on stdout: file, input, seed, class, settings");
-  output->add_option("--save-mask", options.save_mask,
-                     "Also write the regenerated tokens as a picture at image size (white = regenerated; "
-                     "usable as a --mask)");
-  output->add_option("--grid", options.grid,
-                     "Also write one comparison picture: per input a row of input, regenerated tokens (red), results");
-  output->add_option("--grid-scale", options.grid_scale, "Enlargement of each image in --grid")
-      ->capture_default_str()->check(CLI::Range(1, 32));
-  auto* region = app.add_option_group("Region");
-  region->add_option("--dilate", options.dilate, "Grow the regenerated tokens by K tokens on every side")
-      ->capture_default_str()->check(CLI::Range(0, 1024));
-  if (input_use == InputUse::edit_in_place)
-    region->add_option("--feather", options.feather,
-                       "Blend radius (Gaussian σ, pixels) of the composite; auto = the release's S/16 - 1 with S the "
-                       "model's image side (the shorter one), whatever the image's size: 15 at 256, 31 at 512, 0 at "
-                       "28 (hard token edges)")
-        ->capture_default_str();
-  app.add_option("-b,--batch-size", options.batch_size, "Results decoded together (does not change them)")
-      ->capture_default_str()->check(CLI::Range(1, 65536));
-  add_sampler_options(app, options.sampler);
-  add_runtime_options(app, options.runtime);
+  add_model_option(cli, options.model_dir);
+  cli.add_no_default("input", options.inputs.files);
+  add_dataset_input_options(cli, options.inputs, "t10k");
+  if (input_use == InputUse::edit_in_place) add_fit_option(cli, options.inputs);
+  CLI::Option* class_option = cli.add_no_default("class", options.class_word);
+  if (class_use == ClassUse::required) class_option->required();
+  cli.add("num", options.variants);
+  cli.add("seed", options.seed);
+  cli.add("output", options.output);
+  cli.add_flag("json", options.json);
+  cli.add_no_default("save_mask", options.save_mask);
+  cli.add_no_default("grid", options.grid);
+  cli.add("grid_scale", options.grid_scale);
+  cli.add("dilate", options.dilate);
+  if (input_use == InputUse::edit_in_place) cli.add("feather", options.feather);
+  cli.add("batch_size", options.batch_size);
+  add_sampler_options(cli, options.sampler);
+  add_runtime_options(cli, options.runtime);
 }
 
 namespace {
@@ -100,7 +72,8 @@ torch::Tensor comparison_grid(const EditSetup& setup, const EditPlan& plan, cons
 
 }  // namespace
 
-void run_editing_tool(const std::string& tool, const EditingCliOptions& options, const PrepareEdit& prepare) {
+void run_editing_tool(Tool tool_id, const EditingCliOptions& options, const PrepareEdit& prepare) {
+  const std::string tool = tool_name(tool_id);
   require_one_input_source(options.inputs, "-i/--input");
   const torch::Device device = apply_runtime_options(options.runtime);
   const ModelConfig config = read_model_config(options.model_dir);
@@ -140,12 +113,8 @@ void run_editing_tool(const std::string& tool, const EditingCliOptions& options,
   inputs.input_width = fitted.input_width;
   inputs.input_height = fitted.input_height;
   inputs.geometry = fitted.geometry;
-  Json description = Json::object();
-  if (options.input_use == InputUse::edit_in_place) {
-    description.set("fit", options.inputs.fit);
-    if (!fitted.geometry.is_identity(fitted.input_width, fitted.input_height))
-      description.set("input_size", fmt::format("{}x{}", fitted.input_width, fitted.input_height));
-  }
+  EditDescription description;
+  if (options.input_use == InputUse::edit_in_place) description.region["fit"] = options.inputs.fit;
   EditSetup setup = prepare(inputs, description);
   const int64_t height = setup.images.size(2), width = setup.images.size(3);
   check_tokenizer_image_size(config, width, height, source_name);
@@ -178,18 +147,40 @@ void run_editing_tool(const std::string& tool, const EditingCliOptions& options,
   if (!options.grid.empty()) prepare_output_file(options.grid, "--grid");
   if (!options.save_mask.empty()) prepare_output_file(options.save_mask, "--save-mask");
 
-  Json settings = decode_settings_json(decode, dtype);
-  settings.set("dilate", options.dilate);
-  settings.set("feather", setup.feather_radius);
-  description.set("tool", tool);
-  description.set("model", options.model_dir);
-  description.set("regenerated_tokens", plan.regenerated_tokens);
-  description.set("tokens", plan.tokens);
-  description.set("windows", plan.windows);
-  description.set("settings", settings);
+  // The model's and each input file's identity (SHA-256), recorded in every result; in a replay,
+  // checked against the file's record before any work.
+  const ModelIdentity identity = identify_model(config);
+  std::vector<RecordJson> input_identities;
+  for (const std::string& file : options.inputs.files) input_identities.push_back(file_identity(file));
+  check_replay_identity(identity, input_identities.empty() ? RecordJson() : input_identities.front());
+  print_verbose("{}: model {} (tokenizer sha256 {}, transformer sha256 {})\n", tool, identity.path,
+                identity.tokenizer_sha256, identity.transformer_sha256);
+  description.region["regenerated_tokens"] = plan.regenerated_tokens;
+  description.region["tokens"] = plan.tokens;
+  description.region["windows"] = plan.windows;
+  if (const RecordJson* replayed = replayed_record(); replayed != nullptr && replayed->value("region", RecordJson()) != description.region)
+    throw_bad_input(fmt::format("--replay: the region is not the file's (recorded {}, now {}): has the mask "
+                                "changed?",
+                                replayed->value("region", RecordJson()).dump(), description.region.dump()));
+  RecordJson settings = sampler_settings(decode, dtype, device);
+  settings["dilate"] = options.dilate;
+  settings["feather"] = setup.feather_radius;
+  // The flags that re-make one result, whatever the input (its path and seed are added per result).
+  std::vector<std::string> shared_arguments{"--model", options.model_dir, "--num", "1"};
+  if (class_id >= 0) shared_arguments.insert(shared_arguments.end(), {"--class", std::to_string(class_id)});
+  shared_arguments.insert(shared_arguments.end(), {"--dilate", std::to_string(options.dilate)});
+  if (options.input_use == InputUse::edit_in_place)
+    shared_arguments.insert(shared_arguments.end(), {"--fit", options.inputs.fit, "--feather", options.feather});
+  shared_arguments.insert(shared_arguments.end(), description.arguments.begin(), description.arguments.end());
+  const std::vector<std::string> sampler_args = sampler_arguments(sampler, dtype);
+  shared_arguments.insert(shared_arguments.end(), sampler_args.begin(), sampler_args.end());
+  RecordJson head = new_image_record(tool_id, identity);  // for the mask picture and the grid
+  head["region"] = description.region;
+  head["settings"] = settings;
+  head["replayable"] = "a picture of the region or a grid: replay the results one by one";
   if (!options.save_mask.empty())
     write_png(options.save_mask, token_mask_picture(plan.token_mask, inputs.factor, height, width),
-              {{"maskgit", description.dump()}});
+              {{kImageRecordKeyword, head.dump()}});
 
   const std::vector<int64_t> input_classes(static_cast<size_t>(input_count), class_id);
   std::vector<torch::Tensor> results;
@@ -199,29 +190,46 @@ void run_editing_tool(const std::string& tool, const EditingCliOptions& options,
     for (int64_t i = begin; i < begin + images.size(0); ++i) {
       const int64_t source = i / options.variants;
       const int64_t label = data.labels[source].item<int64_t>();
-      Json record = Json::object();
-      record.set("input", input_source_name(options.inputs, source));
-      record.set("variant", i % options.variants);
-      record.set("seed", options.seed + static_cast<uint64_t>(i));
-      record.set("class", class_id >= 0 ? Json(class_id) : Json());
-      record.set("class_name", class_id >= 0 ? Json(config.class_names[static_cast<size_t>(class_id)]) : Json());
-      if (label >= 0) record.set("label", label);
-      for (const auto& [key, value] : description.as_object()) record.set(key, value);
+      const uint64_t seed = options.seed + static_cast<uint64_t>(i);
+      RecordJson record = new_image_record(tool_id, identity);
+      if (options.inputs.files.empty()) {
+        record["input"] = {{"data", options.inputs.dataset.path},
+                           {"split", options.inputs.dataset.split},
+                           {"index", source},
+                           {"label", label}};
+        record["replayable"] = "made from a dataset image: replays take image files (-i)";
+      } else {
+        record["input"] = input_identities[static_cast<size_t>(source)];
+      }
+      record["input"]["width"] = fitted.input_width;
+      record["input"]["height"] = fitted.input_height;
+      record["seed"] = seed;
+      record["class"] = class_id >= 0 ? RecordJson(class_id) : RecordJson();
+      record["class_name"] = class_id >= 0 ? RecordJson(config.class_names[static_cast<size_t>(class_id)]) : RecordJson();
+      record["region"] = description.region;
+      record["settings"] = settings;
+      if (!options.inputs.files.empty()) {
+        std::vector<std::string> arguments{"--input", options.inputs.files[static_cast<size_t>(source)], "--seed",
+                                           std::to_string(seed)};
+        arguments.insert(arguments.end(), shared_arguments.begin(), shared_arguments.end());
+        record["arguments"] = arguments;
+      }
       std::string path;
       if (!options.output.empty()) {
         path = format_output_path(options.output, i);
-        std::map<std::string, std::string> text{{"maskgit", record.dump()}};
+        std::map<std::string, std::string> text{{kImageRecordKeyword, record.dump()}};
         // The class the result should show: the target, else the input's known label, so that
         // maskgit-eval can judge edits of labelled data.
         const int64_t shown_class = class_id >= 0 ? class_id : label;
-        if (shown_class >= 0) text["maskgit:class"] = std::to_string(shown_class);
+        if (shown_class >= 0) text[kImageClassKeyword] = std::to_string(shown_class);
         write_png(path, images[i - begin], text);
       }
       if (options.json) {
-        Json line = Json::object();
-        line.set("file", path.empty() ? Json() : Json(path));
-        line.set("index", i);
-        for (const auto& [key, value] : record.as_object()) line.set(key, value);
+        RecordJson line = RecordJson::object();
+        line["file"] = path.empty() ? RecordJson() : RecordJson(path);
+        line["index"] = i;
+        line["variant"] = i % options.variants;
+        line.update(record);
         print_stdout("{}\n", line.dump());
       }
     }
@@ -231,7 +239,7 @@ void run_editing_tool(const std::string& tool, const EditingCliOptions& options,
   if (!options.grid.empty())
     write_png(options.grid,
               comparison_grid(setup, plan, torch::cat(results), options.variants, inputs.factor, options.grid_scale),
-              {{"maskgit", description.dump()}});
+              {{kImageRecordKeyword, head.dump()}});
 }
 
 }  // namespace maskgit

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cli/common.h"
+#include "cli/image_record.h"
 #include "cli/input_options.h"
 #include "cli/sampler_options.h"
 #include "editing/canvas.h"
@@ -50,7 +51,7 @@ struct EditingCliOptions {
 // Adds every shared option; the defaults in `options` (set by the tool before the call, e.g.
 // maskgit-edit's 12 steps from step 2, sampler.use = editing, and 1-token dilation) are the
 // ones --help shows, after the model's own decoding defaults.
-void add_editing_options(CLI::App& app, EditingCliOptions& options, ClassUse class_use, InputUse input_use);
+void add_editing_options(ToolOptions& cli, EditingCliOptions& options, ClassUse class_use, InputUse input_use);
 
 // The inputs as the tool sees them before it builds its region.
 struct EditingInputs {
@@ -65,12 +66,19 @@ struct EditingInputs {
   FitGeometry geometry;
 };
 
-// Builds the setup from the inputs: the region, the canvas. May add fields to `description`
-// (stored in each PNG's metadata and JSON line). Throws the tool's own one-line errors.
-// Feather radius and dilation are filled in by the driver.
-using PrepareEdit = std::function<EditSetup(const EditingInputs& inputs, Json& description)>;
+// What a tool adds to each result's record (cli/image_record.h) about its region: `region`
+// (e.g. the mask file's identity, the box, the canvas), and `arguments`, the tool's own flags
+// that rebuild the same region in a replay (e.g. {"--box", "3,4,10,12"}).
+struct EditDescription {
+  RecordJson region = RecordJson::object();
+  std::vector<std::string> arguments;
+};
+
+// Builds the setup from the inputs: the region, the canvas, and fills `description`. Throws
+// the tool's own one-line errors. Feather radius and dilation are filled in by the driver.
+using PrepareEdit = std::function<EditSetup(const EditingInputs& inputs, EditDescription& description)>;
 
 // Runs a whole editing tool after parsing; `tool` is recorded in the metadata.
-void run_editing_tool(const std::string& tool, const EditingCliOptions& options, const PrepareEdit& prepare);
+void run_editing_tool(Tool tool, const EditingCliOptions& options, const PrepareEdit& prepare);
 
 }  // namespace maskgit

@@ -8,24 +8,15 @@
 
 namespace maskgit {
 
-void add_dataset_input_options(CLI::App& app, InputOptions& inputs, const std::string& default_split) {
+void add_dataset_input_options(ToolOptions& cli, InputOptions& inputs, const std::string& default_split,
+                               CLI::App* on) {
   inputs.dataset.split = default_split;
-  app.add_option("-d,--data", inputs.dataset.path, "Instead of files: an IDX directory/file or an image folder");
-  app.add_option("--split", inputs.dataset.split, "IDX split: train or t10k")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"train", "t10k"}));
-  app.add_option("--limit", inputs.dataset.limit, "Only the first N dataset images (-1 = all)")->capture_default_str()->check(image_limit());
+  cli.add_no_default("data", inputs.dataset.path, on);
+  cli.add("split", inputs.dataset.split, on);
+  cli.add("limit", inputs.dataset.limit, on);
 }
 
-void add_fit_option(CLI::App& app, InputOptions& inputs, const std::string& own_size) {
-  app.add_option("--fit", inputs.fit,
-                 "Inputs of another size than the model's: none (" + own_size +
-                     "), crop (the centred largest part of the model's aspect ratio, resized to the model's size), "
-                     "resize (the whole image to the model's size). Masks and boxes are given in the input's pixels "
-                     "and follow the same crop and resize; results have the model's size")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"none", "crop", "resize"}));
-}
+void add_fit_option(ToolOptions& cli, InputOptions& inputs, CLI::App* on) { cli.add("fit", inputs.fit, on); }
 
 FittedInputs load_fitted_inputs(const InputOptions& inputs, int channels, int64_t model_width, int64_t model_height,
                                 bool one_size) {

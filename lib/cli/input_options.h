@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/options.h"
 #include "data/dataset.h"
 #include "editing/canvas.h"
 
@@ -17,14 +18,15 @@ struct InputOptions {
   std::string fit = "none";  // --fit (only where add_fit_option offers it)
 };
 
-// --data, --split (default `default_split`), --limit. The files option differs between tools
-// (positional for maskgit-tokenize, -i for the editing tools) and is added by the caller.
-void add_dataset_input_options(CLI::App& app, InputOptions& inputs, const std::string& default_split);
+// -d/--data, --split (default `default_split`), --limit, on `on` (a subcommand; default: the
+// tool). The files option (-i/--input, and positional files where a tool takes them) is added
+// by the caller.
+void add_dataset_input_options(ToolOptions& cli, InputOptions& inputs, const std::string& default_split,
+                               CLI::App* on = nullptr);
 
 // --fit none|crop|resize: how inputs of another size than the model's are treated (the one policy
-// for maskgit-inpaint, maskgit-edit and maskgit-tokenize). `own_size` says in --help what none
-// does in this tool.
-void add_fit_option(CLI::App& app, InputOptions& inputs, const std::string& own_size);
+// for maskgit-inpaint, maskgit-edit and maskgit-tokenize).
+void add_fit_option(ToolOptions& cli, InputOptions& inputs, CLI::App* on = nullptr);
 
 // The inputs as a tool uses them: read (converted to `channels`), then fitted by --fit to
 // model_width × model_height. With `one_size`, or with --fit none, every file must have the

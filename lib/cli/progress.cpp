@@ -17,6 +17,7 @@ ProgressCounter::~ProgressCounter() {
 }
 
 void ProgressCounter::update(int64_t done) {
+  if (verbosity() == Verbosity::quiet) return;
   if (terminal_) {
     print_stderr("\r{} {}/{}", label_, done, total_);
     line_open_ = true;

@@ -1,7 +1,8 @@
 #pragma once
 // A count of finished items on stderr ("sampled 128/1000"). On a terminal the line is
 // rewritten in place; when stderr goes to a file or a pipe, whole lines are written instead,
-// at every tenth of the total and at the end, so logs of batch runs stay readable.
+// at every tenth of the total and at the end, so logs of batch runs stay readable. Nothing is
+// printed with --quiet (console.h's verbosity).
 #include <cstdint>
 #include <string>
 

@@ -7,63 +7,23 @@
 #include "cli/common.h"
 #include "common/error.h"
 #include "compat/torch_compat.h"
+#include "decoding/counter_rng.h"
+#include "generation/sampler.h"
 
 namespace maskgit {
 
-void add_sampler_options(CLI::App& app, SamplerCliOptions& options) {
-  const bool editing = options.use == SamplingUse::editing;
-  auto* group = app.add_option_group("Sampler");
-  // The defaults of --steps, --start-step, --schedule and --choice-temperature are the model's
-  // when its config.json has a "sampling" section, so --help cannot print one value for them.
-  options.steps_flag =
-      group->add_option("--steps", options.steps,
-                        fmt::format("Decoding steps T (default: the model's sampling.{} in config.json, else {})",
-                                    editing ? "edit_steps" : "steps", options.steps))
-          ->check(CLI::Range(int64_t{1}, SamplingDefaults::kMaxSteps));
-  options.start_step_flag =
-      group->add_option("--start-step", options.start_step,
-                        editing ? fmt::format("First step t, ratios start at (t+1)/T (default: the model's "
-                                              "sampling.edit_start_step, else {})",
-                                              options.start_step)
-                                : fmt::format("First step t, ratios start at (t+1)/T (default: {})", options.start_step))
-          ->check(CLI::Range(int64_t{0}, SamplingDefaults::kMaxSteps - 1));
-  options.schedule_flag =
-      group->add_option("--schedule", options.schedule,
-                        fmt::format("Mask schedule: cosine, linear, square, cubic, exp, sqrt, log, arccos, or "
-                                    "custom:N1,N2,... (tokens revealed per step) (default: the model's "
-                                    "sampling.schedule, else {})",
-                                    options.schedule))
-          ->check(CLI::Validator(
-              [](std::string& text) -> std::string {
-                try {
-                  const MaskSchedule schedule = parse_schedule(text);
-                  if (schedule.custom_reveals.size() > SamplingDefaults::kMaxCustomSteps)
-                    return fmt::format("a custom schedule has at most {} steps", SamplingDefaults::kMaxCustomSteps);
-                } catch (const std::exception& e) {
-                  return e.what();
-                }
-                return std::string();
-              },
-              ""));
-  options.choice_temperature_flag =
-      group->add_option("--choice-temperature", options.choice_temperature,
-                        fmt::format("Gumbel noise on the keep/re-mask choice, annealed to 0 (default: the model's "
-                                    "sampling.choice_temperature, else {:g}, the release's)",
-                                    options.choice_temperature))
-          ->check(finite_range(0, SamplingDefaults::kMaxChoiceTemperature));
-  group->add_option("--temperature", options.temperature,
-                    "Softmax temperature on the logits (1 = off; use --top-k 1 for greedy decoding)")
-      ->capture_default_str()->check(finite_range(1e-3, 1e3));
-  group->add_option("--top-k", options.top_k, "Sample among the k most likely codes only (0 = off)")
-      ->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
-  group->add_option("--cfg-scale", options.cfg_scale,
-                    "Classifier-free guidance s: logits = u + s(c - u) (1 = off; needs a model with a \"no class\" "
-                    "token, which the release's models lack)")
-      ->capture_default_str()->check(finite_range(-1e3, 1e3));
-  group->add_option("--order", options.order,
-                    "Which positions to fix each step: confidence (the release) or halton (a fixed spread-out order)")
-      ->capture_default_str()->check(CLI::IsMember({"confidence", "halton"}));
-  add_dtype_option(*group, options.dtype);
+void add_sampler_options(ToolOptions& cli, SamplerCliOptions& options) {
+  // The defaults shown are the tool's; the model's (config.json "sampling") come first for
+  // --steps, --start-step, --schedule and --choice-temperature (apply_model_sampling_defaults).
+  options.steps_flag = cli.add("steps", options.steps);
+  options.start_step_flag = cli.add("start_step", options.start_step);
+  options.schedule_flag = cli.add("schedule", options.schedule);
+  options.choice_temperature_flag = cli.add("choice_temperature", options.choice_temperature);
+  cli.add("temperature", options.temperature);
+  cli.add("top_k", options.top_k);
+  cli.add("cfg_scale", options.cfg_scale);
+  cli.add("order", options.order);
+  add_dtype_option(cli, options.dtype);
 }
 
 void apply_model_sampling_defaults(SamplerCliOptions& options, const ModelConfig& config) {
@@ -96,12 +56,7 @@ DecodeOptions decode_options_for_model(SamplerCliOptions& options, const ModelCo
   return to_decode_options(options);
 }
 
-void add_dtype_option(CLI::App& app, std::string& dtype) {
-  app.add_option("--dtype", dtype,
-                 "Precision of the transformer's forward pass: auto (bf16 on CUDA GPUs with native bf16, else fp32), "
-                 "fp32, bf16, fp16 (CUDA only); sampling is always fp32")
-      ->capture_default_str()->check(CLI::IsMember({"auto", "fp32", "bf16", "fp16"}));
-}
+void add_dtype_option(ToolOptions& cli, std::string& dtype) { cli.add("dtype", dtype); }
 
 torch::ScalarType forward_dtype(const SamplerCliOptions& options, const torch::Device& device) {
   if (options.dtype == "auto") return compat::has_fast_bf16(device) ? torch::kBFloat16 : torch::kFloat32;
@@ -141,6 +96,40 @@ DecodeOptions to_decode_options(const SamplerCliOptions& options) {
   decode.guidance_scale = options.cfg_scale;
   decode.halton_order = options.order == "halton";
   return decode;
+}
+
+std::string dtype_flag_value(torch::ScalarType dtype) {
+  if (dtype == torch::kBFloat16) return "bf16";
+  if (dtype == torch::kFloat16) return "fp16";
+  return "fp32";
+}
+
+std::vector<std::string> sampler_arguments(const SamplerCliOptions& options, torch::ScalarType dtype) {
+  return {"--steps",       std::to_string(options.steps),
+          "--start-step",  std::to_string(options.start_step),
+          "--schedule",    options.schedule,
+          "--choice-temperature", exact_number(options.choice_temperature),
+          "--temperature", exact_number(options.temperature),
+          "--top-k",       std::to_string(options.top_k),
+          "--cfg-scale",   exact_number(options.cfg_scale),
+          "--order",       options.order,
+          "--dtype",       dtype_flag_value(dtype)};
+}
+
+RecordJson sampler_settings(const DecodeOptions& decode, torch::ScalarType dtype, const torch::Device& device) {
+  RecordJson settings = RecordJson::object();
+  settings["steps"] = decode.steps;
+  settings["start_step"] = decode.start_step;
+  settings["schedule"] = decode.schedule.name();
+  settings["choice_temperature"] = decode.choice_temperature;
+  settings["temperature"] = decode.temperature;
+  settings["top_k"] = decode.top_k;
+  settings["cfg_scale"] = decode.guidance_scale;
+  settings["order"] = decode.halton_order ? "halton" : "confidence";
+  settings["rng"] = kCounterRngName;
+  settings["dtype"] = dtype_name(dtype);
+  settings["device"] = device.str();
+  return settings;
 }
 
 }  // namespace maskgit

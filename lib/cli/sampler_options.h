@@ -6,7 +6,10 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
+#include "cli/image_record.h"
+#include "cli/options.h"
 #include "decoding/decoder.h"
 #include "model/model_dir.h"
 
@@ -44,9 +47,9 @@ struct SamplerCliOptions {
 // --steps, --start-step, --schedule, --choice-temperature, --temperature, --top-k,
 // --cfg-scale, --order, --dtype. `options.use` and the values in `options` (the tool's own
 // defaults) must be set before the call; --help says that the model's defaults come first.
-void add_sampler_options(CLI::App& app, SamplerCliOptions& options);
+void add_sampler_options(ToolOptions& cli, SamplerCliOptions& options);
 // --dtype alone (for tools without the other sampler options, such as the benchmark).
-void add_dtype_option(CLI::App& app, std::string& dtype);
+void add_dtype_option(ToolOptions& cli, std::string& dtype);
 
 // After parsing and reading the model: each of --steps, --start-step, --schedule and
 // --choice-temperature the user did not pass takes the model's default (config.sampling) when
@@ -65,5 +68,15 @@ DecodeOptions to_decode_options(const SamplerCliOptions& options);
 // capability 8.0 on) and float32 elsewhere; fp16 needs CUDA (LibTorch's CPU kernels lack it).
 // Error(usage) naming --dtype otherwise.
 torch::ScalarType forward_dtype(const SamplerCliOptions& options, const torch::Device& device);
+
+// --dtype's value for a resolved precision: fp32, bf16 or fp16.
+std::string dtype_flag_value(torch::ScalarType dtype);
+// The resolved sampler flags (after apply_model_sampling_defaults) as a command line, --steps T
+// ... --dtype D, for an image record's "arguments": a replay decodes exactly as this run did,
+// whatever the model's defaults are then.
+std::vector<std::string> sampler_arguments(const SamplerCliOptions& options, torch::ScalarType dtype);
+// The decoding settings of an image record: steps, start_step, schedule, choice_temperature,
+// temperature, top_k, cfg_scale, order, rng, dtype, device.
+RecordJson sampler_settings(const DecodeOptions& decode, torch::ScalarType dtype, const torch::Device& device);
 
 }  // namespace maskgit

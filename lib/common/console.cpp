@@ -1,5 +1,6 @@
 #include "common/console.h"
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -14,7 +15,13 @@ namespace {
   throw_io_error(fmt::format("standard output: cannot write: {}", std::strerror(error_number)));
 }
 
+std::atomic<int> current_verbosity{static_cast<int>(Verbosity::normal)};
+
 }  // namespace
+
+void set_verbosity(Verbosity level) noexcept { current_verbosity.store(static_cast<int>(level)); }
+
+Verbosity verbosity() noexcept { return static_cast<Verbosity>(current_verbosity.load()); }
 
 void write_stdout(std::string_view text) {
   errno = 0;

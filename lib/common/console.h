@@ -11,6 +11,13 @@
 
 namespace maskgit {
 
+// How much a tool says on stderr: -q/--quiet (errors only), the default (progress and notes),
+// -v/--verbose (also what was resolved: settings, model identity, timings). Set once by the
+// command-line layer after parsing; read by whatever prints progress. Errors are always printed.
+enum class Verbosity { quiet = 0, normal = 1, verbose = 2 };
+void set_verbosity(Verbosity level) noexcept;
+Verbosity verbosity() noexcept;
+
 // Writes `text` to stdout; throws Error(io_error) "standard output: cannot write: ..." on failure.
 void write_stdout(std::string_view text);
 // Writes `text` to stderr, ignoring failures.
@@ -29,6 +36,18 @@ void print_stderr(fmt::format_string<Args...> format, Args&&... args) noexcept {
     write_stderr(fmt::format(format, std::forward<Args>(args)...));
   } catch (...) {  // formatting failed (bad_alloc): a diagnostic is not worth the run
   }
+}
+
+// A note on stderr (a drawn random seed, a setting taken from the model): not shown with --quiet.
+template <typename... Args>
+void print_note(fmt::format_string<Args...> format, Args&&... args) noexcept {
+  if (verbosity() >= Verbosity::normal) print_stderr(format, std::forward<Args>(args)...);
+}
+
+// Detail on stderr shown only with --verbose.
+template <typename... Args>
+void print_verbose(fmt::format_string<Args...> format, Args&&... args) noexcept {
+  if (verbosity() >= Verbosity::verbose) print_stderr(format, std::forward<Args>(args)...);
 }
 
 }  // namespace maskgit
