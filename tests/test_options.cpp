@@ -108,7 +108,7 @@ TEST_CASE("seeds: 0 to 2^64-1 exactly, -1 draws one below 2^63, the rest refused
   }
 }
 
-TEST_CASE("--replay: the record's arguments, then the user's own flags, which may only place the results",
+TEST_CASE("replay: the record's arguments, then the user's own flags, which may only place the results",
           "[options][records]") {
   const auto dir = maskgit::testing::fresh_temp_dir("options-replay");
   RecordJson record = {{"schema", kImageRecordSchema},
