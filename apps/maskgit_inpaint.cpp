@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
       description.region["mask_channel"] = mask.channel;
       description.region["threshold"] = mask_options.threshold;
       description.region["invert"] = mask_options.invert;
-      description.arguments = {"--mask", mask_path, "--threshold", exact_number(mask_options.threshold)};
+      description.arguments = {"--mask", record_path(mask_path), "--threshold", exact_number(mask_options.threshold)};
       if (mask_options.invert) description.arguments.push_back("--invert");
       return setup;
     });

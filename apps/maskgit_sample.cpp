@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
         record["class_name"] = config.class_names[static_cast<size_t>(class_id)];
         record["seed"] = image_seeds[index];
         record["settings"] = settings;
-        std::vector<std::string> arguments{"--model", model_dir, "--class", std::to_string(class_id), "--num", "1",
+        std::vector<std::string> arguments{"--model", identity.path, "--class", std::to_string(class_id), "--num", "1",
                                            "--seed", std::to_string(image_seeds[index])};
         arguments.insert(arguments.end(), sampler_args.begin(), sampler_args.end());
         record["arguments"] = arguments;

@@ -68,6 +68,7 @@ int main(int argc, char** argv) {
     const int channels = static_cast<int>(config.image_channels);
     const ModelIdentity identity = identify_model(config);
     check_replay_identity(identity);
+    print_verbose("maskgit-tokenize: model {} (tokenizer sha256 {})\n", identity.path, identity.tokenizer_sha256);
 
     if (*decode) {
       const TokenGrid grid = read_token_file(decode_input);
@@ -150,7 +151,7 @@ int main(int argc, char** argv) {
           record["replayable"] = "made from a dataset image: replays take image files (-i)";
         } else {
           record["input"] = input_identities[static_cast<size_t>(i)];
-          record["arguments"] = {"reconstruct", "--model", model_dir, "--input", inputs.files[static_cast<size_t>(i)],
+          record["arguments"] = {"reconstruct", "--model", identity.path, "--input", record["input"]["path"],
                                  "--fit", inputs.fit};
         }
         record["fit"] = inputs.fit;

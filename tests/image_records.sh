@@ -88,7 +88,19 @@ cp -r "$model" "$work/other"
   "$work/other/transformer.safetensors"
 expect 3 "is not the one that made the file" -- "$bin/maskgit-sample" --replay "$work/s0.png" -m "$work/other" "${run[@]}" -o "$work/x.png"
 check "nothing written by refused replays" test ! -e "$work/x.png"
-check "-m naming a copy of the same model replays" "$bin/maskgit-sample" --replay "$work/s0.png" -m "$model/" "${run[@]}" -o "$work/copy.png"
+check "-m naming the model another way replays" "$bin/maskgit-sample" --replay "$work/s0.png" -m "$model/./" "${run[@]}" -o "$work/copy.png"
+check "... to the same bytes (paths are recorded absolute and normalised)" cmp "$work/s0.png" "$work/copy.png"
+(cd "$work" && "$bin/maskgit-sample" -m model "${run[@]}" -c 2 -s 4 -o rel.png)
+mkdir -p "$work/elsewhere"
+check "a run with relative paths replays from another folder" \
+  sh -c 'cd "$1/elsewhere" && "$2/maskgit-sample" --replay ../rel.png --threads 1 -q -o again.png' _ "$work" "$bin"
+check "... to the same bytes" cmp "$work/rel.png" "$work/elsewhere/again.png"
+expect 2 "give -o/--output" -- "$bin/maskgit-sample" --replay "$work/s0.png"
+expect 2 "--replay: -qc4" -- "$bin/maskgit-sample" --replay "$work/s0.png" -o "$work/x.png" -qc4
+expect 2 "--replay" -- "$bin/maskgit-train" --replay "$work/s0.png"
+check "maskgit-tokenize reconstruct --replay (the subcommand typed again)" \
+  "$bin/maskgit-tokenize" reconstruct --replay "$work/t0.png" "${run[@]}" -o "$work/re-t0b.png"
+check "... the same bytes" cmp "$work/t0.png" "$work/re-t0b.png"
 "$bin/maskgit-tokenize" -m "$model" "${run[@]}" reconstruct --data /usr/share/datasets/fashion-mnist --limit 1 -o "$work/d%d.png" 2>/dev/null
 expect 3 "dataset image" -- "$bin/maskgit-tokenize" --replay "$work/d0.png" -o "$work/x.png"
 
@@ -107,6 +119,9 @@ expect 2 "--seed" -- "$bin/maskgit-sample" -m "$model" -s -2 -o "$work/x.png"
 drawn=$(sed -n 's/^maskgit-sample: --seed \([0-9]*\) (random)$/\1/p' "$work/err3")
 check "a random seed is printed" test -n "$drawn"
 check "and recorded" test "$(json_field "$work/r.png" seed)" = "$drawn"
+"$bin/maskgit-sample" -m "$model" --threads 1 -q -c 2 -s -1 -o "" --save-tokens "$work/r.safetensors" 2>"$work/err4"
+check "a random seed is printed even with -q (a token file does not record it)" \
+  grep -q "^maskgit-sample: --seed [0-9]* (random)$" "$work/err4"
 
 # Flags where users put them, verbosity.
 check "tokenize: the tool's --json after the subcommand" "$bin/maskgit-tokenize" -m "$model" evaluate --json --limit 8 --threads 1

@@ -113,18 +113,24 @@ TEST_CASE("replay: the record's arguments, then the user's own flags, which may 
   const auto dir = maskgit::testing::fresh_temp_dir("options-replay");
   RecordJson record = {{"schema", kImageRecordSchema},
                        {"tool", "maskgit-sample"},
-                       {"arguments", {"--model", "m", "--class", "3", "--seed", "18446744073709551615"}}};
+                       {"seed", 18446744073709551615ULL},
+                       {"class", 3},
+                       {"arguments", {"--model", "/m", "--class", "3", "--num", "1", "--seed", "18446744073709551615"}}};
   const std::string made = png_with_record(dir, "made.png", record);
   using Args = std::vector<std::string>;
 
   CHECK(expand_replay(Tool::sample, {"maskgit-sample", "-o", "x.png"}) == Args{"maskgit-sample", "-o", "x.png"});
   CHECK(expand_replay(Tool::sample, {"tool", "--replay", made, "-o", "x.png", "-q"}) ==
-        Args{"tool", "--model", "m", "--class", "3", "--seed", "18446744073709551615", "-o", "x.png", "-q"});
+        Args{"tool", "--model", "/m", "--class", "3", "--num", "1", "--seed", "18446744073709551615", "-o", "x.png",
+             "-q"});
   REQUIRE(replayed_record() != nullptr);
-  CHECK((*replayed_record())["arguments"][5] == "18446744073709551615");
+  CHECK((*replayed_record())["arguments"][7] == "18446744073709551615");
   // --replay=FILE, attached values, and -m replacing the record's model path.
   CHECK(expand_replay(Tool::sample, {"tool", "--replay=" + made, "-ox.png", "--device=cpu", "-m", "elsewhere"}) ==
-        Args{"tool", "--class", "3", "--seed", "18446744073709551615", "-ox.png", "--device=cpu", "-m", "elsewhere"});
+        Args{"tool", "--class", "3", "--num", "1", "--seed", "18446744073709551615", "-ox.png", "--device=cpu", "-m",
+             "elsewhere"});
+  // A tool without --replay leaves the command line to its parser (which refuses the flag).
+  CHECK(expand_replay(Tool::train, {"maskgit-train", "--replay", made}) == Args{"maskgit-train", "--replay", made});
 
   auto refused = [&](const Args& args, ExitCode code, const std::string& needle) {
     INFO(needle);
@@ -136,24 +142,66 @@ TEST_CASE("replay: the record's arguments, then the user's own flags, which may 
       CHECK_THAT(e.what(), Catch::Contains(needle));
     }
   };
-  refused({"tool", "--replay", made, "--steps", "3"}, ExitCode::usage, "--steps cannot be given");
-  refused({"tool", "--replay", made, "-c", "3"}, ExitCode::usage, "-c cannot be given");
+  refused({"tool", "--replay", made, "-o", "x.png", "--steps", "3"}, ExitCode::usage, "--steps cannot be given");
+  refused({"tool", "--replay", made, "-o", "x.png", "-c", "3"}, ExitCode::usage, "-c cannot be given");
+  refused({"tool", "--replay", made, "-o", "x.png", "-qc4"}, ExitCode::usage, "-qc4 cannot be given");
+  refused({"tool", "--replay", made, "-o", "x.png", "--json=1"}, ExitCode::usage, "--json=1 cannot be given");
+  refused({"tool", "--replay", made}, ExitCode::usage, "give -o/--output");
   refused({"tool", "--replay", made, "--replay", made}, ExitCode::usage, "one file");
   refused({"tool", "--replay"}, ExitCode::usage, "needs a PNG file");
-  refused({"tool", "--replay", (dir / "none.png").string()}, ExitCode::bad_input, "none.png");
-  record["tool"] = "maskgit-edit";
-  refused({"tool", "--replay", png_with_record(dir, "edit.png", record)}, ExitCode::usage,
+  refused({"tool", "--replay", (dir / "none.png").string(), "-o", "x.png"}, ExitCode::bad_input, "none.png");
+  auto with = [&](const char* name, const RecordJson& changed) { return png_with_record(dir, name, changed); };
+  RecordJson other = record;
+  other["tool"] = "maskgit-edit";
+  refused({"tool", "--replay", with("edit.png", other), "-o", "x.png"}, ExitCode::usage,
           "was made by maskgit-edit: run maskgit-edit --replay");
-  record["tool"] = "maskgit-sample";
-  record.erase("arguments");
-  record["replayable"] = "a grid";
-  refused({"tool", "--replay", png_with_record(dir, "grid.png", record)}, ExitCode::bad_input, "no arguments to replay (a grid)");
-  record["schema"] = "maskgit-cpp.image/2";
-  refused({"tool", "--replay", png_with_record(dir, "future.png", record)}, ExitCode::bad_input,
+  other["tool"] = "rm -rf /";
+  refused({"tool", "--replay", with("tool.png", other), "-o", "x.png"}, ExitCode::bad_input, "names no maskgit-* tool");
+  other = record;
+  other.erase("arguments");
+  other["replayable"] = "a grid";
+  refused({"tool", "--replay", with("grid.png", other), "-o", "x.png"}, ExitCode::bad_input,
+          "no arguments to replay (a grid)");
+  other["schema"] = "maskgit-cpp.image/2";
+  refused({"tool", "--replay", with("future.png", other), "-o", "x.png"}, ExitCode::bad_input,
           "record schema \"maskgit-cpp.image/2\"");
   const std::string plain = (dir / "plain.png").string();
   write_png(plain, torch::zeros({1, 2, 2}), {{"maskgit", "not json"}});
-  refused({"tool", "--replay", plain}, ExitCode::bad_input, "is not JSON");
+  refused({"tool", "--replay", plain, "-o", "x.png"}, ExitCode::bad_input, "is not JSON");
+  std::string deep = "{\"schema\": \"maskgit-cpp.image/1\", \"x\": ";
+  for (int i = 0; i < 100000; ++i) deep += "[";
+  write_png(plain, torch::zeros({1, 2, 2}), {{"maskgit", deep}});
+  refused({"tool", "--replay", plain, "-o", "x.png"}, ExitCode::bad_input, "nests more than 16 levels");
+
+  // Arguments a replay must not run: outputs, meta flags, flag-like values, another seed or
+  // class than the record's, several images, a missing model or seed.
+  const std::vector<std::pair<std::vector<std::string>, std::string>> hostile = {
+      {{"--model", "/m", "--class", "3", "--seed", "18446744073709551615", "--output", "/tmp/victim"}, "hold --output"},
+      {{"--model", "/m", "--class", "3", "--seed", "18446744073709551615", "--save-tokens", "t"}, "hold --save-tokens"},
+      {{"--model", "/m", "--class", "3", "--seed", "18446744073709551615", "--help"}, "hold --help"},
+      {{"--model", "/m", "--class", "3", "--seed", "18446744073709551615", "--replay", "x.png"}, "hold --replay"},
+      {{"--model", "/m", "--class", "--output", "--seed", "18446744073709551615"}, "the value \"--output\""},
+      {{"--model", "/m", "--class", "3", "--seed", "-1"}, "give the value \"-1\""},
+      {{"--model", "/m", "--class", "3", "--seed", "5"}, "another --seed"},
+      {{"--model", "/m", "--class", "4", "--seed", "18446744073709551615"}, "another --class"},
+      {{"--model", "/m", "--class", "3", "--seed", "18446744073709551615", "--num", "2"}, "more than one image"},
+      {{"--class", "3", "--seed", "18446744073709551615"}, "no --model"},
+      {{"--model", "/m", "--model", "/n", "--class", "3", "--seed", "18446744073709551615"}, "repeat --model"},
+      {{"--model", "/m", "--class", "3", "--seed", "18446744073709551615", "--steps"}, "without a value"},
+  };
+  for (const auto& [arguments, needle] : hostile) {
+    other = record;
+    other["arguments"] = arguments;
+    refused({"tool", "--replay", with("hostile.png", other), "-o", "x.png"}, ExitCode::bad_input, needle);
+  }
+  other = record;
+  other["arguments"] = {"--model", "/m", "--class", "3", "--seed", "18446744073709551615", "--cfg-scale", "-0.5"};
+  CHECK_NOTHROW(expand_replay(Tool::sample, {"tool", "--replay", with("negative.png", other), "-o", "x.png"}));
+  other["arguments"] = RecordJson::array({"--model", "/m", 3});
+  refused({"tool", "--replay", with("number.png", other), "-o", "x.png"}, ExitCode::bad_input, "non-string");
+  other = record;
+  other["seed"] = 1e300;
+  refused({"tool", "--replay", with("seed.png", other), "-o", "x.png"}, ExitCode::bad_input, "seed is not a whole number");
 }
 
 TEST_CASE("exact_number round-trips doubles", "[records]") {

@@ -158,15 +158,12 @@ void run_editing_tool(Tool tool_id, const EditingCliOptions& options, const Prep
   description.region["regenerated_tokens"] = plan.regenerated_tokens;
   description.region["tokens"] = plan.tokens;
   description.region["windows"] = plan.windows;
-  if (const RecordJson* replayed = replayed_record(); replayed != nullptr && replayed->value("region", RecordJson()) != description.region)
-    throw_bad_input(fmt::format("--replay: the region is not the file's (recorded {}, now {}): has the mask "
-                                "changed?",
-                                replayed->value("region", RecordJson()).dump(), description.region.dump()));
+  check_replay_region(description.region);
   RecordJson settings = sampler_settings(decode, dtype, device);
   settings["dilate"] = options.dilate;
   settings["feather"] = setup.feather_radius;
   // The flags that re-make one result, whatever the input (its path and seed are added per result).
-  std::vector<std::string> shared_arguments{"--model", options.model_dir, "--num", "1"};
+  std::vector<std::string> shared_arguments{"--model", identity.path, "--num", "1"};
   if (class_id >= 0) shared_arguments.insert(shared_arguments.end(), {"--class", std::to_string(class_id)});
   shared_arguments.insert(shared_arguments.end(), {"--dilate", std::to_string(options.dilate)});
   if (options.input_use == InputUse::edit_in_place)
@@ -209,8 +206,8 @@ void run_editing_tool(Tool tool_id, const EditingCliOptions& options, const Prep
       record["region"] = description.region;
       record["settings"] = settings;
       if (!options.inputs.files.empty()) {
-        std::vector<std::string> arguments{"--input", options.inputs.files[static_cast<size_t>(source)], "--seed",
-                                           std::to_string(seed)};
+        std::vector<std::string> arguments{"--input", input_identities[static_cast<size_t>(source)]["path"],
+                                           "--seed", std::to_string(seed)};
         arguments.insert(arguments.end(), shared_arguments.begin(), shared_arguments.end());
         record["arguments"] = arguments;
       }

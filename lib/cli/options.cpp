@@ -86,9 +86,10 @@ std::vector<OptionSpec> build_table() {
   std::vector<OptionSpec> t;
   // Every tool.
   t.push_back({"version", "--version", "", "Print the tool's version and commit, and exit", kAll, nullptr});
-  t.push_back({"verbose", "-v,--verbose", "", "Say more on stderr: resolved settings, model identity, timings", kAll,
+  t.push_back({"verbose", "-v,--verbose", "", "Say more on stderr: the model's identity (its weights' SHA-256)", kAll,
                nullptr});
-  t.push_back({"quiet", "-q,--quiet", "", "Nothing on stderr but errors (no progress, no notes)", kAll, nullptr});
+  t.push_back({"quiet", "-q,--quiet", "",
+               "Nothing on stderr but errors (no progress, no notes) and a seed drawn by -s -1", kAll, nullptr});
 
   // Model and runtime.
   t.push_back({"model", "-m,--model", "Model",
@@ -116,7 +117,7 @@ std::vector<OptionSpec> build_table() {
                "Input file, repeatable: images (PNG/JPEG) for the editing tools, maskgit-tokenize and maskgit-eval; "
                "maskgit-tokenize decode: a token file",
                kEditing | kTokenize | kEval, some_text});
-  t.push_back({"inputs", "inputs", "Input", "Input files, as with -i", kTokenize | kEval | kInfo, nullptr});
+  t.push_back({"inputs", "inputs", "Input", "Input files", kTokenize | kEval | kInfo, nullptr});
   t.push_back({"data", "-d,--data", "Input",
                "A dataset: an IDX directory (Fashion-MNIST layout) or file, or an image folder with one sub-folder "
                "per class",
@@ -379,7 +380,7 @@ ToolOptions::ToolOptions(CLI::App& app, Tool tool) : app_(app), tool_(tool) {
   add_flag("verbose", verbose_);
   add_flag("quiet", quiet_);
   // --replay FILE is taken apart before parsing (run_tool); here it is listed and accepted.
-  if ((option_spec("replay").tools & tool_bit(tool)) != 0) add_no_default("replay", replay_file_);
+  if ((option_spec("replay").tools & tool_bit(tool)) != 0) add_no_default("replay", replay_file_)->type_name("FILE");
   // Options of the whole tool are accepted after a subcommand's name too
   // (`maskgit-tokenize evaluate --json` as `maskgit-tokenize --json evaluate`).
   app_.fallthrough();
@@ -410,7 +411,6 @@ CLI::Option* ToolOptions::finish(const OptionSpec& spec, CLI::Option* option, bo
 void apply_verbosity(const ToolOptions& options) {
   if (options.quiet_ && options.verbose_) throw_usage("--quiet and --verbose: give one of them");
   set_verbosity(options.quiet_ ? Verbosity::quiet : options.verbose_ ? Verbosity::verbose : Verbosity::normal);
-  for (const auto& [flag, seed] : drawn_random_seeds()) print_note("{}: {} {} (random)\n", tool_name(options.tool()), flag, seed);
 }
 
 CLI::Validator seed_value(const std::string& flag) {
@@ -450,6 +450,10 @@ int run_tool(ToolOptions& cli, int argc, char** argv, const std::function<void()
   return run_tool(cli.app(), static_cast<int>(pointers.size()), pointers.data(), [&] {
     apply_verbosity(cli);
     body();
+    // After the work (a failed run keeps its one error line): a drawn seed is printed even with
+    // -q, since an output that records no seed (--save-tokens, maskgit-eval) would lose it.
+    for (const auto& [flag, seed] : drawn_random_seeds())
+      print_stderr("{}: {} {} (random)\n", tool_name(cli.tool()), flag, seed);
   });
 }
 

@@ -89,14 +89,14 @@ void apply_verbosity(const ToolOptions& options);
 
 // Runs a tool: --replay FILE first (image_record.h: the file's recorded command line replaces
 // the user's, who may add only where results go and how the run goes), then parsing and the
-// error-to-exit-code mapping of run_tool (cli/common.h), then -q/-v (and the drawn random seeds
-// printed), then `body`.
+// error-to-exit-code mapping of run_tool (cli/common.h), then -q/-v, then `body`, then the
+// random seeds drawn for -1 (even with -q).
 int run_tool(ToolOptions& cli, int argc, char** argv, const std::function<void()>& body);
 
 // Seeds: 0..2^64-1, or -1 for a random one. The check of every seed option turns "-1" into a
 // random seed drawn from std::random_device (below 2^63, so that seed + i never wraps) and
-// remembers it; run_tool prints each drawn seed on stderr ("seed 123 (random)") unless --quiet,
-// and the tools record the seed itself.
+// remembers it; run_tool prints each drawn seed on stderr after the work ("maskgit-sample: --seed
+// 123 (random)", also with --quiet), and the tools record the seed itself.
 CLI::Validator seed_value(const std::string& flag);
 // The seeds drawn for -1 so far in this process: (flag, seed).
 std::vector<std::pair<std::string, uint64_t>> drawn_random_seeds();
