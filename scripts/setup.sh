@@ -12,10 +12,13 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libtorch-dev          # LibTorch 1.13 (CPU)
   libopenblas0-pthread  # without it LibTorch falls back to the reference BLAS (~40x slower matmul)
-  libcli11-dev libfmt-dev libstb-dev catch2 zlib1g-dev
+  libcli11-dev libfmt-dev catch2 zlib1g-dev
+  libspng-dev           # PNG read and write: checks every chunk's CRC, writes UTF-8 iTXt metadata
+  libstb-dev            # stb_image: JPEG input (libspng reads PNG only); the tests write JPEGs with it
   libmsgpack-cxx-dev    # maskgit-convert reads the release's Flax msgpack checkpoints
   libssl-dev            # libcrypto's SHA-256: model and input identities in the images' records
   python3-numpy python3-msgpack  # the golden-tensor reference of the release (tests/reference)
+  python3-pil           # tests only: cli:png-metadata reads the tools' PNG metadata with Pillow
   dataset-fashion-mnist # training and evaluation data (IDX files)
 )
 missing=()

@@ -126,6 +126,62 @@ std::string write_jpeg(const TempDir& dir, const std::string& name, int width, i
   return path;
 }
 
+std::string zlib_compress(const std::string& data) {
+  uLongf size = compressBound(static_cast<uLong>(data.size()));
+  std::string out(size, '\0');
+  REQUIRE(compress2(reinterpret_cast<Bytef*>(out.data()), &size, reinterpret_cast<const Bytef*>(data.data()),
+                    static_cast<uLong>(data.size()), 9) == Z_OK);
+  out.resize(size);
+  return out;
+}
+
+// One PNG chunk: length, type, data, CRC.
+std::string png_chunk(const std::string& type, const std::string& data) {
+  std::string out(4, '\0');
+  put_be32(out, 0, static_cast<uint32_t>(data.size()));
+  const std::string typed = type + data;
+  out += typed + std::string(4, '\0');
+  put_be32(out, out.size() - 4,
+           static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(typed.data()), static_cast<uInt>(typed.size()))));
+  return out;
+}
+
+// A PNG made by hand, independently of the library: IHDR, the `before` chunks, one IDAT holding
+// `rows` (packed samples, filter type 0 added), the `after` chunks, IEND.
+std::string handmade_png(uint32_t width, uint32_t height, int bit_depth, int color_type,
+                         const std::vector<std::string>& rows, const std::string& before = "",
+                         const std::string& after = "") {
+  std::string header(13, '\0');
+  put_be32(header, 0, width);
+  put_be32(header, 4, height);
+  header[8] = static_cast<char>(bit_depth);
+  header[9] = static_cast<char>(color_type);
+  std::string raw;
+  for (const std::string& row : rows) raw += '\0' + row;
+  return std::string("\x89PNG\r\n\x1a\n", 8) + png_chunk("IHDR", header) + before +
+         png_chunk("IDAT", zlib_compress(raw)) + after + png_chunk("IEND", "");
+}
+
+// A small grey image with one byte per pixel.
+std::string grey_png(const std::string& before = "", const std::string& after = "") {
+  return handmade_png(2, 2, 8, 0, {std::string("\x00\x40", 2), std::string("\x80\xff", 2)}, before, after);
+}
+
+std::string be16(uint32_t value) {
+  return {static_cast<char>(value >> 8), static_cast<char>(value & 0xff)};
+}
+
+// Offset of the first chunk of `type` (its length field).
+size_t chunk_offset(const std::string& png, const std::string& type) {
+  size_t offset = 8;
+  while (offset + 12 <= png.size()) {
+    if (png.compare(offset + 4, 4, type) == 0) return offset;
+    offset += 12 + be32(png, offset);
+  }
+  FAIL("no " << type << " chunk");
+  return 0;
+}
+
 }  // namespace
 
 TEST_CASE("PNG round trip is exact to 8-bit quantization", "[image]") {
@@ -203,24 +259,33 @@ TEST_CASE("write_png creates missing folders and reports unwritable paths as io_
   CHECK_THAT(message, Contains("occupied"));
 }
 
-TEST_CASE("tEXt chunks round trip and sit right after IHDR", "[image]") {
+TEST_CASE("text chunks round trip as UTF-8 iTXt right after IHDR", "[image]") {
   TempDir dir;
   const std::string path = dir.file("text.png");
   const std::map<std::string, std::string> text = {
       {"maskgit:model", "models/fashion-mnist"},
       {"maskgit:seed", "42"},
-      {"Comment", "spaces, symbols: 100% & \xe9 and\nnewlines"},
+      {"maskgit:source", "d\xc3\xadr/b\xc3\xb6\xc3\xb6t.png"},  // dír/bööt.png
+      {"Comment", "spaces, symbols: 100% & \xc3\xa9 \xe2\x86\x92 \xf0\x9f\x90\x9f and\nnewlines"},
+      {"Schl\xc3\xbcssel", "a keyword outside ASCII (Latin-1 in the file)"},
       {"empty", ""},
   };
   maskgit::write_png(path, torch::rand({3, 4, 4}), text);
   CHECK(maskgit::read_png_text(path) == text);
 
-  const std::vector<Chunk> chunks = png_chunks(slurp(path));
+  const std::string bytes = slurp(path);
+  const std::vector<Chunk> chunks = png_chunks(bytes);
   REQUIRE(chunks.size() >= 2 + text.size());
   CHECK(chunks.front().type == "IHDR");
-  for (size_t i = 1; i <= text.size(); ++i) CHECK(chunks[i].type == "tEXt");
+  for (size_t i = 1; i <= text.size(); ++i) CHECK(chunks[i].type == "iTXt");
   CHECK(chunks.back().type == "IEND");
   for (const Chunk& chunk : chunks) CHECK(chunk.crc_ok);
+  // The keyword is stored in Latin-1 (ü is one byte), the text in UTF-8, uncompressed, with an
+  // empty language tag and translated keyword.
+  const std::string empty_tags(5, '\0');  // keyword end, flag, method, language, translated keyword
+  CHECK(bytes.find("iTXtSchl\xfcssel" + empty_tags + "a keyword") != std::string::npos);
+  CHECK(bytes.find("iTXtmaskgit:source" + empty_tags + "d\xc3\xadr/b\xc3\xb6\xc3\xb6t.png") != std::string::npos);
+  CHECK(bytes.find("tEXt") == std::string::npos);
 
   // The pixels must still decode with the extra chunks in place.
   CHECK(maskgit::read_image(path).sizes() == torch::IntArrayRef({3, 4, 4}));
@@ -229,17 +294,54 @@ TEST_CASE("tEXt chunks round trip and sit right after IHDR", "[image]") {
   CHECK(maskgit::read_png_text(dir.file("plain.png")).empty());
 }
 
+TEST_CASE("write_png output is deterministic", "[image]") {
+  TempDir dir;
+  torch::manual_seed(3);
+  const torch::Tensor image = torch::rand({3, 16, 12});
+  const std::map<std::string, std::string> text = {{"maskgit", "{\"seed\":1}"}, {"maskgit:source", "\xc3\xa9.png"}};
+  maskgit::write_png(dir.file("a.png"), image, text);
+  maskgit::write_png(dir.file("b.png"), image.clone(), text);
+  CHECK(slurp(dir.file("a.png")) == slurp(dir.file("b.png")));
+  maskgit::write_png(dir.file("c.png"), image, {{"maskgit", "{\"seed\":2}"}, {"maskgit:source", "\xc3\xa9.png"}});
+  CHECK(slurp(dir.file("a.png")) != slurp(dir.file("c.png")));
+}
+
 TEST_CASE("write_png rejects keywords PNG does not allow", "[image]") {
   TempDir dir;
   const torch::Tensor image = torch::zeros({1, 2, 2});
-  for (const std::string& keyword : {std::string(), std::string(80, 'k'), std::string(" lead"),
-                                    std::string("two  spaces"), std::string("tab\there")}) {
+  for (const std::string& keyword :
+       {std::string(), std::string(80, 'k'), std::string(" lead"), std::string("trail "), std::string("two  spaces"),
+        std::string("tab\there"), std::string("nbsp\xc2\xa0"), std::string("arrow\xe2\x86\x92"),
+        std::string("latin1 byte \xe9"), std::string("\xc3")}) {
+    CAPTURE(keyword);
     CHECK_THROWS_AS(maskgit::write_png(dir.file("k.png"), image, {{keyword, "x"}}), std::invalid_argument);
   }
   CHECK_THROWS_AS(maskgit::write_png(dir.file("k.png"), image, {{"key", std::string("a\0b", 3)}}),
                   std::invalid_argument);
+  CHECK_FALSE(fs::exists(dir.file("k.png")));
   maskgit::write_png(dir.file("k.png"), image, {{std::string(79, 'k'), "ok"}});
   CHECK(maskgit::read_png_text(dir.file("k.png")).count(std::string(79, 'k')) == 1);
+  // 79 Latin-1 characters are up to 158 bytes of UTF-8.
+  std::string long_latin1;
+  for (int i = 0; i < 79; ++i) long_latin1 += "\xc3\xbf";  // ÿ
+  maskgit::write_png(dir.file("k.png"), image, {{long_latin1, "ok"}});
+  CHECK(maskgit::read_png_text(dir.file("k.png")).at(long_latin1) == "ok");
+}
+
+TEST_CASE("write_png refuses text that is not UTF-8", "[image]") {
+  TempDir dir;
+  const torch::Tensor image = torch::zeros({1, 2, 2});
+  for (const std::string& bad : {std::string("latin1 \xe9"), std::string("cut \xc3"), std::string("overlong \xc0\xaf"),
+                                 std::string("surrogate \xed\xa0\x80"), std::string("\xff")}) {
+    CAPTURE(bad);
+    try {
+      maskgit::write_png(dir.file("u.png"), image, {{"maskgit:source", bad}});
+      FAIL("expected std::invalid_argument");
+    } catch (const std::invalid_argument& e) {
+      CHECK_THAT(e.what(), Contains("\"maskgit:source\" is not valid UTF-8"));
+    }
+  }
+  CHECK_FALSE(fs::exists(dir.file("u.png")));
 }
 
 TEST_CASE("JPEG files are read", "[image]") {
@@ -521,4 +623,240 @@ TEST_CASE("a PNG colour key (tRNS on grey or RGB) is transparency, composited ov
     CHECK(grey[0][0][1].item<float>() == Approx(128.0 / 255.0).margin(1e-3));
   }
   std::filesystem::remove(path);
+}
+
+TEST_CASE("tEXt and zTXt text is read from Latin-1 as UTF-8, iTXt compressed or not", "[image]") {
+  const std::string itxt_tags(4, '\0');  // flag 0, method 0, empty language, empty translated keyword
+  const std::string png = grey_png(
+      png_chunk("tEXt", std::string("Title\0caf\xe9 \xa9 \xff", 15)) +
+      png_chunk("zTXt", std::string("Caf\xe9\0\0", 6) + zlib_compress("na\xefve \xb5")) +
+      png_chunk("iTXt", std::string("plain\0", 6) + itxt_tags + "\xe2\x86\x92 \xf0\x9f\x90\x9f") +
+      png_chunk("iTXt", std::string("packed\0\x01\0en\0gepackt\0", 20) + zlib_compress("gr\xc3\xbc\xc3\x9f")) +
+      png_chunk("tEXt", std::string("none\0", 5)));
+  const std::map<std::string, std::string> expected = {
+      {"Title", "caf\xc3\xa9 \xc2\xa9 \xc3\xbf"},
+      {"Caf\xc3\xa9", "na\xc3\xafve \xc2\xb5"},
+      {"plain", "\xe2\x86\x92 \xf0\x9f\x90\x9f"},
+      {"packed", "gr\xc3\xbc\xc3\x9f"},
+      {"none", ""},
+  };
+  CHECK(maskgit::parse_png_text(png, "mixed.png") == expected);
+  // Text chunks do not disturb the pixels.
+  const torch::Tensor image = maskgit::decode_image(png, "mixed.png");
+  CHECK(torch::equal(image, torch::tensor({0.0f, 64.0f, 128.0f, 255.0f}).div(255.0f).view({1, 2, 2})));
+}
+
+TEST_CASE("text after the image data is read and a repeated keyword keeps its first text", "[image]") {
+  const std::string png = grey_png(png_chunk("tEXt", std::string("key\0first", 9)),
+                                   png_chunk("tEXt", std::string("key\0second", 10)) +
+                                       png_chunk("tEXt", std::string("late\0after IDAT", 15)));
+  const std::map<std::string, std::string> expected = {{"key", "first"}, {"late", "after IDAT"}};
+  CHECK(maskgit::parse_png_text(png, "order.png") == expected);
+}
+
+TEST_CASE("malformed text chunks are refused naming the file", "[image]") {
+  const std::string itxt_tags(4, '\0');
+  const std::string bomb = zlib_compress(std::string(size_t{9} << 20, 'a'));  // 9 MiB of text
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"iTXt text not UTF-8", png_chunk("iTXt", std::string("key\0", 4) + itxt_tags + "caf\xe9")},
+      {"compressed iTXt not UTF-8",
+       png_chunk("iTXt", std::string("key\0\x01\0\0\0", 8) + zlib_compress("\xc0\xaf"))},
+      {"keyword with a leading space", png_chunk("tEXt", std::string(" key\0value", 10))},
+      {"keyword of 80 characters", png_chunk("tEXt", std::string(80, 'k') + std::string("\0v", 2))},
+      {"no keyword", png_chunk("tEXt", std::string("\0value", 6))},
+      {"zTXt with a broken stream", png_chunk("zTXt", std::string("key\0\0", 5) + "not deflate at all")},
+      {"zTXt with an unknown method", png_chunk("zTXt", std::string("key\0\x01", 5) + zlib_compress("x"))},
+      {"iTXt with a compression flag of 2", png_chunk("iTXt", std::string("key\0\x02\0\0\0x", 9))},
+      {"zTXt inflating past the limit", png_chunk("zTXt", std::string("key\0\0", 5) + bomb)},
+  };
+  for (const auto& [name, chunk] : cases) {
+    CAPTURE(name);
+    for (const bool after_idat : {false, true}) {
+      CAPTURE(after_idat);
+      const std::string png = after_idat ? grey_png("", chunk) : grey_png(chunk);
+      const std::string message =
+          error_of([&] { maskgit::parse_png_text(png, "dir/bad.png"); }, ExitCode::bad_input);
+      CHECK_THAT(message, Contains("dir/bad.png: "));
+      if (name.find("UTF-8") != std::string::npos)
+        CHECK_THAT(message, Contains("the iTXt text of \"key\" is not valid UTF-8"));
+      else if (name.find("limit") != std::string::npos)
+        CHECK_THAT(message, Contains("over the reader's limits"));
+      else
+        CHECK_THAT(message, Contains("1 of its 1 text chunks are malformed"));
+      // The pixels are still readable: spng drops an unreadable text chunk.
+      if (name.find("limit") == std::string::npos) CHECK(maskgit::decode_image(png, "dir/bad.png").size(0) == 1);
+    }
+  }
+}
+
+TEST_CASE("a PNG whose CRC does not match is refused naming the file", "[image]") {
+  TempDir dir;
+  const std::string good = dir.file("good.png");
+  maskgit::write_png(good, torch::rand({3, 8, 8}), {{"maskgit", "{\"seed\":1}"}});
+  const std::string bytes = slurp(good);
+  REQUIRE(maskgit::read_png_text(good).size() == 1);
+  for (const char* chunk_type : {"IHDR", "iTXt", "IDAT", "IEND"}) {
+    const std::string type = chunk_type;
+    const size_t offset = chunk_offset(bytes, type);
+    const size_t length = be32(bytes, offset);
+    // The stored CRC changed, and (separately) one data byte changed under the stored CRC.
+    std::vector<std::pair<std::string, size_t>> flips = {{"crc", offset + 8 + length}};
+    if (length > 0) flips.push_back({"data", offset + 8 + length / 2});
+    for (const auto& [what, at] : flips) {
+      DYNAMIC_SECTION(type << " " << what) {
+        std::string broken = bytes;
+        broken[at] = static_cast<char>(broken[at] ^ 0x10);
+        const std::string path = dir.file("broken-" + type + "-" + what + ".png");
+        spit(path, broken);
+        const std::string expected = path + ": corrupt PNG (invalid chunk checksum)";
+        if (what == "data" && type == "IDAT") {
+          // A changed byte of compressed image data breaks the stream before its CRC is read.
+          CHECK_THAT(error_of([&] { maskgit::read_image(path); }, ExitCode::bad_input), Contains(path + ": corrupt PNG ("));
+          CHECK_THAT(error_of([&] { maskgit::read_png_text(path); }, ExitCode::bad_input),
+                     Contains(path + ": corrupt PNG ("));
+        } else {
+          CHECK(error_of([&] { maskgit::read_image(path); }, ExitCode::bad_input) == expected);
+          CHECK(error_of([&] { maskgit::read_png_text(path); }, ExitCode::bad_input) == expected);
+        }
+        // The probe reads the chunks before the image data.
+        if (type == "IHDR" || type == "iTXt")
+          CHECK(error_of([&] { maskgit::probe_image(path); }, ExitCode::bad_input) == expected);
+      }
+    }
+  }
+}
+
+TEST_CASE("every truncation of a PNG is refused naming the file", "[image]") {
+  TempDir dir;
+  const std::string good = dir.file("good.png");
+  maskgit::write_png(good, torch::rand({3, 6, 5}), {{"maskgit", "{\"seed\":1}"}, {"note", "\xc3\xa9t\xc3\xa9"}});
+  const std::string bytes = slurp(good);
+  for (size_t size = 0; size < bytes.size(); ++size) {
+    CAPTURE(size);
+    const std::string cut = bytes.substr(0, size);
+    const std::string source = "cut/" + std::to_string(size) + ".png";
+    CHECK_THAT(error_of([&] { maskgit::decode_image(cut, source); }, ExitCode::bad_input), Contains(source + ": "));
+    CHECK_THAT(error_of([&] { maskgit::probe_image_bytes(cut, source); }, ExitCode::bad_input),
+               Contains(source + ": "));
+    CHECK_THAT(error_of([&] { maskgit::parse_png_text(cut, source); }, ExitCode::bad_input), Contains(source + ": "));
+  }
+  // Data after IEND is not part of the PNG.
+  CHECK(maskgit::parse_png_text(bytes + "trailing", "long.png").size() == 2);
+  CHECK(torch::equal(maskgit::decode_image(bytes + "trailing", "long.png"), maskgit::read_image(good)));
+}
+
+TEST_CASE("corrupt PNG structure is refused naming the file", "[image]") {
+  const std::string rows_data = zlib_compress(std::string("\0\x01\x02", 3));
+  std::string broken_stream = rows_data;
+  broken_stream[broken_stream.size() - 1] ^= 0x55;  // the Adler-32 checksum of the stream
+  const auto with_ihdr = [](int bit_depth, int color_type, const std::string& rest) {
+    std::string header(13, '\0');
+    put_be32(header, 0, 2);
+    put_be32(header, 4, 1);
+    header[8] = static_cast<char>(bit_depth);
+    header[9] = static_cast<char>(color_type);
+    return std::string("\x89PNG\r\n\x1a\n", 8) + png_chunk("IHDR", header) + rest + png_chunk("IEND", "");
+  };
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"bit depth 3", with_ihdr(3, 0, png_chunk("IDAT", rows_data))},
+      {"colour type 5", with_ihdr(8, 5, png_chunk("IDAT", rows_data))},
+      {"RGB at 4 bits", with_ihdr(4, 2, png_chunk("IDAT", rows_data))},
+      {"palette without PLTE", with_ihdr(8, 3, png_chunk("IDAT", rows_data))},
+      {"no IDAT", with_ihdr(8, 0, "")},
+      {"deflate checksum wrong", with_ihdr(8, 0, png_chunk("IDAT", broken_stream))},
+      {"not deflate", with_ihdr(8, 0, png_chunk("IDAT", "garbage, not a zlib stream"))},
+      {"too little image data", with_ihdr(8, 0, png_chunk("IDAT", zlib_compress(std::string(1, '\0'))))},
+      {"an unknown critical chunk", with_ihdr(8, 0, png_chunk("ABCD", "x") + png_chunk("IDAT", rows_data))},
+      {"no IEND", grey_png().substr(0, grey_png().size() - 12)},
+  };
+  for (const auto& [name, png] : cases) {
+    CAPTURE(name);
+    CHECK_THAT(error_of([&] { maskgit::decode_image(png, "bad.png"); }, ExitCode::bad_input), Contains("bad.png: "));
+    CHECK_THAT(error_of([&] { maskgit::parse_png_text(png, "bad.png"); }, ExitCode::bad_input), Contains("bad.png: "));
+  }
+  // The same file with a sound stream is read.
+  CHECK(maskgit::decode_image(with_ihdr(8, 0, png_chunk("IDAT", rows_data)), "ok.png").sizes() ==
+        torch::IntArrayRef({1, 1, 2}));
+}
+
+TEST_CASE("16-bit PNGs are read with their precision", "[image]") {
+  const auto value = [](uint32_t sample) { return static_cast<float>(sample) / 65535.0f; };
+  SECTION("grey") {
+    const std::string png = handmade_png(3, 1, 16, 0, {be16(0) + be16(0x1234) + be16(0xffff)});
+    CHECK(maskgit::probe_image_bytes(png, "g16.png").channels == 1);
+    const torch::Tensor image = maskgit::decode_image(png, "g16.png");
+    CHECK(torch::equal(image, torch::tensor({0.0f, value(0x1234), 1.0f}).view({1, 1, 3})));
+  }
+  SECTION("grey with a colour key") {
+    const std::string png = handmade_png(2, 1, 16, 0, {be16(0x1234) + be16(0x8000)}, png_chunk("tRNS", be16(0x1234)));
+    CHECK(maskgit::probe_image_bytes(png, "g16k.png").channels == 2);
+    const torch::Tensor image = maskgit::decode_image(png, "g16k.png");
+    CHECK(torch::equal(image, torch::tensor({value(0x1234), value(0x8000), 0.0f, 1.0f}).view({2, 1, 2})));
+  }
+  SECTION("grey and alpha") {
+    const std::string png = handmade_png(1, 1, 16, 4, {be16(0x0101) + be16(0x4000)});
+    CHECK(torch::equal(maskgit::decode_image(png, "ga16.png"),
+                       torch::tensor({value(0x0101), value(0x4000)}).view({2, 1, 1})));
+  }
+  SECTION("RGB") {
+    const std::string png = handmade_png(2, 1, 16, 2, {be16(1) + be16(0x8000) + be16(0xffff) + be16(2) + be16(3) + be16(4)});
+    CHECK(maskgit::probe_image_bytes(png, "rgb16.png").channels == 3);
+    CHECK(torch::equal(maskgit::decode_image(png, "rgb16.png"),
+                       torch::tensor({value(1), value(2), value(0x8000), value(3), 1.0f, value(4)}).view({3, 1, 2})));
+  }
+  SECTION("RGB with a colour key") {
+    const std::string png = handmade_png(2, 1, 16, 2, {be16(1) + be16(2) + be16(3) + be16(1) + be16(2) + be16(4)},
+                                         png_chunk("tRNS", be16(1) + be16(2) + be16(3)));
+    const torch::Tensor image = maskgit::decode_image(png, "rgb16k.png");
+    REQUIRE(image.size(0) == 4);
+    CHECK(torch::equal(image[3], torch::tensor({0.0f, 1.0f}).view({1, 2})));
+    CHECK(image[2][0][1].item<float>() == value(4));
+  }
+  SECTION("RGBA") {
+    const std::string png = handmade_png(1, 1, 16, 6, {be16(0xfffe) + be16(0x00ff) + be16(0xff00) + be16(0x7fff)});
+    CHECK(torch::equal(maskgit::decode_image(png, "rgba16.png"),
+                       torch::tensor({value(0xfffe), value(0x00ff), value(0xff00), value(0x7fff)}).view({4, 1, 1})));
+  }
+}
+
+TEST_CASE("palette and low bit depth PNGs are read", "[image]") {
+  const std::string palette = png_chunk("PLTE", std::string("\xff\x00\x00\x00\xff\x00\x00\x00\xff\x0a\x14\x1e", 12));
+  const torch::Tensor colours = torch::tensor({255.0f, 0.0f, 0.0f, 10.0f,  //
+                                               0.0f, 255.0f, 0.0f, 20.0f,  //
+                                               0.0f, 0.0f, 255.0f, 30.0f})
+                                    .div(255.0f)
+                                    .view({3, 1, 4});
+  SECTION("2-bit palette") {
+    const std::string png = handmade_png(4, 1, 2, 3, {std::string("\x1b", 1)}, palette);  // indices 0 1 2 3
+    CHECK(maskgit::probe_image_bytes(png, "p2.png").channels == 3);
+    CHECK(torch::equal(maskgit::decode_image(png, "p2.png"), colours));
+  }
+  SECTION("8-bit palette with transparency") {
+    const std::string png = handmade_png(4, 1, 8, 3, {std::string("\x00\x01\x02\x03", 4)},
+                                         palette + png_chunk("tRNS", std::string("\x00\x80", 2)));
+    CHECK(maskgit::probe_image_bytes(png, "p8.png").channels == 4);
+    const torch::Tensor image = maskgit::decode_image(png, "p8.png");
+    REQUIRE(image.size(0) == 4);
+    CHECK(torch::equal(image.narrow(0, 0, 3), colours));
+    CHECK(torch::equal(image[3], torch::tensor({0.0f, 128.0f, 255.0f, 255.0f}).div(255.0f).view({1, 4})));
+  }
+  SECTION("an index past the palette reads as black") {
+    const std::string png = handmade_png(1, 1, 8, 3, {std::string("\x09", 1)}, palette);
+    CHECK(torch::equal(maskgit::decode_image(png, "p9.png"), torch::zeros({3, 1, 1})));
+  }
+  SECTION("1-bit grey") {
+    const std::string png = handmade_png(9, 1, 1, 0, {std::string("\xa5\x80", 2)});  // 1010 0101 1
+    CHECK(torch::equal(maskgit::decode_image(png, "g1.png"),
+                       torch::tensor({1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 1.0f, 0.0f, 1.0f, 1.0f}).view({1, 1, 9})));
+  }
+  SECTION("4-bit grey") {
+    const std::string png = handmade_png(3, 1, 4, 0, {std::string("\x0f\x50", 2)});
+    CHECK(torch::equal(maskgit::decode_image(png, "g4.png"),
+                       torch::tensor({0.0f, 255.0f, 85.0f}).div(255.0f).view({1, 1, 3})));
+  }
+  SECTION("8-bit grey and alpha") {
+    const std::string png = handmade_png(1, 1, 8, 4, {std::string("\x40\x80", 2)});
+    CHECK(maskgit::probe_image_bytes(png, "ga8.png").channels == 2);
+    CHECK(torch::equal(maskgit::decode_image(png, "ga8.png"), torch::tensor({64.0f, 128.0f}).div(255.0f).view({2, 1, 1})));
+  }
 }

@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <spng.h>
 #include <sys/stat.h>
-#include <zlib.h>
 
 #include <cctype>
 #include <climits>
@@ -14,24 +14,24 @@
 #include <set>
 #include <filesystem>
 #include <memory>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <system_error>
+#include <vector>
 
 #include "common/error.h"
 #include "io/atomic_file.h"
+#include "io/json.h"
 
+// PNG goes through libspng (every chunk's CRC checked, iTXt written); stb_image reads JPEG only.
 // Static linkage keeps stb's symbols private to this file, so another translation unit (a test,
 // another tool) can carry its own copy of stb without duplicate-symbol clashes.
 #define STB_IMAGE_STATIC
 #define STB_IMAGE_IMPLEMENTATION
-#define STBI_ONLY_PNG
 #define STBI_ONLY_JPEG
 #define STBI_NO_STDIO
 #define STBI_FAILURE_USERMSG
-#define STB_IMAGE_WRITE_STATIC
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#define STBI_WRITE_NO_STDIO
 // Zeroed allocations: stb_image 2.27 (Debian's) reads a JPEG scan's Huffman tables even when
 // no DHT segment defined them, from its uninitialised decoder state, and indexes with what it
 // finds. Zeroed, an undefined table decodes every code as symbol 0 and stays in bounds.
@@ -45,15 +45,13 @@
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 // stb_image 2.27's JPEG decoder overflows signed ints (DC prediction, dequantisation) and
 // shifts by 32 or more (an exhausted bit buffer) on corrupt entropy-coded data: arithmetic on
-// garbage that yields garbage pixels, fixed upstream in 2.28 with range checks. Its PNG reader
-// copies an empty first IDAT chunk with memcpy(NULL, p, 0). UBSan's checks for those kinds
-// are off for stb's functions only (clang: the fuzz/ build); every other check stays on.
+// garbage that yields garbage pixels, fixed upstream in 2.28 with range checks. UBSan's checks
+// for those kinds are off for stb's functions only (clang: the fuzz/ build); every other check
+// stays on.
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((no_sanitize("signed-integer-overflow", "shift", "nonnull-attribute"))), \
-                             apply_to = function)
+#pragma clang attribute push(__attribute__((no_sanitize("signed-integer-overflow", "shift"))), apply_to = function)
 #endif
 #include <stb_image.h>
-#include <stb_image_write.h>
 #if defined(__clang__)
 #pragma clang attribute pop
 #endif
@@ -63,8 +61,6 @@ namespace maskgit {
 namespace {
 
 constexpr unsigned char kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-// Signature (8) + IHDR chunk (length 4, type 4, 13 data bytes, CRC 4).
-constexpr size_t kPngHeaderEnd = 8 + 25;
 // Deflate's largest expansion: 258 bytes from a 2-bit length/distance code pair.
 constexpr uint64_t kMaxDeflateRatio = 1032;
 
@@ -73,10 +69,6 @@ const stbi_uc* as_bytes(const std::string& bytes) { return reinterpret_cast<cons
 uint32_t read_u32(const std::string& bytes, size_t offset) {
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data() + offset);
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
-}
-
-void append_u32(std::string& out, uint32_t value) {
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((value >> shift) & 0xff));
 }
 
 bool has_png_signature(const std::string& bytes) {
@@ -195,22 +187,138 @@ void check_plausible_size(const std::string& bytes, const ImageInfo& info, const
   }
 }
 
-ImageInfo probe_bytes(const std::string& bytes, const std::string& path) {
+// ---------------------------------------------------------------- PNG through libspng
+
+// What libspng may keep of a file's ancillary chunks (text, colour profiles): one chunk or one
+// decompressed text, and all of them together. A zTXt/iTXt "bomb" stops at these; maskgit's
+// own metadata is a few kilobytes.
+constexpr size_t kMaxPngChunkBytes = size_t{8} << 20;
+constexpr size_t kMaxPngChunkCache = size_t{64} << 20;
+// Chunks kept (text and the like): libspng's default, which 0.7.3 cannot raise or lower
+// (spng_set_option(SPNG_CHUNK_COUNT_LIMIT) refuses any value above the chunks already read).
+constexpr int kMaxPngChunks = 1000;
+
+// Owns a libspng context.
+class SpngContext {
+ public:
+  explicit SpngContext(int flags) : context_(spng_ctx_new(flags)) {
+    if (context_ == nullptr) throw std::bad_alloc();
+  }
+  ~SpngContext() { spng_ctx_free(context_); }
+  SpngContext(const SpngContext&) = delete;
+  SpngContext& operator=(const SpngContext&) = delete;
+  spng_ctx* get() const { return context_; }
+
+ private:
+  spng_ctx* context_;
+};
+
+[[noreturn]] void throw_png_error(const std::string& path, int error) {
+  if (error == SPNG_EMEM) throw std::bad_alloc();
+  if (error == SPNG_ECHUNK_LIMITS)
+    throw_bad_input(fmt::format("{}: PNG metadata over the reader's limits ({} MiB for one chunk or decompressed "
+                                "text, {} MiB and {} chunks in all)",
+                                path, kMaxPngChunkBytes >> 20, kMaxPngChunkCache >> 20, kMaxPngChunks));
+  throw_bad_input(fmt::format("{}: corrupt PNG ({})", path, spng_strerror(error)));
+}
+
+// Points a decoder at `bytes` (which must outlive it): every chunk's CRC is checked, ancillary
+// chunks too (spng's default drops those silently), and sizes and chunk memory are bounded
+// before anything is allocated.
+void open_png(const SpngContext& png, const std::string& bytes, const std::string& path) {
+  int error = spng_set_crc_action(png.get(), SPNG_CRC_ERROR, SPNG_CRC_ERROR);
+  if (error == 0) error = spng_set_image_limits(png.get(), kMaxImageSide, kMaxImageSide);
+  if (error == 0) error = spng_set_chunk_limits(png.get(), kMaxPngChunkBytes, kMaxPngChunkCache);
+  if (error == 0) error = spng_set_png_buffer(png.get(), bytes.data(), bytes.size());
+  if (error != 0) throw_png_error(path, error);
+}
+
+// How a PNG is decoded: spng's output format and flags, the samples it writes per pixel and
+// their width, and how many of them (the first `info.channels`) the image keeps.
+struct PngLayout {
+  ImageInfo info;
+  int format = 0;
+  int flags = 0;
+  int decoded_channels = 0;
+  bool sixteen_bit = false;
+};
+
+// Reads a PNG's header and the chunks before its image data (their CRCs checked) and picks the
+// decoding. Channels are the file's own: grey 1, grey+alpha 2, RGB or palette 3, RGBA 4; a
+// colour key (tRNS on grey, RGB or palette) adds an alpha channel, so that the transparent
+// pixels are composited away later instead of keeping the colour under the key. 16-bit samples
+// keep their precision.
+PngLayout probe_png(const SpngContext& png, const std::string& path) {
+  spng_ihdr header{};
+  int error = spng_get_ihdr(png.get(), &header);
+  if (error != 0) throw_png_error(path, error);
+  if (header.width == 0 || header.height == 0 || header.width > kMaxImageSide || header.height > kMaxImageSide)
+    throw_size_out_of_range(path, header.width, header.height);
+  spng_trns transparency{};
+  error = spng_get_trns(png.get(), &transparency);
+  if (error != 0 && error != SPNG_ECHUNKAVAIL) throw_png_error(path, error);
+  const bool keyed = error == 0;
+  const bool deep = header.bit_depth == 16;
+  PngLayout layout;
+  layout.info.width = static_cast<int>(header.width);
+  layout.info.height = static_cast<int>(header.height);
+  switch (header.color_type) {
+    case SPNG_COLOR_TYPE_GRAYSCALE:
+      // spng converts grey to G8/GA8 (1..8 bits) or GA16 (16 bits) only.
+      layout.format = deep ? SPNG_FMT_GA16 : keyed ? SPNG_FMT_GA8 : SPNG_FMT_G8;
+      layout.decoded_channels = deep || keyed ? 2 : 1;
+      layout.info.channels = keyed ? 2 : 1;
+      break;
+    case SPNG_COLOR_TYPE_TRUECOLOR:
+      layout.format = keyed ? (deep ? SPNG_FMT_RGBA16 : SPNG_FMT_RGBA8) : SPNG_FMT_PNG;
+      layout.decoded_channels = layout.info.channels = keyed ? 4 : 3;
+      break;
+    case SPNG_COLOR_TYPE_INDEXED:  // palette entries are 8-bit
+      layout.format = keyed ? SPNG_FMT_RGBA8 : SPNG_FMT_RGB8;
+      layout.decoded_channels = layout.info.channels = keyed ? 4 : 3;
+      break;
+    case SPNG_COLOR_TYPE_GRAYSCALE_ALPHA:
+      layout.format = SPNG_FMT_PNG;
+      layout.decoded_channels = layout.info.channels = 2;
+      break;
+    case SPNG_COLOR_TYPE_TRUECOLOR_ALPHA:
+      layout.format = SPNG_FMT_PNG;
+      layout.decoded_channels = layout.info.channels = 4;
+      break;
+    default:  // spng_get_ihdr refuses other colour types
+      throw_bad_input(fmt::format("{}: corrupt PNG (colour type {})", path, header.color_type));
+  }
+  layout.flags = keyed ? SPNG_DECODE_TRNS : 0;
+  layout.sixteen_bit = deep;  // palettes (RGB8, RGBA8) are never 16-bit
+  return layout;
+}
+
+torch::Tensor decode_png(const SpngContext& png, const PngLayout& layout, const std::string& path) {
+  const int64_t height = layout.info.height, width = layout.info.width;
+  const int64_t sample_bytes = layout.sixteen_bit ? 2 : 1;
+  size_t size = 0;
+  int error = spng_decoded_image_size(png.get(), layout.format, &size);
+  if (error != 0) throw_png_error(path, error);
+  if (size != static_cast<size_t>(height * width * layout.decoded_channels * sample_bytes))
+    throw_bad_input(fmt::format("{}: corrupt PNG (decoded size {} bytes for a {}x{} image)", path, size, width, height));
+  // Decoded straight into the tensor; 16-bit samples are host-endian and read as int16.
+  torch::Tensor samples = torch::empty({height, width, layout.decoded_channels},
+                                       layout.sixteen_bit ? torch::kInt16 : torch::kUInt8);
+  error = spng_decode_image(png.get(), samples.data_ptr(), size, layout.format, layout.flags);
+  // The chunks after the image data, up to IEND: the last IDAT's CRC is checked there too.
+  if (error == 0) error = spng_decode_chunks(png.get());
+  if (error != 0) throw_png_error(path, error);
+  samples = samples.narrow(2, 0, layout.info.channels).permute({2, 0, 1});
+  if (!layout.sixteen_bit) return samples.to(torch::kFloat32).div_(255.0f).contiguous();
+  return samples.to(torch::kInt32).bitwise_and_(0xffff).to(torch::kFloat32).div_(65535.0f).contiguous();
+}
+
+// ---------------------------------------------------------------- JPEG (and anything else) through stb
+
+ImageInfo probe_stb(const std::string& bytes, const std::string& path) {
   // stb takes an int length; anything near that is far past kMaxImageSide anyway.
   if (bytes.size() > static_cast<size_t>(INT_MAX))
     throw_bad_input(fmt::format("{}: file is too large to be an image ({} bytes)", path, bytes.size()));
-  // stb reports a zero-sized PNG only as "Corrupt PNG"; reading IHDR ourselves names the size.
-  if (has_png_signature(bytes) && bytes.size() >= 24 && bytes.compare(12, 4, "IHDR") == 0) {
-    const uint32_t width = read_u32(bytes, 16);
-    const uint32_t height = read_u32(bytes, 20);
-    if (width == 0 || height == 0 || width > kMaxImageSide || height > kMaxImageSide)
-      throw_size_out_of_range(path, width, height);
-  }
-  // stb grows its buffer to a chunk's declared length before reading it: a length past the
-  // end of the file would cost up to 2 GiB.
-  bool colour_key = false;  // a grey or RGB PNG whose tRNS chunk makes one colour transparent
-  if (has_png_signature(bytes))
-    walk_png_chunks(bytes, path, [&](const std::string& type, size_t, uint32_t) { colour_key |= type == "tRNS"; });
   if (const size_t start = jpeg_start(bytes)) check_jpeg_huffman_tables(bytes, start, path);
   ImageInfo info;
   if (!stbi_info_from_memory(as_bytes(bytes), static_cast<int>(bytes.size()), &info.width, &info.height,
@@ -221,13 +329,47 @@ ImageInfo probe_bytes(const std::string& bytes, const std::string& path) {
   if (info.channels < 1 || info.channels > 4)
     throw_bad_input(fmt::format("{}: unsupported channel count {}", path, info.channels));
   check_plausible_size(bytes, info, path);
-  // stb reports such a file without its alpha, and decodes it so when asked for that count:
-  // ask for the alpha too, or the transparent pixels would keep the colour under the key.
-  const int colour_type = bytes.size() > 25 ? static_cast<unsigned char>(bytes[25]) : -1;
-  if (colour_key && (colour_type == 0 || colour_type == 2) && (info.channels == 1 || info.channels == 3))
-    info.channels += 1;
   return info;
 }
+
+// Checks a PNG's layout before libspng reads it: the size in IHDR (named in the message), every
+// chunk inside the file, IEND present. Returns how many text chunks (tEXt, zTXt, iTXt) it has.
+size_t check_png_structure(const std::string& bytes, const std::string& path) {
+  if (bytes.size() >= 24 && bytes.compare(12, 4, "IHDR") == 0) {
+    const uint32_t width = read_u32(bytes, 16);
+    const uint32_t height = read_u32(bytes, 20);
+    if (width == 0 || height == 0 || width > kMaxImageSide || height > kMaxImageSide)
+      throw_size_out_of_range(path, width, height);
+  }
+  size_t text_chunks = 0;
+  const bool complete = walk_png_chunks(bytes, path, [&](const std::string& type, size_t, uint32_t) {
+    text_chunks += type == "tEXt" || type == "zTXt" || type == "iTXt";
+  });
+  if (!complete) throw_bad_input(fmt::format("{}: truncated PNG (no IEND chunk)", path));
+  return text_chunks;
+}
+
+// A PNG opened, checked and probed, ready to decode.
+struct OpenPng {
+  SpngContext png{0};
+  PngLayout layout;
+};
+
+void open_and_probe_png(OpenPng& open, const std::string& bytes, const std::string& path) {
+  check_png_structure(bytes, path);
+  open_png(open.png, bytes, path);
+  open.layout = probe_png(open.png, path);
+  check_plausible_size(bytes, open.layout.info, path);
+}
+
+ImageInfo probe_bytes(const std::string& bytes, const std::string& path) {
+  if (!has_png_signature(bytes)) return probe_stb(bytes, path);
+  OpenPng open;
+  open_and_probe_png(open, bytes, path);
+  return open.layout.info;
+}
+
+// ---------------------------------------------------------------- PNG text chunks
 
 // PNG keywords: 1..79 printable Latin-1 characters, no leading, trailing or doubled spaces.
 bool valid_png_keyword(const std::string& keyword) {
@@ -240,20 +382,47 @@ bool valid_png_keyword(const std::string& keyword) {
   return true;
 }
 
-std::string text_chunk(const std::string& keyword, const std::string& text) {
-  std::string body = "tEXt" + keyword;
-  body.push_back('\0');
-  body += text;
-  std::string chunk;
-  append_u32(chunk, static_cast<uint32_t>(body.size() - 4));
-  chunk += body;
-  append_u32(chunk, static_cast<uint32_t>(
-                        crc32(0L, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size()))));
-  return chunk;
+std::string latin1_to_utf8(const std::string& latin1) {
+  std::string utf8;
+  utf8.reserve(latin1.size());
+  for (const char c : latin1) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x80) {
+      utf8.push_back(c);
+    } else {
+      utf8.push_back(static_cast<char>(0xc0 | (u >> 6)));
+      utf8.push_back(static_cast<char>(0x80 | (u & 0x3f)));
+    }
+  }
+  return utf8;
 }
 
-void append_to_string(void* context, void* data, int size) {
-  static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<size_t>(size));
+// UTF-8 text of code points U+0000..U+00FF as Latin-1 bytes, or nothing when it holds others
+// (or is not UTF-8).
+std::optional<std::string> utf8_to_latin1(const std::string& utf8) {
+  std::string latin1;
+  for (size_t i = 0; i < utf8.size(); ++i) {
+    const auto u = static_cast<unsigned char>(utf8[i]);
+    if (u < 0x80) {
+      latin1.push_back(utf8[i]);
+      continue;
+    }
+    if ((u != 0xc2 && u != 0xc3) || i + 1 >= utf8.size()) return std::nullopt;
+    const auto next = static_cast<unsigned char>(utf8[i + 1]);
+    if ((next & 0xc0) != 0x80) return std::nullopt;
+    latin1.push_back(static_cast<char>(((u & 0x03) << 6) | (next & 0x3f)));
+    ++i;
+  }
+  return latin1;
+}
+
+// An uncompressed iTXt chunk's data: keyword (Latin-1), NUL, compression flag 0, method 0, an
+// empty language tag and an empty translated keyword (each NUL-terminated), then UTF-8 text.
+std::string itxt_data(const std::string& latin1_keyword, const std::string& text) {
+  std::string data = latin1_keyword;
+  data.append(std::string(5, '\0'));
+  data += text;
+  return data;
 }
 
 // A parsed output pattern: prefix, one optional integer conversion, suffix ("%%" already
@@ -327,7 +496,12 @@ ImageInfo probe_image_bytes(const std::string& bytes, const std::string& source)
 torch::Tensor read_image(const std::string& path) { return decode_image(read_image_file(path), path); }
 
 torch::Tensor decode_image(const std::string& bytes, const std::string& path) {
-  const ImageInfo info = probe_bytes(bytes, path);
+  if (has_png_signature(bytes)) {
+    OpenPng open;
+    open_and_probe_png(open, bytes, path);
+    return decode_png(open.png, open.layout, path);
+  }
+  const ImageInfo info = probe_stb(bytes, path);
   int width = 0;
   int height = 0;
   int stored_channels = 0;
@@ -392,11 +566,21 @@ void write_png(const std::string& path, const torch::Tensor& image, const std::m
   const int64_t width = pixels.size(2);
   if (width < 1 || height < 1 || width > kMaxImageSide || height > kMaxImageSide)
     throw std::invalid_argument(fmt::format("write_png({}): image size {}x{} is out of range", path, width, height));
+  // Each entry becomes an uncompressed iTXt chunk: the keyword in Latin-1 (as PNG requires),
+  // the text in UTF-8, so that other readers see the same characters.
+  std::vector<std::string> chunk_data;
   for (const auto& [keyword, value] : text) {
-    if (!valid_png_keyword(keyword))
-      throw std::invalid_argument(fmt::format("write_png({}): \"{}\" is not a valid PNG keyword", path, keyword));
+    const std::optional<std::string> latin1 = utf8_to_latin1(keyword);
+    if (!latin1 || !valid_png_keyword(*latin1))
+      throw std::invalid_argument(fmt::format(
+          "write_png({}): \"{}\" is not a valid PNG keyword (1..79 printable Latin-1 characters in UTF-8, no "
+          "leading, trailing or doubled spaces)",
+          path, keyword));
     if (value.find('\0') != std::string::npos)
       throw std::invalid_argument(fmt::format("write_png({}): text for \"{}\" contains a NUL byte", path, keyword));
+    if (!is_valid_utf8(value))
+      throw std::invalid_argument(fmt::format("write_png({}): text for \"{}\" is not valid UTF-8", path, keyword));
+    chunk_data.push_back(itxt_data(*latin1, value));
   }
 
   const int channels = static_cast<int>(pixels.size(0));
@@ -409,18 +593,38 @@ void write_png(const std::string& path, const torch::Tensor& image, const std::m
                                   .to(torch::kUInt8)
                                   .permute({1, 2, 0})
                                   .contiguous();
-  std::string png;
-  if (!stbi_write_png_to_func(append_to_string, &png, static_cast<int>(width), static_cast<int>(height), channels,
-                              bytes.data_ptr(), static_cast<int>(width) * channels))
-    throw_io_error(fmt::format("{}: cannot encode PNG", path));
-  if (!text.empty()) {
-    // Readers that stop early (thumbnailers, `file`) only see chunks placed before the image data.
-    if (!has_png_signature(png) || png.size() < kPngHeaderEnd || png.compare(12, 4, "IHDR") != 0)
-      throw_io_error(fmt::format("{}: PNG encoder produced an unexpected header", path));
-    std::string chunks;
-    for (const auto& [keyword, value] : text) chunks += text_chunk(keyword, value);
-    png.insert(kPngHeaderEnd, chunks);
+  // The text chunks are handed to spng as chunks to write right after IHDR, where readers that
+  // stop early (thumbnailers, `file`) still see them; spng frames them (length, CRC). Not
+  // spng_set_text: libspng 0.7 refuses an empty text. spng's settings are fixed (zlib's
+  // default level, adaptive filters), so the same pixels and text give the same bytes.
+  std::vector<spng_unknown_chunk> chunks(chunk_data.size());
+  for (size_t i = 0; i < chunk_data.size(); ++i) {
+    std::memcpy(chunks[i].type, "iTXt", 4);
+    chunks[i].length = chunk_data[i].size();
+    chunks[i].data = chunk_data[i].data();
+    chunks[i].location = SPNG_AFTER_IHDR;
   }
+  SpngContext encoder(SPNG_CTX_ENCODER);
+  spng_ihdr header{};
+  header.width = static_cast<uint32_t>(width);
+  header.height = static_cast<uint32_t>(height);
+  header.bit_depth = 8;
+  header.color_type = channels == 1   ? SPNG_COLOR_TYPE_GRAYSCALE
+                      : channels == 3 ? SPNG_COLOR_TYPE_TRUECOLOR
+                                      : SPNG_COLOR_TYPE_TRUECOLOR_ALPHA;
+  int error = spng_set_option(encoder.get(), SPNG_ENCODE_TO_BUFFER, 1);
+  if (error == 0) error = spng_set_ihdr(encoder.get(), &header);
+  if (error == 0 && !chunks.empty())
+    error = spng_set_unknown_chunks(encoder.get(), chunks.data(), static_cast<uint32_t>(chunks.size()));
+  if (error == 0)
+    error = spng_encode_image(encoder.get(), bytes.data_ptr(), static_cast<size_t>(bytes.numel()), SPNG_FMT_PNG,
+                              SPNG_ENCODE_FINALIZE);
+  size_t size = 0;
+  std::unique_ptr<void, void (*)(void*)> buffer(error == 0 ? spng_get_png_buffer(encoder.get(), &size, &error)
+                                                           : nullptr,
+                                                std::free);
+  if (error != 0 || !buffer) throw_io_error(fmt::format("{}: cannot encode PNG ({})", path, spng_strerror(error)));
+  const std::string png(static_cast<const char*>(buffer.get()), size);
   // write_file_atomic makes missing folders (out/%05d.png names one the user expects).
   write_file_atomic(path, png);
 }
@@ -447,16 +651,52 @@ std::map<std::string, std::string> read_png_text(const std::string& path) {
 
 std::map<std::string, std::string> parse_png_text(const std::string& bytes, const std::string& path) {
   if (!has_png_signature(bytes)) throw_bad_input(fmt::format("{}: not a PNG file (bad signature)", path));
+  const size_t text_chunks = check_png_structure(bytes, path);
+  SpngContext png(0);
+  open_png(png, bytes, path);
+  // Text may follow the image data, and spng reads the chunks after it once the image has been
+  // read: decode it a scanline at a time into one row (every CRC on the way is checked).
+  size_t size = 0;
+  int error = spng_decode_image(png.get(), nullptr, 0, SPNG_FMT_RAW, SPNG_DECODE_PROGRESSIVE);
+  if (error == 0) error = spng_decoded_image_size(png.get(), SPNG_FMT_RAW, &size);
+  if (error != 0) throw_png_error(path, error);
+  spng_ihdr header{};
+  error = spng_get_ihdr(png.get(), &header);
+  if (error != 0) throw_png_error(path, error);
+  std::vector<unsigned char> row(size / header.height);
+  do error = spng_decode_scanline(png.get(), row.data(), row.size());
+  while (error == 0);
+  if (error != SPNG_EOI) throw_png_error(path, error);
+
+  uint32_t count = 0;
+  error = spng_get_text(png.get(), nullptr, &count);
+  if (error == SPNG_ECHUNKAVAIL) count = 0;
+  else if (error != 0) throw_png_error(path, error);
+  // spng drops a text chunk it cannot read (bad keyword, layout or compressed stream) without a
+  // word: metadata silently missing would be worse than a refusal.
+  if (count != text_chunks)
+    throw_bad_input(fmt::format("{}: corrupt PNG ({} of its {} text chunks are malformed: keyword, layout or "
+                                "compressed text)",
+                                path, text_chunks - count, text_chunks));
+  std::vector<spng_text> chunks(count);
+  if (count > 0) {
+    error = spng_get_text(png.get(), chunks.data(), &count);
+    if (error != 0) throw_png_error(path, error);
+  }
+  // Keywords are Latin-1 in every kind of chunk; tEXt and zTXt text is Latin-1 too, iTXt text
+  // UTF-8. A keyword that repeats keeps its first text: the chunks maskgit writes come first.
   std::map<std::string, std::string> text;
-  const bool complete = walk_png_chunks(bytes, path, [&](const std::string& type, size_t offset, uint32_t length) {
-    if (type != "tEXt") return;
-    const std::string body = bytes.substr(offset, length);
-    const size_t zero = body.find('\0');
-    if (zero == std::string::npos || zero == 0)
-      throw_bad_input(fmt::format("{}: corrupt PNG (tEXt chunk without a keyword)", path));
-    text[body.substr(0, zero)] = body.substr(zero + 1);
-  });
-  if (!complete) throw_bad_input(fmt::format("{}: truncated PNG (no IEND chunk)", path));
+  for (const spng_text& chunk : chunks) {
+    const std::string keyword = latin1_to_utf8(chunk.keyword);
+    std::string value(chunk.text, chunk.length);
+    if (chunk.type == SPNG_ITXT) {
+      if (!is_valid_utf8(value))
+        throw_bad_input(fmt::format("{}: corrupt PNG (the iTXt text of \"{}\" is not valid UTF-8)", path, keyword));
+    } else {
+      value = latin1_to_utf8(value);
+    }
+    text.emplace(keyword, std::move(value));
+  }
   return text;
 }
 
