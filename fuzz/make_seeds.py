@@ -232,6 +232,13 @@ def pictures_png():
         "grey16.png": png(3, 3, 0, bit_depth=16),
         "grey1.png": png(9, 2, 0, bit_depth=1),
         "text.png": png(2, 2, 0, chunks=[(b"tEXt", b"maskgit\x00seed=1 steps=8"), (b"tEXt", b"k\x00")]),
+        # All three text chunk kinds: Latin-1 tEXt and zTXt, UTF-8 iTXt plain and compressed.
+        "text-kinds.png": png(2, 2, 0, chunks=[
+            (b"tEXt", b"Title\x00caf\xe9"),
+            (b"zTXt", b"Caf\xe9\x00\x00" + zlib.compress(b"na\xefve")),
+            (b"iTXt", b"maskgit\x00\x00\x00\x00\x00" + '{"seed":1,"path":"d\u00edr/b\u00f6\u00f6t.png"}'.encode()),
+            (b"iTXt", b"packed\x00\x01\x00en\x00gepackt\x00" + zlib.compress("gr\u00fc\u00df".encode()))]),
+        "rgb16-key.png": png(2, 2, 2, bit_depth=16, chunks=[(b"tRNS", bytes(6))]),
         "interlaced-flag.png": png(2, 2, 0, interlace=1),
     }
 
@@ -380,7 +387,7 @@ def dictionaries():
         "no_class_token", "sampling", "steps", "schedule", "choice_temperature", "edit_steps", "edit_start_step",
         "cosine", "custom:", "4096", "65536"]
     token_tokens = safetensors_tokens + ["ids", "labels", "image_height", "image_width", "codebook_size"]
-    image_tokens = ["\x89PNG\r\n\x1a\n", "IHDR", "IDAT", "IEND", "PLTE", "tRNS", "tEXt", "gAMA", "iCCP",
+    image_tokens = ["\x89PNG\r\n\x1a\n", "IHDR", "IDAT", "IEND", "PLTE", "tRNS", "tEXt", "zTXt", "iTXt", "gAMA", "iCCP",
                     "CgBI", "\xff\xd8", "\xff\xd9", "\xff\xc0", "\xff\xc2", "\xff\xc4", "\xff\xda",
                     "\xff\xdb", "\xff\xdd", "\xff\xe0", "\xff\xee", "Adobe", "\x40\x00"]
     idx_tokens = ["\x00\x00\x08\x01", "\x00\x00\x08\x03", "\x00\x00\x08\x04", "\x00\x00\x0d\x01", "\x1f\x8b\x08",
