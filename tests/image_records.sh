@@ -78,7 +78,7 @@ expect 3 "no maskgit-cpp record" -- "$bin/maskgit-sample" --replay "$fixtures/im
 expect 3 "no-such.png" -- "$bin/maskgit-sample" --replay "$work/no-such.png" -o "$work/x.png"
 cp "$work/mask.png" "$work/mask.orig"
 "$bin/maskgit-sample" -m "$model" "${run[@]}" -c 1 -s 1 -o "$work/mask.png"
-expect 3 "region" -- "$bin/maskgit-inpaint" --replay "$work/i0.png" "${run[@]}" -o "$work/x.png"
+expect 3 "is not the mask that made the file" -- "$bin/maskgit-inpaint" --replay "$work/i0.png" "${run[@]}" -o "$work/x.png"
 cp "$work/mask.orig" "$work/mask.png"
 cp "$input" "$work/in.orig"; cp "$work/s0.png" "$input"
 expect 3 "is not the input" -- "$bin/maskgit-edit" --replay "$work/e0.png" "${run[@]}" -o "$work/x.png"
@@ -97,7 +97,7 @@ check "a run with relative paths replays from another folder" \
 check "... to the same bytes" cmp "$work/rel.png" "$work/elsewhere/again.png"
 expect 2 "give -o/--output" -- "$bin/maskgit-sample" --replay "$work/s0.png"
 expect 2 "--replay: -qc4" -- "$bin/maskgit-sample" --replay "$work/s0.png" -o "$work/x.png" -qc4
-expect 2 "--replay" -- "$bin/maskgit-train" --replay "$work/s0.png"
+expect 2 "maskgit-train: error" -- "$bin/maskgit-train" --replay "$work/s0.png"
 check "maskgit-tokenize reconstruct --replay (the subcommand typed again)" \
   "$bin/maskgit-tokenize" reconstruct --replay "$work/t0.png" "${run[@]}" -o "$work/re-t0b.png"
 check "... the same bytes" cmp "$work/t0.png" "$work/re-t0b.png"
