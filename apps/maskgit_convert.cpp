@@ -37,20 +37,20 @@ int main(int argc, char** argv) {
     const ModelConfig& config = report.config;
     if (json_output) {
       Json out = Json::object();
-      out.set("model", config.directory);
-      out.set("image_width", config.image_width);
-      out.set("image_height", config.image_height);
-      out.set("tokenizer", config.tokenizer->to_json());
-      out.set("transformer", config.transformer->to_json());
-      out.set("tokenizer_parameters", report.tokenizer_parameters);
-      out.set("transformer_parameters", report.transformer_parameters);
-      out.set("tokenizer_arrays", static_cast<int64_t>(report.tokenizer_arrays));
-      out.set("transformer_arrays", static_cast<int64_t>(report.transformer_arrays));
+      out["model"] = config.directory;
+      out["image_width"] = config.image_width;
+      out["image_height"] = config.image_height;
+      out["tokenizer"] = config.tokenizer->to_json();
+      out["transformer"] = config.transformer->to_json();
+      out["tokenizer_parameters"] = report.tokenizer_parameters;
+      out["transformer_parameters"] = report.transformer_parameters;
+      out["tokenizer_arrays"] = static_cast<int64_t>(report.tokenizer_arrays);
+      out["transformer_arrays"] = static_cast<int64_t>(report.transformer_arrays);
       Json differences = Json::array();
       for (const auto& difference : report.differences_from_official) differences.push_back(difference);
-      out.set("differences_from_official", differences);
-      out.set("seconds", seconds);
-      print_stdout("{}\n", out.dump());
+      out["differences_from_official"] = differences;
+      out["seconds"] = seconds;
+      print_stdout("{}\n", dump_json(out));
     } else {
       print_stdout("{}: {}x{} {}, {} classes, {}x{} tokens, codebook {}; {} + {} parameters ({:.1f} s)\n",
                    config.directory, config.image_width, config.image_height,

@@ -66,10 +66,10 @@ LabeledSamples sample_model_for_evaluation(const std::string& model_dir, const L
 void print_quality(const SampleQuality& quality, const std::string& classifier_dir, bool json_output) {
   if (json_output) {
     Json root = Json::object();
-    root.set("classifier", classifier_dir);
+    root["classifier"] = classifier_dir;
     const Json fields = quality.to_json();
-    for (const auto& [key, value] : fields.as_object()) root.set(key, value);
-    print_stdout("{}\n", root.dump());
+    for (const auto& [key, value] : fields.items()) root[key] = value;
+    print_stdout("{}\n", dump_json(root));
     return;
   }
   print_stdout("classifier        {}\n", classifier_dir);
@@ -107,16 +107,15 @@ void run_self_test(LoadedClassifier& classifier, const ReferenceOptions& referen
   if (json_output) {
     Json classes = Json::array();
     for (size_t i = 0; i < classifier.class_names.size(); ++i)
-      classes.push_back(Json(Json::Object{{"id", static_cast<int64_t>(i)},
-                                          {"name", classifier.class_names[i]},
-                                          {"images", tally.images[i]},
-                                          {"accuracy", tally.class_accuracy(i)}}));
-    print_stdout("{}\n", Json(Json::Object{{"classifier", classifier.directory},
-                                         {"data", data_name},
-                                         {"images", tally.total_images},
-                                         {"accuracy", tally.accuracy()},
-                                         {"classes", classes}})
-                           .dump());
+      classes.push_back(Json{{"id", static_cast<int64_t>(i)},
+                             {"name", classifier.class_names[i]},
+                             {"images", tally.images[i]},
+                             {"accuracy", tally.class_accuracy(i)}});
+    print_stdout("{}\n", dump_json(Json{{"classifier", classifier.directory},
+                                        {"data", data_name},
+                                        {"images", tally.total_images},
+                                        {"accuracy", tally.accuracy()},
+                                        {"classes", classes}}));
     return;
   }
   print_stdout("classifier  {}\ndata        {}\nimages      {}\naccuracy    {}\n\n", classifier.directory, data_name,

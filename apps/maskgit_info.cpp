@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
         RecordJson line = RecordJson::object();
         line["file"] = file;
         line["record"] = record;
-        print_stdout("{}\n", line.dump());
+        print_stdout("{}\n", dump_json(line));
       } else {
         print_record(file, record);
       }

@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
           line["file"] = path.empty() ? RecordJson() : RecordJson(path);
           line["index"] = i;
           line.update(record);
-          print_stdout("{}\n", line.dump());
+          print_stdout("{}\n", dump_json(line));
         }
       }
       if (!grid_output.empty()) all_images.push_back(images);

@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
         record["input"]["index"] = i;
         record["replayable"] = "decoded from a token file: decode it again";
         write_png(path, images[i], {{kImageRecordKeyword, record.dump()}});
-        if (json_output) print_stdout("{}\n", Json(Json::Object{{"file", path}, {"index", i}}).dump());
+        if (json_output) print_stdout("{}\n", dump_json(Json{{"file", path}, {"index", i}}));
       }
       return;
     }
@@ -116,11 +116,10 @@ int main(int argc, char** argv) {
       grid.codebook_size = tokenizer->config().codebook_size;
       write_token_file(encode_output, grid);
       if (json_output)
-        print_stdout("{}\n", Json(Json::Object{{"file", encode_output}, {"images", grid.ids.size(0)},
-                                             {"grid_height", grid.ids.size(1)}, {"grid_width", grid.ids.size(2)},
-                                             {"image_height", grid.image_height}, {"image_width", grid.image_width},
-                                             {"fit", inputs.fit}})
-                               .dump());
+        print_stdout("{}\n", dump_json(Json{{"file", encode_output}, {"images", grid.ids.size(0)},
+                                          {"grid_height", grid.ids.size(1)}, {"grid_width", grid.ids.size(2)},
+                                          {"image_height", grid.image_height}, {"image_width", grid.image_width},
+                                          {"fit", inputs.fit}}));
       else
         print_note("wrote {}: {} images as {}×{} tokens\n", encode_output, grid.ids.size(0), grid.ids.size(1), grid.ids.size(2));
       return;
@@ -158,7 +157,7 @@ int main(int argc, char** argv) {
         write_png(path, images[i], {{kImageRecordKeyword, record.dump()}});
         if (!originals_output.empty()) write_png(format_output_path(originals_output, i), data.images[i]);
         if (json_output)
-          print_stdout("{}\n", Json(Json::Object{{"file", path}, {"source", source}, {"psnr_db", psnr[i].item<double>()}}).dump());
+          print_stdout("{}\n", dump_json(Json{{"file", path}, {"source", source}, {"psnr_db", psnr[i].item<double>()}}));
       }
       if (!grid_output.empty()) {
         // Rows of up to 10: originals, then their reconstructions underneath.
@@ -184,16 +183,15 @@ int main(int argc, char** argv) {
 
     const ReconstructionStats stats = evaluate_reconstruction(tokenizer, data.images, batch_size, device);
     if (json_output) {
-      print_stdout("{}\n", Json(Json::Object{{"model", model_dir},
-                                           {"images", stats.images},
-                                           {"mean_psnr_db", stats.mean_psnr_db},
-                                           {"mean_mse", stats.mean_mse},
-                                           {"codes_used", stats.codes_used},
-                                           {"codebook_size", stats.codebook_size},
-                                           {"tokens_per_image", stats.tokens_per_image},
-                                           {"parameters", count_parameters(*tokenizer)},
-                                           {"seconds", stats.seconds}})
-                             .dump());
+      print_stdout("{}\n", dump_json(Json{{"model", model_dir},
+                                        {"images", stats.images},
+                                        {"mean_psnr_db", stats.mean_psnr_db},
+                                        {"mean_mse", stats.mean_mse},
+                                        {"codes_used", stats.codes_used},
+                                        {"codebook_size", stats.codebook_size},
+                                        {"tokens_per_image", stats.tokens_per_image},
+                                        {"parameters", count_parameters(*tokenizer)},
+                                        {"seconds", stats.seconds}}));
     } else {
       print_stdout("images            {}\nmean PSNR         {:.2f} dB\ncodes used        {} / {} ({:.1f}%)\n"
                  "tokens per image  {}\nparameters        {}\n",

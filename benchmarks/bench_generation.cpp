@@ -98,11 +98,11 @@ void tokenizer_precision(const ModelConfig& config, BidirectionalTransformer& tr
   const double psnr = 10 * std::log10(1.0 / std::max(mse, 1e-20));
   if (json_output) {
     Json row = Json::object();
-    row.set("study", "tokenizer_bf16_vs_fp32");
-    row.set("images", int64_t{64});
-    row.set("psnr_db", psnr);
-    row.set("largest_difference_levels", levels);
-    fmt::print("{}\n", row.dump());
+    row["study"] = "tokenizer_bf16_vs_fp32";
+    row["images"] = int64_t{64};
+    row["psnr_db"] = psnr;
+    row["largest_difference_levels"] = levels;
+    fmt::print("{}\n", dump_json(row));
   } else {
     fmt::print("tokenizer decoder in bf16 against fp32 (64 generated images): PSNR {:.1f} dB, largest difference {} "
                "of 255 levels\n",
@@ -167,19 +167,19 @@ int main(int argc, char** argv) {
     auto report = [&](const std::string& decoding, int64_t batch, int64_t row_steps, const Timing& timing) {
       if (json_output) {
         Json row = Json::object();
-        row.set("implementation", "maskgit-cpp");
-        row.set("config", name);
-        row.set("decoding", decoding);
-        row.set("device", device.str());
-        row.set("dtype", dtype_name(dtype));
-        row.set("threads", static_cast<int64_t>(torch::get_num_threads()));
-        row.set("batch", batch);
-        row.set("steps", row_steps);
-        row.set("ms_per_step", timing.ms_per_step);
-        row.set("images_per_second", timing.images_per_second);
-        row.set("gflops", timing.forward_gflops);
-        row.set("ceiling_gflops", ceiling);
-        fmt::print("{}\n", row.dump());
+        row["implementation"] = "maskgit-cpp";
+        row["config"] = name;
+        row["decoding"] = decoding;
+        row["device"] = device.str();
+        row["dtype"] = dtype_name(dtype);
+        row["threads"] = static_cast<int64_t>(torch::get_num_threads());
+        row["batch"] = batch;
+        row["steps"] = row_steps;
+        row["ms_per_step"] = timing.ms_per_step;
+        row["images_per_second"] = timing.images_per_second;
+        row["gflops"] = timing.forward_gflops;
+        row["ceiling_gflops"] = ceiling;
+        fmt::print("{}\n", dump_json(row));
       } else {
         fmt::print("| {} | {} | {} | {:.2f} | {:.1f} | {:.1f} | {:.1f}% |\n", decoding, batch, row_steps,
                    timing.ms_per_step, timing.images_per_second, timing.forward_gflops,

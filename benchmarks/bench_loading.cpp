@@ -258,18 +258,18 @@ int main(int argc, char** argv) {
       const double save_peak = static_cast<double>(largest_peak(row.save));
       if (json_output) {
         Json line = Json::object();
-        line.set("stage", row.stage);
-        line.set("parameters", row.parameters);
-        line.set("file_bytes", row.file_bytes);
-        line.set("read_seconds", read);
-        line.set("construct_seconds", best_seconds(row.construct));
-        line.set("load_seconds", load);
-        line.set("load_peak_bytes", largest_peak(row.load));
-        line.set("save_seconds", best_seconds(row.save));
-        line.set("save_peak_bytes", largest_peak(row.save));
-        line.set("threads", static_cast<int64_t>(torch::get_num_threads()));
-        line.set("peak_reset", reset);
-        fmt::print("{}\n", line.dump());
+        line["stage"] = row.stage;
+        line["parameters"] = row.parameters;
+        line["file_bytes"] = row.file_bytes;
+        line["read_seconds"] = read;
+        line["construct_seconds"] = best_seconds(row.construct);
+        line["load_seconds"] = load;
+        line["load_peak_bytes"] = largest_peak(row.load);
+        line["save_seconds"] = best_seconds(row.save);
+        line["save_peak_bytes"] = largest_peak(row.save);
+        line["threads"] = static_cast<int64_t>(torch::get_num_threads());
+        line["peak_reset"] = reset;
+        fmt::print("{}\n", dump_json(line));
       } else {
         fmt::print("| {} | {:.1f}M | {:.1f} | {:.3f} | {:.3f} | {:.3f} | {:.1f}x | {:.1f} | {:.2f} | {:.3f} | {:.1f} | "
                    "{:.2f} |\n",

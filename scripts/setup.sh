@@ -15,6 +15,7 @@ packages=(
   libcli11-dev libfmt-dev catch2 zlib1g-dev
   libspng-dev           # PNG read and write: checks every chunk's CRC, writes UTF-8 iTXt metadata
   libstb-dev            # stb_image: JPEG input (libspng reads PNG only); the tests write JPEGs with it
+  nlohmann-json3-dev    # JSON: config.json, safetensors headers, metrics and --json lines (header-only)
   libmsgpack-cxx-dev    # maskgit-convert reads the release's Flax msgpack checkpoints
   libssl-dev            # libcrypto's SHA-256: model and input identities in the images' records
   python3-numpy python3-msgpack  # the golden-tensor reference of the release (tests/reference)

@@ -119,16 +119,16 @@ void compare_ids(Checks& checks, const std::string& name, const torch::Tensor& o
 void check_config(Checks& checks, const ModelConfig& config, const Golden& golden) {
   auto check_section = [&](const std::string& name, const Json& ours, const Json& expected) {
     std::vector<std::string> wrong;
-    for (const auto& [key, value] : expected.as_object()) {
-      const Json* actual = ours.find(key);
+    for (const auto& [key, value] : expected.items()) {
+      const Json* actual = maskgit::json_find(ours, key);
       if (!actual || *actual != value)
-        wrong.push_back(fmt::format("{}: {} (expected {})", key, actual ? actual->dump() : "missing", value.dump()));
+        wrong.push_back(fmt::format("{}: {} (expected {})", key, actual ? dump_json(*actual) : "missing", dump_json(value)));
     }
     checks.report(wrong.empty(), name,
                   wrong.empty() ? fmt::format("{} fields as expected", expected.size()) : fmt::format("{}", fmt::join(wrong, "; ")));
   };
-  check_section("config: tokenizer", config.tokenizer->to_json(), Json::parse(golden.meta("expected_tokenizer")));
-  check_section("config: transformer", config.transformer->to_json(), Json::parse(golden.meta("expected_transformer")));
+  check_section("config: tokenizer", config.tokenizer->to_json(), parse_json(golden.meta("expected_tokenizer")));
+  check_section("config: transformer", config.transformer->to_json(), parse_json(golden.meta("expected_transformer")));
   const int64_t width = golden.meta_int("image_width"), height = golden.meta_int("image_height");
   const int64_t channels = golden.meta_int("image_channels"), classes = golden.meta_int("num_classes");
   const bool ok = config.image_width == width && config.image_height == height && config.image_channels == channels &&

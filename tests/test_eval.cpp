@@ -437,11 +437,11 @@ TEST_CASE("sample quality: accuracy, per-class accuracy and distances against a 
   CHECK(bad.accuracy() == Approx(0.5));  // one class predicted for all: right for half of them
 
   const Json json = good.to_json();
-  CHECK(json.at("images").as_int() == 40);
+  CHECK(json.at("images").get<int64_t>() == 40);
   CHECK(json.at("classes").size() == 2);
-  CHECK(json.at("classes").as_array()[1].at("name").as_string() == "vertical");
-  CHECK(json.at("reference").at("images").as_int() == 80);
-  CHECK(Json::parse(json.dump()) == json);
+  CHECK(json.at("classes")[1].at("name").get<std::string>() == "vertical");
+  CHECK(json.at("reference").at("images").get<int64_t>() == 80);
+  CHECK(parse_json(dump_json(json)) == json);
 
   require_error([&] { evaluate_sample_quality(classifier, real.images, real.labels + 1, sets, 16, torch::kCPU); },
                 ExitCode::bad_input, {"classes"});

@@ -27,7 +27,7 @@ inline std::vector<int64_t> metrics_log_steps(const std::string& path) {
   std::ifstream log(path);
   std::string line;
   std::vector<int64_t> steps;
-  while (std::getline(log, line)) steps.push_back(Json::parse(line).at("step").as_int());
+  while (std::getline(log, line)) steps.push_back(parse_json(line).at("step").get<int64_t>());
   return steps;
 }
 

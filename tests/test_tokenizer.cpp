@@ -135,8 +135,8 @@ TEST_CASE("the official ImageNet configuration has the release's parameter layou
   CHECK(state.count("encoder.ResBlock_12.Conv_0.weight") == 0);
   CHECK(state.count("decoder.Conv_6.weight") == 0);
   // Expressible in (and recoverable from) config.json.
-  const TokenizerConfig parsed = TokenizerConfig::from_json(Json::parse(config.to_json().dump()));
-  CHECK(parsed.to_json().dump() == config.to_json().dump());
+  const TokenizerConfig parsed = TokenizerConfig::from_json(parse_json(dump_json(config.to_json())));
+  CHECK(dump_json(parsed.to_json()) == dump_json(config.to_json()));
 }
 
 TEST_CASE("parameter_count() is what the tokenizer allocates", "[tokenizer]") {
@@ -186,8 +186,9 @@ TEST_CASE("config validation names the field", "[tokenizer]") {
   config.norm_groups = 3;
   CHECK_THROWS_WITH(config.validate(), Catch::Contains("tokenizer.norm_groups"));
   Json json = tiny_tokenizer_config().to_json();
-  json.set("codebook_size", "many");
+  json["codebook_size"] = "many";
   CHECK_THROWS_WITH(TokenizerConfig::from_json(json), Catch::Contains("codebook_size"));
+  CHECK_THROWS_WITH(json.get<TokenizerConfig>(), Catch::StartsWith("tokenizer.codebook_size: expected an integer, got a string"));
 }
 
 TEST_CASE("a model directory round-trips and rejects mismatched weights", "[tokenizer][model]") {

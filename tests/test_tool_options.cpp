@@ -47,10 +47,10 @@ std::string model_with_sampling(const fs::path& dir, const std::string& sampling
   write_model_config(config);
   if (!sampling.empty()) {
     std::ifstream in(config.path_of(kModelConfigFile));
-    Json root = Json::parse(std::string(std::istreambuf_iterator<char>(in), {}));
+    Json root = parse_json(std::string(std::istreambuf_iterator<char>(in), {}));
     in.close();
-    root.set("sampling", Json::parse(sampling));
-    std::ofstream(config.path_of(kModelConfigFile)) << root.dump(2);
+    root["sampling"] = parse_json(sampling);
+    std::ofstream(config.path_of(kModelConfigFile)) << dump_json(root, 2);
   }
   return config.directory;
 }

@@ -102,7 +102,14 @@ TEST_CASE("training masks follow the cosine ratio and never mask nothing", "[tra
 
 TEST_CASE("config round-trips through JSON and validation names fields", "[transformer]") {
   const TransformerConfig config = tiny_transformer_config();
-  CHECK(TransformerConfig::from_json(Json::parse(config.to_json().dump())).to_json().dump() == config.to_json().dump());
+  CHECK(dump_json(TransformerConfig::from_json(parse_json(dump_json(config.to_json()))).to_json()) ==
+        dump_json(config.to_json()));
+  // nlohmann's conversions: Json(config) writes it, get<>() reads it through the same validation.
+  CHECK(Json(config) == config.to_json());
+  CHECK(dump_json(Json(config).get<TransformerConfig>().to_json()) == dump_json(config.to_json()));
+  Json wrong_type = config;
+  wrong_type["num_heads"] = "many";
+  CHECK_THROWS_WITH(wrong_type.get<TransformerConfig>(), Catch::StartsWith("transformer.num_heads: expected an integer"));
   TransformerConfig bad = config;
   bad.num_heads = 5;
   CHECK_THROWS_WITH(bad.validate(), Catch::Contains("transformer.num_heads"));

@@ -227,7 +227,7 @@ void run_editing_tool(Tool tool_id, const EditingCliOptions& options, const Prep
         line["index"] = i;
         line["variant"] = i % options.variants;
         line.update(record);
-        print_stdout("{}\n", line.dump());
+        print_stdout("{}\n", dump_json(line));
       }
     }
     if (!options.grid.empty()) results.push_back(images);

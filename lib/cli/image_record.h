@@ -6,17 +6,16 @@
 // edits the input's identity (path, SHA-256) and the region, and "arguments": the command line
 // (without outputs) that makes this one image again. docs/metadata.md describes every field.
 // maskgit-info prints it; --replay FILE re-runs it (same bytes on the same machine and build).
-#include <nlohmann/json.hpp>
-
 #include <string>
 #include <vector>
 
 #include "cli/options.h"
+#include "io/json.h"
 #include "model/model_dir.h"
 
 namespace maskgit {
 
-using RecordJson = nlohmann::ordered_json;
+using RecordJson = Json;  // nlohmann::ordered_json, as everywhere (io/json.h)
 
 constexpr const char* kImageRecordSchema = "maskgit-cpp.image/1";
 // The PNG text keyword of the record.

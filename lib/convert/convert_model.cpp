@@ -139,9 +139,9 @@ void check_output_directory(const std::string& raw_path, bool overwrite, const s
         refuse("is not a model directory (no config.json): not replaced");
       bool ours = false;
       try {
-        const Json existing = Json::parse(read_file_bytes((fs::path(path) / kModelConfigFile).string(), kMaxConfigBytes));
-        ours = existing.is_object() && existing.find("format") && existing.at("format").is_string() &&
-               existing.at("format").as_string() == "maskgit-cpp";
+        const Json existing = parse_json(read_file_bytes((fs::path(path) / kModelConfigFile).string(), kMaxConfigBytes));
+        const Json* format = json_find(existing, "format");
+        ours = format && format->is_string() && format->get_ref<const std::string&>() == "maskgit-cpp";
       } catch (const std::exception&) {
       }
       if (!ours) refuse("its config.json is not a maskgit-cpp model's: not replaced");
@@ -239,11 +239,11 @@ ConvertReport convert_release_model(const ConvertRequest& request,
     config.class_names = read_class_names(request.class_names_path, classes);
   }
   Json source = Json::object();
-  source.set("tokenizer", fs::path(request.tokenizer_path).filename().string());
-  source.set("transformer", fs::path(request.transformer_path).filename().string());
-  source.set("converter", std::string("maskgit-convert ") + MASKGIT_VERSION);
+  source["tokenizer"] = fs::path(request.tokenizer_path).filename().string();
+  source["transformer"] = fs::path(request.transformer_path).filename().string();
+  source["converter"] = std::string("maskgit-convert ") + MASKGIT_VERSION;
   config.raw = Json::object();
-  config.raw.set("converted_from", source);
+  config.raw["converted_from"] = source;
   // The release's decoding settings for this size (8 steps at 256, 12 at 512, τ0 4.5, cosine;
   // edits 12 steps from step 2), which the tools use unless a flag says otherwise.
   config.sampling = release_sampling_defaults(std::max(config.image_width, config.image_height));

@@ -70,17 +70,19 @@ int64_t ClassifierConfig::parameter_count() const {
          linear(second * (height / 4) * (width / 4), feature_dim) + linear(feature_dim, num_classes);
 }
 
-Json ClassifierConfig::to_json() const {
-  Json json = Json::object();
-  json.set("channels", channels);
-  json.set("height", height);
-  json.set("width", width);
-  json.set("num_classes", num_classes);
-  json.set("width_multiplier", width_multiplier);
-  json.set("feature_dim", feature_dim);
-  json.set("dropout", dropout);
-  return json;
+void to_json(Json& json, const ClassifierConfig& config) {
+  json = Json{{"channels", config.channels},
+              {"height", config.height},
+              {"width", config.width},
+              {"num_classes", config.num_classes},
+              {"width_multiplier", config.width_multiplier},
+              {"feature_dim", config.feature_dim},
+              {"dropout", config.dropout}};
 }
+
+void from_json(const Json& json, ClassifierConfig& config) { config = ClassifierConfig::from_json(json); }
+
+Json ClassifierConfig::to_json() const { return *this; }
 
 ClassifierConfig ClassifierConfig::from_json(const Json& json, const std::string& path) {
   if (!json.is_object()) throw std::runtime_error(path + ": expected an object");
@@ -137,7 +139,7 @@ LoadedClassifier read_classifier(const std::string& directory, const torch::Devi
     throw_bad_input(fmt::format("{}: missing (not a classifier directory?)", config_path));
   Json root;
   try {
-    root = Json::parse(read_file_bytes(config_path));
+    root = parse_json(read_file_bytes(config_path));
   } catch (const JsonParseError& e) {
     throw_bad_input(fmt::format("{}: invalid JSON: {}", config_path, e.what()));
   }
@@ -154,20 +156,20 @@ LoadedClassifier read_classifier(const std::string& directory, const torch::Devi
     if (version != kClassifierFormatVersion)
       throw std::runtime_error(fmt::format("format_version: {} is not supported (this build reads {})", version,
                                            kClassifierFormatVersion));
-    const Json* image = root.find("image");
+    const Json* image = json_find(root, "image");
     if (!image || !image->is_object()) throw std::runtime_error("image: expected an object");
     const int64_t image_width = json_int(*image, "width", "image");
     const int64_t image_height = json_int(*image, "height", "image");
     const int64_t image_channels = json_int(*image, "channels", "image");
-    const Json* names = root.find("class_names");
+    const Json* names = json_find(root, "class_names");
     if (!names || !names->is_array() || names->size() == 0)
       throw std::runtime_error("class_names: expected a non-empty list of strings");
-    for (const Json& name : names->as_array()) {
-      if (!name.is_string() || name.as_string().empty())
+    for (const Json& name : *names) {
+      if (!name.is_string() || name.get_ref<const std::string&>().empty())
         throw std::runtime_error("class_names: every entry must be a non-empty string");
-      loaded.class_names.push_back(name.as_string());
+      loaded.class_names.push_back(name.get<std::string>());
     }
-    const Json* section = root.find("classifier");
+    const Json* section = json_find(root, "classifier");
     if (!section) throw std::runtime_error("classifier: missing");
     config = ClassifierConfig::from_json(*section, "classifier");
     // The image section is what users read; the classifier section is what builds the
@@ -205,17 +207,17 @@ void save_classifier(const std::string& directory, Classifier& classifier, const
     throw std::invalid_argument(fmt::format("save_classifier: {} class names for {} classes", class_names.size(),
                                             config.num_classes));
   Json root = Json::object();
-  root.set("format", kClassifierFormat);
-  root.set("format_version", kClassifierFormatVersion);
+  root["format"] = kClassifierFormat;
+  root["format_version"] = kClassifierFormatVersion;
   Json image = Json::object();
-  image.set("width", config.width);
-  image.set("height", config.height);
-  image.set("channels", config.channels);
-  root.set("image", image);
+  image["width"] = config.width;
+  image["height"] = config.height;
+  image["channels"] = config.channels;
+  root["image"] = image;
   Json names = Json::array();
   for (const auto& name : class_names) names.push_back(name);
-  root.set("class_names", names);
-  root.set("classifier", config.to_json());
+  root["class_names"] = names;
+  root["classifier"] = config.to_json();
 
   SafetensorsFile weights;
   append_module_state(weights, *classifier);
@@ -224,7 +226,7 @@ void save_classifier(const std::string& directory, Classifier& classifier, const
   ensure_directory(directory);
   // Weights first: a config.json naming a new architecture must never sit beside old weights.
   write_safetensors(path_in(directory, kClassifierWeightsFile), weights);
-  write_file_atomic(path_in(directory, kClassifierConfigFile), root.dump(2) + "\n");
+  write_file_atomic(path_in(directory, kClassifierConfigFile), dump_json(root, 2) + "\n");
 }
 
 ClassifierOutputs classify_in_batches(Classifier& classifier, const torch::Tensor& images, int64_t batch_size,

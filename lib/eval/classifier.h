@@ -40,9 +40,15 @@ struct ClassifierConfig {
   static constexpr int64_t kMaxParameters = int64_t{1} << 30;
   // Number of scalars the classifier allocates (only meaningful within validate()'s bounds).
   int64_t parameter_count() const;
-  Json to_json() const;
+  Json to_json() const;  // Json(*this), see to_json() below
   static ClassifierConfig from_json(const Json& json, const std::string& path = "classifier");
 };
+
+// nlohmann's conversions, found by argument-dependent lookup: `Json json = config;` writes every
+// field in a fixed order, and `json.get<ClassifierConfig>()` reads through the static from_json (every field
+// checked, errors naming the dotted path).
+void to_json(Json& json, const ClassifierConfig& config);
+void from_json(const Json& json, ClassifierConfig& config);
 
 // conv3x3+ReLU ×2, maxpool 2 → conv3x3+ReLU ×2, maxpool 2 → Linear+ReLU (features)
 // → dropout → Linear (logits). Input pixels are in [0, 1], as everywhere in the project.

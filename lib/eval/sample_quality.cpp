@@ -276,31 +276,31 @@ ClassAccuracy tally_predictions(const torch::Tensor& predicted, const torch::Ten
 
 Json SampleQuality::to_json() const {
   Json root = Json::object();
-  root.set("images", images());
-  root.set("accuracy", accuracy());
-  root.set("frechet_distance", frechet_distance);
-  root.set("floor_distance", floor_distance);
+  root["images"] = images();
+  root["accuracy"] = accuracy();
+  root["frechet_distance"] = frechet_distance;
+  root["floor_distance"] = floor_distance;
   Json reference = Json::object();
-  reference.set("data", reference_name);
-  reference.set("images", reference_images);
-  reference.set("classifier_accuracy", reference_accuracy);
-  root.set("reference", reference);
+  reference["data"] = reference_name;
+  reference["images"] = reference_images;
+  reference["classifier_accuracy"] = reference_accuracy;
+  root["reference"] = reference;
   Json floor = Json::object();
-  floor.set("data", floor_name);
-  floor.set("images", floor_images);
-  root.set("floor", floor);
+  floor["data"] = floor_name;
+  floor["images"] = floor_images;
+  root["floor"] = floor;
   Json per_class = Json::array();
   for (size_t i = 0; i < class_names.size(); ++i) {
     Json entry = Json::object();
-    entry.set("id", static_cast<int64_t>(i));
-    entry.set("name", class_names[i]);
-    entry.set("images", classes.images[i]);
-    entry.set("accuracy", classes.class_accuracy(i));
-    entry.set("predicted", classes.predicted[i]);
+    entry["id"] = static_cast<int64_t>(i);
+    entry["name"] = class_names[i];
+    entry["images"] = classes.images[i];
+    entry["accuracy"] = classes.class_accuracy(i);
+    entry["predicted"] = classes.predicted[i];
     per_class.push_back(entry);
   }
-  root.set("classes", per_class);
-  root.set("seconds", seconds);
+  root["classes"] = per_class;
+  root["seconds"] = seconds;
   return root;
 }
 

@@ -101,16 +101,16 @@ std::string dtype_name(torch::ScalarType dtype) {
 
 Json decode_settings_json(const DecodeOptions& options, torch::ScalarType forward_dtype) {
   Json json = Json::object();
-  json.set("steps", options.steps);
-  json.set("start_step", options.start_step);
-  json.set("schedule", options.schedule.name());
-  json.set("choice_temperature", options.choice_temperature);
-  json.set("temperature", options.temperature);
-  json.set("top_k", options.top_k);
-  json.set("cfg_scale", options.guidance_scale);
-  json.set("order", options.halton_order ? "halton" : "confidence");
-  json.set("rng", kCounterRngName);
-  json.set("dtype", dtype_name(forward_dtype));
+  json["steps"] = options.steps;
+  json["start_step"] = options.start_step;
+  json["schedule"] = options.schedule.name();
+  json["choice_temperature"] = options.choice_temperature;
+  json["temperature"] = options.temperature;
+  json["top_k"] = options.top_k;
+  json["cfg_scale"] = options.guidance_scale;
+  json["order"] = options.halton_order ? "halton" : "confidence";
+  json["rng"] = kCounterRngName;
+  json["dtype"] = dtype_name(forward_dtype);
   return json;
 }
 

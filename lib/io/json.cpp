@@ -2,30 +2,13 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
-#include <charconv>
-#include <cmath>
+#include <cstddef>
+#include <iterator>
 #include <limits>
 #include <unordered_set>
 
 namespace maskgit {
 namespace {
-
-const char* type_name(Json::Type type) {
-  switch (type) {
-    case Json::Type::null: return "null";
-    case Json::Type::boolean: return "a boolean";
-    case Json::Type::number: return "a number";
-    case Json::Type::string: return "a string";
-    case Json::Type::array: return "an array";
-    case Json::Type::object: return "an object";
-  }
-  return "an unknown value";
-}
-
-[[noreturn]] void throw_type_mismatch(const char* expected, Json::Type actual) {
-  throw std::runtime_error(fmt::format("expected {}, got {}", expected, type_name(actual)));
-}
 
 // A character as it should appear in an error message: printable ASCII quoted, anything
 // else as a hex byte so that the message itself stays readable.
@@ -35,585 +18,416 @@ std::string describe_byte(char c) {
   return fmt::format("byte 0x{:02x}", byte);
 }
 
-void append_utf8(std::string& out, uint32_t code_point) {
-  if (code_point < 0x80) {
-    out += static_cast<char>(code_point);
-  } else if (code_point < 0x800) {
-    out += static_cast<char>(0xc0 | (code_point >> 6));
-    out += static_cast<char>(0x80 | (code_point & 0x3f));
-  } else if (code_point < 0x10000) {
-    out += static_cast<char>(0xe0 | (code_point >> 12));
-    out += static_cast<char>(0x80 | ((code_point >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (code_point & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (code_point >> 18));
-    out += static_cast<char>(0x80 | ((code_point >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((code_point >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (code_point & 0x3f));
-  }
+[[noreturn]] void fail_at(const std::string& problem, size_t offset) {
+  throw JsonParseError(fmt::format("{} at byte {}", problem, offset), offset);
 }
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+// "unexpected character 'x'" for the byte at `offset`, or "unexpected end of input" past the end.
+std::string unexpected_at(std::string_view text, size_t offset) {
+  if (offset >= text.size()) return "unexpected end of input";
+  return "unexpected " + describe_byte(text[offset]);
+}
 
-class Parser {
+// An iterator over the text that records how far nlohmann's lexer has read, so that the parser
+// callback (which is given no position) can name the byte of a duplicate key or a nesting too
+// deep. The lexer reads a character at a time and, after structural characters, strings and
+// literals, never ahead.
+class TrackingIterator {
  public:
-  explicit Parser(const std::string& text) : text_(text) {}
+  using iterator_category = std::forward_iterator_tag;
+  using value_type = char;
+  using difference_type = std::ptrdiff_t;
+  using pointer = const char*;
+  using reference = const char&;
 
-  Json parse_document() {
-    skip_whitespace();
-    Json value = parse_value(0);
-    skip_whitespace();
-    if (pos_ != text_.size())
-      fail(fmt::format("unexpected {} after the end of the document", describe_byte(text_[pos_])));
-    return value;
+  TrackingIterator(const char* position, size_t* consumed) : position_(position), consumed_(consumed) {}
+  reference operator*() const { return *position_; }
+  TrackingIterator& operator++() {
+    ++position_;
+    ++*consumed_;
+    return *this;
+  }
+  TrackingIterator operator++(int) {
+    TrackingIterator before = *this;
+    ++*this;
+    return before;
+  }
+  bool operator==(const TrackingIterator& other) const { return position_ == other.position_; }
+  bool operator!=(const TrackingIterator& other) const { return position_ != other.position_; }
+
+ private:
+  const char* position_;
+  size_t* consumed_;
+};
+
+// The \uXXXX escape starting at `at`, or -1.
+long escape_at(std::string_view text, long at) {
+  if (at < 0 || static_cast<size_t>(at) + 6 > text.size()) return -1;
+  if (text[static_cast<size_t>(at)] != '\\' || text[static_cast<size_t>(at) + 1] != 'u') return -1;
+  long value = 0;
+  for (size_t i = 2; i < 6; ++i) {
+    const char c = text[static_cast<size_t>(at) + i];
+    long digit = 0;
+    if (c >= '0' && c <= '9') digit = c - '0';
+    else if (c >= 'a' && c <= 'f') digit = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') digit = c - 'A' + 10;
+    else return -1;
+    value = value * 16 + digit;
+  }
+  return value;
+}
+
+bool is_high_surrogate(long unit) { return unit >= 0xd800 && unit <= 0xdbff; }
+
+// The offset of the opening quote of the string whose content reaches up to `end`: the nearest
+// quote before `end` that is not escaped (preceded by an even number of backslashes).
+size_t string_start(std::string_view text, size_t end) {
+  for (size_t i = std::min(end, text.size()); i-- > 0;) {
+    if (text[i] != '"') continue;
+    size_t backslashes = 0;
+    while (backslashes < i && text[i - 1 - backslashes] == '\\') ++backslashes;
+    if (backslashes % 2 == 0) return i;
+  }
+  return 0;
+}
+
+bool is_whitespace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// Where the (valid) value that starts the text ends; used to name the first byte after the
+// document, since nlohmann reports the end of the offending token instead.
+size_t value_end(std::string_view text) {
+  size_t pos = 0;
+  while (pos < text.size() && is_whitespace(text[pos])) ++pos;
+  if (pos >= text.size()) return pos;
+  const char first = text[pos];
+  const auto skip_string = [&] {
+    for (++pos; pos < text.size() && text[pos] != '"'; ++pos)
+      if (text[pos] == '\\') ++pos;
+    return ++pos;
+  };
+  if (first == '"') return skip_string();
+  if (first == '{' || first == '[') {
+    int depth = 0;
+    while (pos < text.size()) {
+      const char c = text[pos];
+      if (c == '"') {
+        skip_string();
+        continue;
+      }
+      if (c == '{' || c == '[') ++depth;
+      if (c == '}' || c == ']') --depth;
+      ++pos;
+      if (depth == 0) return pos;
+    }
+    return pos;
+  }
+  if (first == 't' || first == 'n') return pos + 4;
+  if (first == 'f') return pos + 5;
+  // A number: -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?
+  const auto digits = [&] {
+    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') ++pos;
+  };
+  if (text[pos] == '-') ++pos;
+  if (pos < text.size() && text[pos] == '0') ++pos;
+  else digits();
+  if (pos < text.size() && text[pos] == '.') {
+    ++pos;
+    digits();
+  }
+  if (pos < text.size() && (text[pos] == 'e' || text[pos] == 'E')) {
+    ++pos;
+    if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) ++pos;
+    digits();
+  }
+  return pos;
+}
+
+// Turns one of nlohmann's syntax errors into our message. `offset` is that of the last byte
+// nlohmann read (the end of the input when it ran out); `text` is the whole document, so that
+// a NUL byte (the end of nlohmann's input, see parse_json) is named as what it is.
+[[noreturn]] void reword_syntax_error(std::string_view text, size_t offset, const std::string& what) {
+  // "[json.exception.parse_error.101] parse error at line L, column C: syntax error while
+  // parsing CONTEXT - PROBLEM[; last read: 'TOKEN'][; expected TOKEN KIND]": only TOKEN comes
+  // from the document, so look for the problem in what precedes it.
+  const std::string_view head = std::string_view(what).substr(0, what.find("; last read: '"));
+  const auto has = [&](const char* needle) { return head.find(needle) != std::string::npos; };
+  const long at = static_cast<long>(offset);
+  constexpr std::string_view kAfterEnd = "; expected end of input";
+  if (what.size() >= kAfterEnd.size() && std::string_view(what).substr(what.size() - kAfterEnd.size()) == kAfterEnd) {
+    size_t start = value_end(text);
+    while (start < text.size() && is_whitespace(text[start])) ++start;
+    fail_at(unexpected_at(text, start) + " after the end of the document", start);
+  }
+  if (has("invalid string: missing closing quote")) {
+    if (offset < text.size())  // a NUL byte inside the string
+      fail_at(fmt::format("control character 0x{:02x} in string", static_cast<unsigned char>(text[offset])),
+              offset);
+    fail_at("unterminated string", string_start(text, offset));
+  }
+  if (has("invalid string: control character"))
+    fail_at(fmt::format("control character 0x{:02x} in string", static_cast<unsigned char>(text[offset])), offset);
+  if (has("invalid string: ill-formed UTF-8 byte")) fail_at("invalid UTF-8 in string", offset);
+  if (has("invalid string: forbidden character after backslash"))
+    fail_at(fmt::format("invalid escape: backslash followed by {}", describe_byte(text[offset])), offset - 1);
+  if (has("must be followed by 4 hex digits")) {
+    if (offset >= text.size()) fail_at("unexpected end of input in \\u escape", offset);
+    fail_at(fmt::format("invalid hex digit {} in \\u escape", describe_byte(text[offset])), offset);
+  }
+  if (has("surrogate U+DC00..U+DFFF must follow"))  // read up to the escape's last digit
+    fail_at(fmt::format("unpaired low surrogate \\u{:04x}", escape_at(text, at - 5)), offset - 5);
+  if (has("surrogate U+D800..U+DBFF must be followed")) {
+    // After the high surrogate nlohmann reads "\u" and four digits, or up to the first byte
+    // that is not that.
+    if (is_high_surrogate(escape_at(text, at - 11)) && escape_at(text, at - 5) >= 0)
+      fail_at(fmt::format("high surrogate \\u{:04x} followed by \\u{:04x}, not a low surrogate",
+                          escape_at(text, at - 11), escape_at(text, at - 5)),
+              offset - 11);
+    for (const long back : {6L, 7L}) {
+      if (is_high_surrogate(escape_at(text, at - back)))
+        fail_at(fmt::format("high surrogate \\u{:04x} not followed by a low surrogate", escape_at(text, at - back)),
+                offset - static_cast<size_t>(back));
+    }
+    fail_at("high surrogate not followed by a low surrogate", offset);
+  }
+  // A whole token where it does not belong: named by its first byte (nlohmann stops at its last).
+  if (has("unexpected string literal") && offset < text.size() && text[offset] == '"') {
+    const size_t start = string_start(text, offset);
+    fail_at(unexpected_at(text, start), start);
+  }
+  for (const std::string_view literal : {"true", "false", "null"}) {
+    if (has(fmt::format("unexpected {} literal", literal).c_str()) && offset + 1 >= literal.size()) {
+      const size_t start = offset + 1 - literal.size();
+      fail_at(unexpected_at(text, start), start);
+    }
+  }
+  if (has("unexpected number literal") && offset < text.size()) {
+    size_t start = offset;
+    while (start > 0 && std::string_view("0123456789.eE+-").find(text[start - 1]) != std::string_view::npos) --start;
+    fail_at(unexpected_at(text, start), start);
+  }
+  // Anything else is an invalid literal or number, a structural character where it does not
+  // belong, or the input running out: all named by the byte nlohmann stopped at.
+  fail_at(unexpected_at(text, offset), offset);
+}
+
+// Builds the value from nlohmann's SAX events, adding our checks. (nlohmann's own DOM builder
+// inserts each key of an ordered_json object with a linear search for it, quadratic in the
+// member count: a hostile header with a million names would take hours. Keys are checked for
+// duplicates here, by hash, and appended.)
+class StrictBuilder {
+ public:
+  StrictBuilder(std::string_view text, std::string_view whole, const size_t* consumed)
+      : text_(text), whole_(whole), consumed_(consumed) {}
+
+  Json& result() { return root_; }
+
+  bool null() { return add(nullptr); }
+  bool boolean(bool value) { return add(value); }
+  bool number_integer(Json::number_integer_t value) { return add(value); }
+  bool number_unsigned(Json::number_unsigned_t value) { return add(value); }
+  bool number_float(Json::number_float_t value, const Json::string_t&) { return add(value); }
+  bool string(Json::string_t& value) { return add(std::move(value)); }
+  bool binary(Json::binary_t&) { return false; }  // not produced by the JSON lexer
+
+  bool start_object(size_t) { return open(Json::value_t::object); }
+  bool start_array(size_t) { return open(Json::value_t::array); }
+  bool end_object() {
+    keys_.pop_back();
+    stack_.pop_back();
+    return true;
+  }
+  bool end_array() {
+    stack_.pop_back();
+    return true;
+  }
+
+  bool key(Json::string_t& key) {
+    // The lexer has just read the key's closing quote.
+    if (!keys_.back().insert(key).second) {
+      const size_t offset = string_start(text_, *consumed_ - 1);
+      throw JsonDuplicateKeyError(fmt::format("duplicate key \"{}\" at byte {}", key, offset), offset, key,
+                                  static_cast<int>(stack_.size()));
+    }
+    // ordered_map is a vector of pairs; its own insertion would search for the key first.
+    auto& members = stack_.back()->get_ref<Json::object_t&>();
+    members.emplace_back(std::move(key), nullptr);
+    member_ = &members.back().second;
+    return true;
+  }
+
+  // `position` counts the bytes read, from 1, including the end of the input.
+  bool parse_error(size_t position, const std::string& token, const nlohmann::json::exception& error) {
+    const size_t last = position > 0 ? position - 1 : 0;
+    if (error.id == 406) {  // out_of_range: a number too large for a double, just read
+      const size_t start = position >= token.size() ? position - token.size() : 0;
+      fail_at(fmt::format("number '{}' is too large for a double", token), start);
+    }
+    reword_syntax_error(whole_, last, error.what());
   }
 
  private:
-  [[noreturn]] void fail(const std::string& problem) const { fail_at(problem, pos_); }
-  [[noreturn]] void fail_at(const std::string& problem, size_t offset) const {
-    throw JsonParseError(fmt::format("{} at byte {}", problem, offset), offset);
-  }
-  [[noreturn]] void fail_unexpected() const {
-    if (at_end()) fail("unexpected end of input");
-    fail(fmt::format("unexpected {}", describe_byte(text_[pos_])));
+  template <typename Value>
+  bool add(Value&& value) {
+    place(Json(std::forward<Value>(value)));
+    return true;
   }
 
-  bool at_end() const { return pos_ >= text_.size(); }
-  char peek() const { return at_end() ? '\0' : text_[pos_]; }
-
-  void skip_whitespace() {
-    while (!at_end()) {
-      const char c = text_[pos_];
-      if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
-      ++pos_;
+  Json* place(Json&& value) {
+    if (stack_.empty()) {
+      root_ = std::move(value);
+      return &root_;
     }
+    Json& parent = *stack_.back();
+    if (parent.is_array()) {
+      auto& elements = parent.get_ref<Json::array_t&>();
+      elements.push_back(std::move(value));
+      return &elements.back();
+    }
+    *member_ = std::move(value);
+    return member_;
   }
 
-  void expect(char c) {
-    if (at_end() || text_[pos_] != c) fail_unexpected();
-    ++pos_;
+  bool open(Json::value_t type) {
+    // The lexer has just read the bracket.
+    if (stack_.size() >= static_cast<size_t>(kJsonMaxDepth))
+      fail_at(fmt::format("nesting deeper than {} levels", kJsonMaxDepth), *consumed_ - 1);
+    stack_.push_back(place(Json(type)));
+    if (type == Json::value_t::object) keys_.emplace_back();
+    return true;
   }
 
-  void expect_word(const char* word) {
-    for (const char* p = word; *p; ++p) expect(*p);
-  }
-
-  Json parse_value(int depth) {
-    switch (peek()) {
-      case '{': return parse_object(depth + 1);
-      case '[': return parse_array(depth + 1);
-      case '"': return Json(parse_string());
-      case 't': expect_word("true"); return Json(true);
-      case 'f': expect_word("false"); return Json(false);
-      case 'n': expect_word("null"); return Json();
-      default:
-        if (peek() == '-' || is_digit(peek())) return parse_number();
-        fail_unexpected();
-    }
-  }
-
-  void check_depth(int depth) const {
-    if (depth > kJsonMaxDepth)
-      fail(fmt::format("nesting deeper than {} levels", kJsonMaxDepth));
-  }
-
-  Json parse_object(int depth) {
-    check_depth(depth);
-    expect('{');
-    Json::Object members;
-    // Lookups by a set keep duplicate detection linear for headers with many tensors.
-    std::unordered_set<std::string> seen;
-    skip_whitespace();
-    if (peek() == '}') {
-      ++pos_;
-      return Json(std::move(members));
-    }
-    while (true) {
-      skip_whitespace();
-      const size_t key_offset = pos_;
-      if (peek() != '"') fail_unexpected();
-      std::string key = parse_string();
-      if (!seen.insert(key).second) {
-        throw JsonDuplicateKeyError(
-            fmt::format("duplicate key \"{}\" at byte {}", key, key_offset), key_offset, key,
-            depth);
-      }
-      skip_whitespace();
-      expect(':');
-      skip_whitespace();
-      Json value = parse_value(depth);
-      members.emplace_back(std::move(key), std::move(value));
-      skip_whitespace();
-      if (peek() == ',') {
-        ++pos_;
-        continue;
-      }
-      if (peek() == '}') {
-        ++pos_;
-        return Json(std::move(members));
-      }
-      fail_unexpected();
-    }
-  }
-
-  Json parse_array(int depth) {
-    check_depth(depth);
-    expect('[');
-    Json::Array elements;
-    skip_whitespace();
-    if (peek() == ']') {
-      ++pos_;
-      return Json(std::move(elements));
-    }
-    while (true) {
-      skip_whitespace();
-      elements.push_back(parse_value(depth));
-      skip_whitespace();
-      if (peek() == ',') {
-        ++pos_;
-        continue;
-      }
-      if (peek() == ']') {
-        ++pos_;
-        return Json(std::move(elements));
-      }
-      fail_unexpected();
-    }
-  }
-
-  uint32_t parse_hex4() {
-    uint32_t value = 0;
-    for (int i = 0; i < 4; ++i) {
-      if (at_end()) fail("unexpected end of input in \\u escape");
-      const char c = text_[pos_];
-      uint32_t digit = 0;
-      if (c >= '0' && c <= '9') digit = static_cast<uint32_t>(c - '0');
-      else if (c >= 'a' && c <= 'f') digit = static_cast<uint32_t>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') digit = static_cast<uint32_t>(c - 'A' + 10);
-      else fail(fmt::format("invalid hex digit {} in \\u escape", describe_byte(c)));
-      value = value * 16 + digit;
-      ++pos_;
-    }
-    return value;
-  }
-
-  // Called with pos_ just after "\u".
-  uint32_t parse_unicode_escape(size_t escape_offset) {
-    const uint32_t unit = parse_hex4();
-    if (unit >= 0xdc00 && unit <= 0xdfff)
-      fail_at(fmt::format("unpaired low surrogate \\u{:04x}", unit), escape_offset);
-    if (unit < 0xd800 || unit > 0xdbff) return unit;
-    if (text_.compare(pos_, 2, "\\u") != 0)
-      fail_at(fmt::format("high surrogate \\u{:04x} not followed by a low surrogate", unit),
-              escape_offset);
-    pos_ += 2;
-    const uint32_t low = parse_hex4();
-    if (low < 0xdc00 || low > 0xdfff)
-      fail_at(fmt::format("high surrogate \\u{:04x} followed by \\u{:04x}, not a low surrogate",
-                          unit, low),
-              escape_offset);
-    return 0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00);
-  }
-
-  std::string parse_string() {
-    const size_t start = pos_;
-    expect('"');
-    std::string out;
-    while (true) {
-      if (at_end()) fail_at("unterminated string", start);
-      const char c = text_[pos_];
-      if (c == '"') {
-        ++pos_;
-        return out;
-      }
-      if (static_cast<unsigned char>(c) < 0x20)
-        fail(fmt::format("control character 0x{:02x} in string", static_cast<unsigned char>(c)));
-      if (c != '\\') {
-        out += c;
-        ++pos_;
-        continue;
-      }
-      const size_t escape_offset = pos_;
-      ++pos_;
-      if (at_end()) fail_at("unterminated string", start);
-      const char kind = text_[pos_++];
-      switch (kind) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': append_utf8(out, parse_unicode_escape(escape_offset)); break;
-        default:
-          fail_at(fmt::format("invalid escape: backslash followed by {}", describe_byte(kind)),
-                  escape_offset);
-      }
-    }
-  }
-
-  Json parse_number() {
-    const size_t start = pos_;
-    if (peek() == '-') ++pos_;
-    if (peek() == '0') {
-      ++pos_;
-    } else if (is_digit(peek())) {
-      while (is_digit(peek())) ++pos_;
-    } else {
-      fail_unexpected();
-    }
-    bool integral = true;
-    if (peek() == '.') {
-      integral = false;
-      ++pos_;
-      if (!is_digit(peek())) fail_unexpected();
-      while (is_digit(peek())) ++pos_;
-    }
-    if (peek() == 'e' || peek() == 'E') {
-      integral = false;
-      ++pos_;
-      if (peek() == '+' || peek() == '-') ++pos_;
-      if (!is_digit(peek())) fail_unexpected();
-      while (is_digit(peek())) ++pos_;
-    }
-    const char* first = text_.data() + start;
-    const char* last = text_.data() + pos_;
-    if (integral) {
-      int64_t integer = 0;
-      const auto result = std::from_chars(first, last, integer);
-      if (result.ec == std::errc() && result.ptr == last) return Json(integer);
-      // Out of int64 range: still a valid number, kept as a double.
-    }
-    // from_chars, unlike strtod, ignores the C locale's decimal separator.
-    double value = 0.0;
-    const auto result = std::from_chars(first, last, value);
-    if (result.ec == std::errc::result_out_of_range && !exceeds_one(first, last)) {
-      // Too small for a double: zero is the nearest value, as every other parser gives.
-      return Json(*first == '-' ? -0.0 : 0.0);
-    }
-    if (result.ec != std::errc() || result.ptr != last || !std::isfinite(value))
-      fail_at(fmt::format("number '{}' is too large for a double", std::string(first, last)),
-              start);
-    return Json(value);
-  }
-
-  // Whether a grammatically valid number has magnitude >= 1. from_chars leaves its output
-  // untouched on range errors, so this tells overflow from underflow.
-  static bool exceeds_one(const char* first, const char* last) {
-    const char* p = first;
-    if (*p == '-') ++p;
-    int64_t leading_position = 0;  // decimal exponent of the first non-zero digit
-    bool found_nonzero = false;
-    int64_t integer_digits = 0;
-    for (; p != last && is_digit(*p); ++p) {
-      if (found_nonzero) {
-        ++integer_digits;
-      } else if (*p != '0') {
-        found_nonzero = true;
-        integer_digits = 1;
-      }
-    }
-    if (found_nonzero) leading_position = integer_digits - 1;
-    if (p != last && *p == '.') {
-      ++p;
-      int64_t fraction_position = 0;
-      for (; p != last && is_digit(*p); ++p) {
-        --fraction_position;
-        if (!found_nonzero && *p != '0') {
-          found_nonzero = true;
-          leading_position = fraction_position;
-        }
-      }
-    }
-    if (!found_nonzero) return false;
-    int64_t exponent = 0;
-    if (p != last && (*p == 'e' || *p == 'E')) {
-      ++p;
-      bool negative = false;
-      if (*p == '+' || *p == '-') negative = *p++ == '-';
-      // Saturate: any exponent this large is decisive on its own.
-      for (; p != last; ++p) exponent = std::min<int64_t>(exponent * 10 + (*p - '0'), 1'000'000'000);
-      if (negative) exponent = -exponent;
-    }
-    return leading_position + exponent >= 0;
-  }
-
-  const std::string& text_;
-  size_t pos_ = 0;
+  std::string_view text_;   // what nlohmann reads
+  std::string_view whole_;  // the whole document (with what follows a NUL byte)
+  const size_t* consumed_;  // bytes of text_ the lexer has read
+  Json root_;
+  std::vector<Json*> stack_;  // the open arrays and objects, innermost last
+  Json* member_ = nullptr;    // the value of the key just read
+  std::vector<std::unordered_set<std::string>> keys_;  // of each open object
 };
 
-void append_escaped(std::string& out, const std::string& text) {
-  out += '"';
-  for (const char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20)
-          out += fmt::format("\\u{:04x}", static_cast<unsigned char>(c));
-        else
-          out += c;
-    }
-  }
-  out += '"';
+Json parse_strictly(std::string_view text, std::string_view whole) {
+  size_t consumed = 0;
+  StrictBuilder builder(text, whole, &consumed);
+  Json::sax_parse(TrackingIterator(text.data(), &consumed), TrackingIterator(text.data() + text.size(), &consumed),
+                  &builder);
+  return std::move(builder.result());
 }
 
-void append_double(std::string& out, double value) {
-  if (!std::isfinite(value)) {
-    out += "null";
-    return;
-  }
-  // fmt's default is the shortest text that reads back to the same double.
-  std::string text = fmt::format("{}", value);
-  // Keep doubles recognisable as doubles when read back ("1.0", not "1").
-  if (text.find_first_of(".eE") == std::string::npos) text += ".0";
-  out += text;
+}  // namespace
+
+Json parse_json(std::string_view text) {
+  // nlohmann skips a UTF-8 byte-order mark, which RFC 8259 forbids in what we exchange.
+  if (!text.empty() && static_cast<unsigned char>(text[0]) == 0xef) fail_at(unexpected_at(text, 0), 0);
+  // nlohmann takes a NUL byte for the end of the input: give it only what comes before one, and
+  // refuse the NUL itself (raw control characters are not allowed in strings either).
+  const size_t nul = text.find('\0');
+  const std::string_view before = text.substr(0, nul);
+  Json value = parse_strictly(before, text);
+  if (nul != std::string_view::npos) fail_at(unexpected_at(text, nul) + " after the end of the document", nul);
+  return value;
 }
 
-void append_newline(std::string& out, int indent, int level) {
-  out += '\n';
-  out.append(static_cast<size_t>(indent) * static_cast<size_t>(level), ' ');
+std::string dump_json(const Json& value, int indent) {
+  return value.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-void dump_to(std::string& out, const Json& value, int indent, int level) {
-  const bool pretty = indent >= 0;
+const char* json_type_name(const Json& value) {
   switch (value.type()) {
-    case Json::Type::null: out += "null"; return;
-    case Json::Type::boolean: out += value.as_bool() ? "true" : "false"; return;
-    case Json::Type::number:
-      if (value.is_integer()) out += std::to_string(value.as_int());
-      else append_double(out, value.as_double());
-      return;
-    case Json::Type::string: append_escaped(out, value.as_string()); return;
-    case Json::Type::array: {
-      const auto& elements = value.as_array();
-      if (elements.empty()) {
-        out += "[]";
-        return;
-      }
-      out += '[';
-      for (size_t i = 0; i < elements.size(); ++i) {
-        if (i > 0) out += ',';
-        if (pretty) append_newline(out, indent, level + 1);
-        dump_to(out, elements[i], indent, level + 1);
-      }
-      if (pretty) append_newline(out, indent, level);
-      out += ']';
-      return;
-    }
-    case Json::Type::object: {
-      const auto& members = value.as_object();
-      if (members.empty()) {
-        out += "{}";
-        return;
-      }
-      out += '{';
-      for (size_t i = 0; i < members.size(); ++i) {
-        if (i > 0) out += ',';
-        if (pretty) append_newline(out, indent, level + 1);
-        append_escaped(out, members[i].first);
-        out += pretty ? ": " : ":";
-        dump_to(out, members[i].second, indent, level + 1);
-      }
-      if (pretty) append_newline(out, indent, level);
-      out += '}';
-      return;
-    }
+    case Json::value_t::null: return "null";
+    case Json::value_t::boolean: return "a boolean";
+    case Json::value_t::number_integer:
+    case Json::value_t::number_unsigned:
+    case Json::value_t::number_float: return "a number";
+    case Json::value_t::string: return "a string";
+    case Json::value_t::array: return "an array";
+    case Json::value_t::object: return "an object";
+    case Json::value_t::binary: return "binary data";
+    case Json::value_t::discarded: return "a discarded value";
   }
+  return "an unknown value";
 }
+
+std::optional<int64_t> json_as_int64(const Json& value) {
+  if (value.is_number_unsigned()) {
+    const auto number = value.get<uint64_t>();
+    if (number > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return std::nullopt;
+    return static_cast<int64_t>(number);
+  }
+  if (value.is_number_integer()) return value.get<int64_t>();
+  return std::nullopt;
+}
+
+const Json* json_find(const Json& object, const std::string& key) {
+  if (!object.is_object()) return nullptr;
+  const auto it = object.find(key);
+  return it == object.end() ? nullptr : &*it;
+}
+
+namespace {
 
 std::string dotted(const std::string& path, const std::string& key) {
   return path.empty() ? key : path + "." + key;
 }
 
-const Json& require_member(const Json& object, const std::string& key, const std::string& path) {
-  if (!object.is_object())
-    throw std::runtime_error(
-        fmt::format("{}: expected an object", path.empty() ? "top level" : path));
-  const Json* value = object.find(key);
-  if (!value) throw std::runtime_error(dotted(path, key) + ": missing");
-  return *value;
+// What a value that should have been an integer is, for messages: the number itself, or its type.
+std::string describe_non_integer(const Json& value) {
+  if (value.is_number_unsigned()) return dump_json(value) + " (more than 2^63-1)";
+  return value.is_number() ? dump_json(value) : json_type_name(value);
 }
 
 }  // namespace
 
-Json::Json(bool value) : type_(Type::boolean), bool_(value) {}
-Json::Json(int value) : Json(static_cast<int64_t>(value)) {}
-Json::Json(int64_t value)
-    : type_(Type::number), number_(static_cast<double>(value)), integer_(value), is_integer_(true) {}
-Json::Json(uint64_t value) : type_(Type::number), number_(static_cast<double>(value)) {
-  if (value <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-    integer_ = static_cast<int64_t>(value);
-    is_integer_ = true;
-  }
-}
-Json::Json(double value) : type_(Type::number), number_(value) {}
-Json::Json(const char* value) : type_(Type::string), string_(value) {}
-Json::Json(std::string value) : type_(Type::string), string_(std::move(value)) {}
-Json::Json(Array value) : type_(Type::array), array_(std::move(value)) {}
-Json::Json(Object value) : type_(Type::object), object_(std::move(value)) {}
-
-bool Json::as_bool() const {
-  if (type_ != Type::boolean) throw_type_mismatch("a boolean", type_);
-  return bool_;
-}
-
-double Json::as_double() const {
-  if (type_ != Type::number) throw_type_mismatch("a number", type_);
-  return is_integer_ ? static_cast<double>(integer_) : number_;
-}
-
-int64_t Json::as_int() const {
-  if (type_ != Type::number) throw_type_mismatch("an integer", type_);
-  if (!is_integer_)
-    throw std::runtime_error(fmt::format("expected an integer, got {}", number_));
-  return integer_;
-}
-
-const std::string& Json::as_string() const {
-  if (type_ != Type::string) throw_type_mismatch("a string", type_);
-  return string_;
-}
-
-const Json::Array& Json::as_array() const {
-  if (type_ != Type::array) throw_type_mismatch("an array", type_);
-  return array_;
-}
-
-Json::Array& Json::as_array() {
-  if (type_ != Type::array) throw_type_mismatch("an array", type_);
-  return array_;
-}
-
-const Json::Object& Json::as_object() const {
-  if (type_ != Type::object) throw_type_mismatch("an object", type_);
-  return object_;
-}
-
-Json::Object& Json::as_object() {
-  if (type_ != Type::object) throw_type_mismatch("an object", type_);
-  return object_;
-}
-
-const Json* Json::find(const std::string& key) const {
-  if (type_ != Type::object) return nullptr;
-  for (const auto& member : object_) {
-    if (member.first == key) return &member.second;
-  }
-  return nullptr;
-}
-
-const Json& Json::at(const std::string& key) const {
-  if (type_ != Type::object)
-    throw std::runtime_error(fmt::format("{}: expected an object, got {}", key, type_name(type_)));
-  const Json* value = find(key);
-  if (!value) throw std::runtime_error(key + ": missing");
+const Json& json_member(const Json& object, const std::string& key, const std::string& path) {
+  if (!object.is_object())
+    throw std::runtime_error(fmt::format("{}: expected an object", path.empty() ? "top level" : path));
+  const Json* value = json_find(object, key);
+  if (!value) throw std::runtime_error(dotted(path, key) + ": missing");
   return *value;
 }
 
-Json& Json::set(const std::string& key, Json value) {
-  for (auto& member : as_object()) {
-    if (member.first == key) {
-      member.second = std::move(value);
-      return member.second;
-    }
-  }
-  object_.emplace_back(key, std::move(value));
-  return object_.back().second;
-}
-
-void Json::push_back(Json value) { as_array().push_back(std::move(value)); }
-
-size_t Json::size() const {
-  if (type_ == Type::array) return array_.size();
-  if (type_ == Type::object) return object_.size();
-  throw_type_mismatch("an array or an object", type_);
-}
-
-std::string Json::dump(int indent) const {
-  std::string out;
-  dump_to(out, *this, indent, 0);
-  return out;
-}
-
-Json Json::parse(const std::string& text) { return Parser(text).parse_document(); }
-
-bool Json::operator==(const Json& other) const {
-  if (type_ != other.type_) return false;
-  switch (type_) {
-    case Type::null: return true;
-    case Type::boolean: return bool_ == other.bool_;
-    case Type::number:
-      if (is_integer_ && other.is_integer_) return integer_ == other.integer_;
-      return as_double() == other.as_double();
-    case Type::string: return string_ == other.string_;
-    case Type::array: return array_ == other.array_;
-    case Type::object: {
-      if (object_.size() != other.object_.size()) return false;
-      for (const auto& member : object_) {
-        const Json* counterpart = other.find(member.first);
-        if (!counterpart || !(member.second == *counterpart)) return false;
-      }
-      return true;
-    }
-  }
-  return false;
-}
-
 int64_t json_int(const Json& object, const std::string& key, const std::string& path) {
-  const Json& value = require_member(object, key, path);
-  if (!value.is_integer())
-    throw std::runtime_error(fmt::format("{}: expected an integer, got {}", dotted(path, key),
-                                         value.is_number() ? value.dump() : type_name(value.type())));
-  return value.as_int();
+  const Json& value = json_member(object, key, path);
+  const std::optional<int64_t> integer = json_as_int64(value);
+  if (!integer)
+    throw std::runtime_error(
+        fmt::format("{}: expected an integer, got {}", dotted(path, key), describe_non_integer(value)));
+  return *integer;
 }
 
 double json_double(const Json& object, const std::string& key, const std::string& path) {
-  const Json& value = require_member(object, key, path);
+  const Json& value = json_member(object, key, path);
   if (!value.is_number())
-    throw std::runtime_error(
-        fmt::format("{}: expected a number, got {}", dotted(path, key), type_name(value.type())));
-  return value.as_double();
+    throw std::runtime_error(fmt::format("{}: expected a number, got {}", dotted(path, key), json_type_name(value)));
+  return value.get<double>();
 }
 
 bool json_bool(const Json& object, const std::string& key, const std::string& path) {
-  const Json& value = require_member(object, key, path);
-  if (!value.is_bool())
-    throw std::runtime_error(
-        fmt::format("{}: expected a boolean, got {}", dotted(path, key), type_name(value.type())));
-  return value.as_bool();
+  const Json& value = json_member(object, key, path);
+  if (!value.is_boolean())
+    throw std::runtime_error(fmt::format("{}: expected a boolean, got {}", dotted(path, key), json_type_name(value)));
+  return value.get<bool>();
 }
 
 std::string json_string(const Json& object, const std::string& key, const std::string& path) {
-  const Json& value = require_member(object, key, path);
+  const Json& value = json_member(object, key, path);
   if (!value.is_string())
-    throw std::runtime_error(
-        fmt::format("{}: expected a string, got {}", dotted(path, key), type_name(value.type())));
-  return value.as_string();
+    throw std::runtime_error(fmt::format("{}: expected a string, got {}", dotted(path, key), json_type_name(value)));
+  return value.get<std::string>();
 }
 
-std::vector<int64_t> json_int_list(const Json& object, const std::string& key,
-                                   const std::string& path) {
-  const Json& value = require_member(object, key, path);
+std::vector<int64_t> json_int_list(const Json& object, const std::string& key, const std::string& path) {
+  const Json& value = json_member(object, key, path);
   if (!value.is_array())
-    throw std::runtime_error(fmt::format("{}: expected a list of integers, got {}",
-                                         dotted(path, key), type_name(value.type())));
+    throw std::runtime_error(
+        fmt::format("{}: expected a list of integers, got {}", dotted(path, key), json_type_name(value)));
   std::vector<int64_t> out;
   out.reserve(value.size());
   for (size_t i = 0; i < value.size(); ++i) {
-    const Json& element = value.as_array()[i];
-    if (!element.is_integer())
-      throw std::runtime_error(fmt::format("{}[{}]: expected an integer, got {}", dotted(path, key),
-                                           i, element.is_number() ? element.dump()
-                                                                  : type_name(element.type())));
-    out.push_back(element.as_int());
+    const std::optional<int64_t> element = json_as_int64(value[i]);
+    if (!element)
+      throw std::runtime_error(fmt::format("{}[{}]: expected an integer, got {}", dotted(path, key), i,
+                                           describe_non_integer(value[i])));
+    out.push_back(*element);
   }
   return out;
 }

@@ -1,9 +1,26 @@
 #pragma once
-// A small JSON value and parser. We carry our own (instead of a library) because the
-// safetensors reader must reject what general parsers accept silently: duplicate keys, and
-// it must name the byte offset of a syntax error. Objects keep insertion order.
+// JSON for every file and line we read or write: nlohmann::json (Debian's nlohmann-json3-dev,
+// header-only), as nlohmann::ordered_json so that objects keep their insertion order (our
+// config.json files and --json lines have a stable key order).
+//
+// What we add on top:
+// - parse_json(): the strict parser behind every read (config.json, safetensors headers,
+//   metrics logs, configs in checkpoint metadata). Beyond nlohmann's own checks (RFC 8259
+//   grammar, UTF-8 in strings) it refuses duplicate keys, nesting deeper than kJsonMaxDepth,
+//   numbers too large for a double, a NUL byte and a byte-order mark, and names the byte
+//   offset of every problem in our own words (JsonParseError).
+// - dump_json(): nlohmann's dump, except that bytes which are not UTF-8 (a file name from the
+//   command line need not be) become U+FFFD instead of an exception.
+// - typed lookups (json_int, ...) whose errors name the dotted path of the value, e.g.
+//   "tokenizer.codebook_size: expected an integer, got 0.5".
+//
+// Numbers: nlohmann keeps integers exact: negative ones as int64, others as uint64 (so seeds
+// up to 2^64-1 are written and read back as integers); anything else, including integers
+// beyond uint64, is a double.
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
-#include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -12,80 +29,10 @@
 
 namespace maskgit {
 
-class Json {
- public:
-  enum class Type { null, boolean, number, string, array, object };
-  using Array = std::vector<Json>;
-  using Object = std::vector<std::pair<std::string, Json>>;
+using Json = nlohmann::ordered_json;
 
-  Json() = default;  // null
-  Json(std::nullptr_t) {}
-  Json(bool value);
-  Json(int value);
-  Json(int64_t value);
-  Json(uint64_t value);
-  Json(double value);
-  Json(const char* value);
-  Json(std::string value);
-  Json(Array value);
-  Json(Object value);
-
-  static Json array() { return Json(Array{}); }
-  static Json object() { return Json(Object{}); }
-
-  Type type() const { return type_; }
-  bool is_null() const { return type_ == Type::null; }
-  bool is_bool() const { return type_ == Type::boolean; }
-  bool is_number() const { return type_ == Type::number; }
-  bool is_string() const { return type_ == Type::string; }
-  bool is_array() const { return type_ == Type::array; }
-  bool is_object() const { return type_ == Type::object; }
-  // True when the number was written without fraction or exponent and fits int64.
-  bool is_integer() const { return type_ == Type::number && is_integer_; }
-
-  // Accessors throw std::runtime_error with `what` naming the expected type on mismatch.
-  bool as_bool() const;
-  double as_double() const;
-  int64_t as_int() const;  // requires is_integer()
-  const std::string& as_string() const;
-  const Array& as_array() const;
-  Array& as_array();
-  const Object& as_object() const;
-  Object& as_object();
-
-  // Object access. find() returns nullptr when absent; at() throws naming the key.
-  const Json* find(const std::string& key) const;
-  const Json& at(const std::string& key) const;
-  bool contains(const std::string& key) const { return find(key) != nullptr; }
-  // Sets (replacing an existing key, keeping its position) on an object.
-  Json& set(const std::string& key, Json value);
-  // Appends to an array.
-  void push_back(Json value);
-  size_t size() const;  // array or object element count
-
-  // Compact when indent < 0, otherwise pretty-printed with `indent` spaces.
-  std::string dump(int indent = -1) const;
-
-  // Parses a complete document (surrounding whitespace allowed). On error throws
-  // JsonParseError whose message names the problem and its byte offset.
-  static Json parse(const std::string& text);
-
-  // Deep comparison. Numbers compare by value (1 == 1.0); objects compare as key sets,
-  // ignoring order.
-  bool operator==(const Json& other) const;
-  bool operator!=(const Json& other) const { return !(*this == other); }
-
- private:
-  Type type_ = Type::null;
-  bool bool_ = false;
-  double number_ = 0.0;
-  int64_t integer_ = 0;
-  bool is_integer_ = false;
-  std::string string_;
-  Array array_;
-  Object object_;
-};
-
+// A syntax error (or a refused document) with the byte offset, from 0, of the problem; what()
+// names the problem and ends "at byte N".
 class JsonParseError : public std::runtime_error {
  public:
   JsonParseError(const std::string& message, size_t offset)
@@ -111,11 +58,31 @@ class JsonDuplicateKeyError : public JsonParseError {
   int depth_;
 };
 
-// Deeper documents are rejected so that a hostile file cannot exhaust the stack.
+// Deeper documents are rejected so that a hostile file cannot exhaust the stack (of anything
+// that walks the value recursively, dump() included).
 constexpr int kJsonMaxDepth = 256;
 
+// Parses a complete document (surrounding whitespace allowed) strictly, see above. Throws
+// JsonParseError (JsonDuplicateKeyError for a repeated key).
+Json parse_json(std::string_view text);
+
+// Compact when indent < 0, otherwise pretty-printed with `indent` spaces. Doubles are written
+// as the shortest text that reads back the same ("1.0", not "1"), non-finite ones as null.
+std::string dump_json(const Json& value, int indent = -1);
+
+// "a number", "an object", ... for messages.
+const char* json_type_name(const Json& value);
+
+// The value when it is an integer that fits int64, else nothing.
+std::optional<int64_t> json_as_int64(const Json& value);
+
+// The member `key` of `object`, or nullptr when `object` is not an object or has no such key.
+const Json* json_find(const Json& object, const std::string& key);
+
 // Typed lookups for config files that report the full dotted path on any problem, e.g.
-// "tokenizer.codebook_size: expected a positive integer". Throw std::runtime_error.
+// "tokenizer.codebook_size: expected a positive integer". Throw std::runtime_error. An empty
+// path means the top level.
+const Json& json_member(const Json& object, const std::string& key, const std::string& path);
 int64_t json_int(const Json& object, const std::string& key, const std::string& path);
 double json_double(const Json& object, const std::string& key, const std::string& path);
 bool json_bool(const Json& object, const std::string& key, const std::string& path);
@@ -124,7 +91,7 @@ std::vector<int64_t> json_int_list(const Json& object, const std::string& key,
                                    const std::string& path);
 
 // Whether `text` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, at most
-// U+10FFFF). Strings that go into JSON files must be (the writer copies bytes as they are).
+// U+10FFFF), as strings in JSON files must be.
 bool is_valid_utf8(std::string_view text);
 
 }  // namespace maskgit

@@ -85,11 +85,11 @@ std::map<std::string, std::string> parse_metadata(const Json& value, const Valid
   if (!value.is_object())
     check.fail(Kind::bad_metadata, fmt::format("\"{}\" is not an object", kMetadataKey));
   std::map<std::string, std::string> metadata;
-  for (const auto& [key, item] : value.as_object()) {
+  for (const auto& [key, item] : value.items()) {
     if (!item.is_string())
       check.fail(Kind::bad_metadata,
                  fmt::format("\"{}\" value for \"{}\" is not a string", kMetadataKey, key));
-    metadata[key] = item.as_string();
+    metadata[key] = item.get<std::string>();
   }
   return metadata;
 }
@@ -104,14 +104,14 @@ PlacedEntry parse_entry(const std::string& name, const Json& value, uint64_t dat
                         const Validator& check) {
   const std::string where = fmt::format("tensor \"{}\"", name);
   if (!value.is_object()) check.fail(Kind::bad_structure, where + ": entry is not an object");
-  for (const auto& member : value.as_object()) {
-    const std::string& field = member.first;
+  for (const auto& member : value.items()) {
+    const std::string& field = member.key();
     if (field != "dtype" && field != "shape" && field != "data_offsets")
       check.fail(Kind::bad_structure, fmt::format("{}: unexpected field \"{}\"", where, field));
   }
-  const Json* dtype = value.find("dtype");
-  const Json* shape = value.find("shape");
-  const Json* offsets = value.find("data_offsets");
+  const Json* dtype = json_find(value, "dtype");
+  const Json* shape = json_find(value, "shape");
+  const Json* offsets = json_find(value, "data_offsets");
   if (!dtype) check.fail(Kind::bad_structure, where + ": missing \"dtype\"");
   if (!shape) check.fail(Kind::bad_structure, where + ": missing \"shape\"");
   if (!offsets) check.fail(Kind::bad_structure, where + ": missing \"data_offsets\"");
@@ -121,31 +121,36 @@ PlacedEntry parse_entry(const std::string& name, const Json& value, uint64_t dat
   entry.name = name;
 
   if (!dtype->is_string())
-    check.fail(Kind::bad_dtype, fmt::format("{}: dtype is not a string: {}", where, dtype->dump()));
-  if (!parse_dtype(dtype->as_string(), &entry.dtype))
+    check.fail(Kind::bad_dtype, fmt::format("{}: dtype is not a string: {}", where, dump_json(*dtype)));
+  if (!parse_dtype(dtype->get<std::string>(), &entry.dtype))
     check.fail(Kind::bad_dtype,
                fmt::format("{}: unsupported dtype \"{}\" (supported: F64 F32 F16 BF16 I64 I32 "
                            "I16 I8 U8 BOOL)",
-                           where, dtype->as_string()));
+                           where, dtype->get<std::string>()));
 
   if (!shape->is_array())
-    check.fail(Kind::bad_shape, fmt::format("{}: shape is not a list: {}", where, shape->dump()));
-  for (const Json& dim : shape->as_array()) {
-    if (!dim.is_integer() || dim.as_int() < 0)
+    check.fail(Kind::bad_shape, fmt::format("{}: shape is not a list: {}", where, dump_json(*shape)));
+  for (const Json& dim : *shape) {
+    const std::optional<int64_t> extent = json_as_int64(dim);
+    if (!extent || *extent < 0)
       check.fail(Kind::bad_shape,
                  fmt::format("{}: shape {} is not a list of non-negative integers", where,
-                             shape->dump()));
-    entry.shape.push_back(dim.as_int());
+                             dump_json(*shape)));
+    entry.shape.push_back(*extent);
   }
 
-  const auto is_offset = [](const Json& item) { return item.is_integer() && item.as_int() >= 0; };
-  if (!offsets->is_array() || offsets->size() != 2 || !is_offset(offsets->as_array()[0]) ||
-      !is_offset(offsets->as_array()[1]))
+  // Offsets, like dimensions, are non-negative integers that fit int64.
+  const auto offset_at = [&](size_t index) -> std::optional<int64_t> {
+    const std::optional<int64_t> item = json_as_int64((*offsets)[index]);
+    if (!item || *item < 0) return std::nullopt;
+    return item;
+  };
+  if (!offsets->is_array() || offsets->size() != 2 || !offset_at(0) || !offset_at(1))
     check.fail(Kind::bad_offsets,
                fmt::format("{}: data_offsets {} is not [begin, end] with non-negative integers",
-                           where, offsets->dump()));
-  placed.begin = static_cast<uint64_t>(offsets->as_array()[0].as_int());
-  placed.end = static_cast<uint64_t>(offsets->as_array()[1].as_int());
+                           where, dump_json(*offsets)));
+  placed.begin = static_cast<uint64_t>(*offset_at(0));
+  placed.end = static_cast<uint64_t>(*offset_at(1));
   if (placed.begin > placed.end)
     check.fail(Kind::bad_offsets, fmt::format("{}: data_offsets [{}, {}] has begin > end", where,
                                               placed.begin, placed.end));
@@ -263,7 +268,7 @@ SafetensorsHeader parse_safetensors_header(std::string_view header_text, uint64_
 
   Json header;
   try {
-    header = Json::parse(std::string(header_text));
+    header = parse_json(header_text);
   } catch (const JsonDuplicateKeyError& e) {
     if (e.depth() == 1 && e.key() == kMetadataKey)
       check.fail(Kind::bad_metadata,
@@ -288,7 +293,7 @@ SafetensorsHeader parse_safetensors_header(std::string_view header_text, uint64_
   result.file_size = file_size;
   std::vector<PlacedEntry> placed;
   placed.reserve(header.size());
-  for (const auto& [name, value] : header.as_object()) {
+  for (const auto& [name, value] : header.items()) {
     if (name == kMetadataKey) {
       result.metadata = parse_metadata(value, check);
       continue;
@@ -392,12 +397,8 @@ struct Layout {
 // and the header text, padded so that the data section starts 8-byte aligned.
 std::string write_header(std::vector<Layout>& tensors, const std::map<std::string, std::string>& metadata) {
   std::sort(tensors.begin(), tensors.end(), [](const Layout& a, const Layout& b) { return *a.name < *b.name; });
-  Json::Object header;
-  if (!metadata.empty()) {
-    Json::Object items;
-    for (const auto& [key, value] : metadata) items.emplace_back(key, Json(value));
-    header.emplace_back(kMetadataKey, Json(std::move(items)));
-  }
+  Json header = Json::object();
+  if (!metadata.empty()) header[kMetadataKey] = metadata;
   uint64_t offset = 0;
   for (size_t i = 0; i < tensors.size(); ++i) {
     Layout& tensor = tensors[i];
@@ -407,13 +408,14 @@ std::string write_header(std::vector<Layout>& tensors, const std::map<std::strin
           fmt::format("safetensors: \"{}\" cannot be used as a tensor name", kMetadataKey));
     if (i > 0 && *tensors[i - 1].name == name)
       throw std::invalid_argument(fmt::format("safetensors: tensor name \"{}\" used twice", name));
-    Json::Array shape;
     for (const int64_t dim : *tensor.shape) {
       if (dim < 0)
         throw std::invalid_argument(fmt::format("safetensors: tensor \"{}\" has negative shape {}", name,
                                                 shape_text(*tensor.shape)));
-      shape.emplace_back(dim);
     }
+    // Names go into the header as they are, so they must be UTF-8 for it to read back.
+    if (!is_valid_utf8(name))
+      throw std::invalid_argument(fmt::format("safetensors: tensor name \"{}\" is not valid UTF-8", name));
     uint64_t expected_bytes = 0;
     const bool addressable = checked_byte_size(*tensor.shape, dtype_size(tensor.dtype), &expected_bytes);
     if (!addressable || (tensor.data_bytes && expected_bytes != *tensor.data_bytes))
@@ -426,13 +428,14 @@ std::string write_header(std::vector<Layout>& tensors, const std::map<std::strin
       throw std::invalid_argument(fmt::format("safetensors: tensor \"{}\" ends beyond 2^64 bytes", name));
     tensor.bytes = expected_bytes;
     const uint64_t end = offset + expected_bytes;
-    header.emplace_back(name, Json(Json::Object{{"dtype", Json(dtype_name(tensor.dtype))},
-                                                {"shape", Json(std::move(shape))},
-                                                {"data_offsets", Json(Json::Array{Json(offset), Json(end)})}}));
+    // Names are sorted and unique (checked above): append, without ordered_json's search for the key.
+    header.get_ref<Json::object_t&>().emplace_back(
+        name, Json{{"dtype", dtype_name(tensor.dtype)}, {"shape", *tensor.shape}, {"data_offsets", {offset, end}}});
     offset = end;
   }
 
-  std::string header_text = Json(std::move(header)).dump();
+  // Metadata values that are not UTF-8 (a data path, say) are written with U+FFFD for those bytes.
+  std::string header_text = dump_json(header);
   // Padding keeps the data section 8-byte aligned for readers that map the file.
   header_text.append((8 - header_text.size() % 8) % 8, ' ');
   std::string out;

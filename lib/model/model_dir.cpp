@@ -45,21 +45,23 @@ void SamplingDefaults::validate(const std::string& path) const {
           fmt::format("a custom schedule has at most {} steps", kMaxCustomSteps));
 }
 
-Json SamplingDefaults::to_json() const {
-  Json json = Json::object();
-  json.set("steps", steps);
-  json.set("schedule", schedule);
-  json.set("choice_temperature", choice_temperature);
-  json.set("edit_steps", edit_steps);
-  json.set("edit_start_step", edit_start_step);
-  return json;
+void to_json(Json& json, const SamplingDefaults& defaults) {
+  json = Json{{"steps", defaults.steps},
+              {"schedule", defaults.schedule},
+              {"choice_temperature", defaults.choice_temperature},
+              {"edit_steps", defaults.edit_steps},
+              {"edit_start_step", defaults.edit_start_step}};
 }
+
+void from_json(const Json& json, SamplingDefaults& defaults) { defaults = SamplingDefaults::from_json(json); }
+
+Json SamplingDefaults::to_json() const { return *this; }
 
 SamplingDefaults SamplingDefaults::from_json(const Json& json, const std::string& path) {
   if (!json.is_object()) throw std::runtime_error(path + ": expected an object");
   static const char* const kFields[] = {"steps", "schedule", "choice_temperature", "edit_steps", "edit_start_step"};
-  for (const auto& entry : json.as_object()) {
-    const std::string& key = entry.first;  // (a structured binding cannot be captured in C++17)
+  for (const auto& entry : json.items()) {
+    const std::string& key = entry.key();  // (a structured binding cannot be captured in C++17)
     if (std::find_if(std::begin(kFields), std::end(kFields), [&](const char* field) { return key == field; }) ==
         std::end(kFields))
       throw std::runtime_error(fmt::format("{}.{}: unknown field (known: {})", path, key.substr(0, 64),
@@ -95,7 +97,7 @@ ModelConfig read_model_config(const std::string& directory) {
   if (!fs::exists(path, error))
     throw_bad_input(fmt::format("{}: {}", path, error ? error.message() : "missing (not a model directory?)"));
   try {
-    config.raw = Json::parse(read_file_bytes(path, kMaxConfigBytes));
+    config.raw = parse_json(read_file_bytes(path, kMaxConfigBytes));
   } catch (const JsonParseError& e) {
     throw_bad_input(fmt::format("{}: invalid JSON: {}", path, e.what()));
   }
@@ -108,7 +110,7 @@ ModelConfig read_model_config(const std::string& directory) {
     if (version != kModelFormatVersion)
       throw std::runtime_error(fmt::format("format_version: {} is not supported (this build reads {})",
                                            version, kModelFormatVersion));
-    const Json& image = root.at("image");
+    const Json& image = json_member(root, "image", "");
     config.image_width = json_int(image, "width", "image");
     config.image_height = json_int(image, "height", "image");
     config.image_channels = json_int(image, "channels", "image");
@@ -117,15 +119,15 @@ ModelConfig read_model_config(const std::string& directory) {
       throw std::runtime_error("image: width and height must be in 1..4096");
     if (config.image_channels != 1 && config.image_channels != 3)
       throw std::runtime_error("image.channels: must be 1 or 3");
-    const Json* names = root.find("class_names");
+    const Json* names = json_find(root, "class_names");
     if (!names || !names->is_array() || names->size() == 0)
       throw std::runtime_error("class_names: expected a non-empty list of strings");
-    for (const Json& name : names->as_array()) {
-      if (!name.is_string() || name.as_string().empty())
+    for (const Json& name : *names) {
+      if (!name.is_string() || name.get_ref<const std::string&>().empty())
         throw std::runtime_error("class_names: every entry must be a non-empty string");
-      config.class_names.push_back(name.as_string());
+      config.class_names.push_back(name.get<std::string>());
     }
-    if (const Json* tokenizer = root.find("tokenizer")) {
+    if (const Json* tokenizer = json_find(root, "tokenizer")) {
       config.tokenizer = TokenizerConfig::from_json(*tokenizer, "tokenizer");
       if (config.tokenizer->channels != config.image_channels)
         throw std::runtime_error("tokenizer.channels: differs from image.channels");
@@ -141,7 +143,7 @@ ModelConfig read_model_config(const std::string& directory) {
                                              "more than the {} allowed", config.image_width, config.image_height,
                                              widest, kMaxActivation));
     }
-    if (const Json* transformer = root.find("transformer")) {
+    if (const Json* transformer = json_find(root, "transformer")) {
       config.transformer = TransformerConfig::from_json(*transformer, "transformer");
       if (config.transformer->num_classes != config.num_classes())
         throw std::runtime_error("transformer.num_classes: differs from the number of class_names");
@@ -157,7 +159,7 @@ ModelConfig read_model_config(const std::string& directory) {
               config.image_height, config.image_width / factor, config.image_height / factor));
       }
     }
-    if (const Json* sampling = root.find("sampling")) config.sampling = SamplingDefaults::from_json(*sampling, "sampling");
+    if (const Json* sampling = json_find(root, "sampling")) config.sampling = SamplingDefaults::from_json(*sampling, "sampling");
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
@@ -188,27 +190,25 @@ void check_tokenizer_image_size(const ModelConfig& config, int64_t width, int64_
 
 void write_model_config(const ModelConfig& config) {
   Json root = config.raw.is_object() ? config.raw : Json::object();
-  root.set("format", "maskgit-cpp");
-  root.set("format_version", kModelFormatVersion);
+  root["format"] = "maskgit-cpp";
+  root["format_version"] = kModelFormatVersion;
   Json image = Json::object();
-  image.set("width", config.image_width);
-  image.set("height", config.image_height);
-  image.set("channels", config.image_channels);
-  root.set("image", image);
+  image["width"] = config.image_width;
+  image["height"] = config.image_height;
+  image["channels"] = config.image_channels;
+  root["image"] = image;
   Json names = Json::array();
   for (const auto& name : config.class_names) names.push_back(name);
-  root.set("class_names", names);
-  if (config.tokenizer) root.set("tokenizer", config.tokenizer->to_json());
-  if (config.transformer) root.set("transformer", config.transformer->to_json());
+  root["class_names"] = names;
+  if (config.tokenizer) root["tokenizer"] = config.tokenizer->to_json();
+  if (config.transformer) root["transformer"] = config.transformer->to_json();
   if (config.sampling) {
-    root.set("sampling", config.sampling->to_json());
+    root["sampling"] = config.sampling->to_json();
   } else {
-    Json::Object& members = root.as_object();
-    members.erase(std::remove_if(members.begin(), members.end(), [](const auto& m) { return m.first == "sampling"; }),
-                  members.end());
+    root.erase("sampling");
   }
   ensure_directory(config.directory);
-  write_file_atomic(config.path_of(kModelConfigFile), root.dump(2) + "\n");
+  write_file_atomic(config.path_of(kModelConfigFile), dump_json(root, 2) + "\n");
 }
 
 namespace {

@@ -48,10 +48,16 @@ struct SamplingDefaults {
 
   // Throws std::runtime_error naming the field (prefixed by `path`).
   void validate(const std::string& path = "sampling") const;
-  Json to_json() const;
+  Json to_json() const;  // Json(*this), see to_json() below
   // Every field required, unknown fields refused (a misspelt one must not silently do nothing).
   static SamplingDefaults from_json(const Json& json, const std::string& path = "sampling");
 };
+
+// nlohmann's conversions, found by argument-dependent lookup: `Json json = config;` writes every
+// field in a fixed order, and `json.get<SamplingDefaults>()` reads through the static from_json (every field
+// checked, errors naming the dotted path).
+void to_json(Json& json, const SamplingDefaults& config);
+void from_json(const Json& json, SamplingDefaults& config);
 
 // Decoding settings for the release's ImageNet models (google-research/maskgit): cosine,
 // choice temperature 4.5 and class-conditional editing in T = 12 steps from step 2 as the

@@ -73,21 +73,21 @@ int64_t TokenizerConfig::parameter_count() const {
   return count + codebook_size * embedding_dim;  // quantizer
 }
 
-Json TokenizerConfig::to_json() const {
-  Json json = Json::object();
-  json.set("channels", channels);
-  json.set("filters", filters);
-  Json multipliers = Json::array();
-  for (int64_t multiplier : channel_multipliers) multipliers.push_back(multiplier);
-  json.set("channel_multipliers", multipliers);
-  json.set("num_res_blocks", num_res_blocks);
-  json.set("codebook_size", codebook_size);
-  json.set("embedding_dim", embedding_dim);
-  json.set("norm_groups", norm_groups);
-  json.set("norm_eps", norm_eps);
-  json.set("release_shortcut", release_shortcut);
-  return json;
+void to_json(Json& json, const TokenizerConfig& config) {
+  json = Json{{"channels", config.channels},
+              {"filters", config.filters},
+              {"channel_multipliers", config.channel_multipliers},
+              {"num_res_blocks", config.num_res_blocks},
+              {"codebook_size", config.codebook_size},
+              {"embedding_dim", config.embedding_dim},
+              {"norm_groups", config.norm_groups},
+              {"norm_eps", config.norm_eps},
+              {"release_shortcut", config.release_shortcut}};
 }
+
+void from_json(const Json& json, TokenizerConfig& config) { config = TokenizerConfig::from_json(json); }
+
+Json TokenizerConfig::to_json() const { return *this; }
 
 TokenizerConfig TokenizerConfig::from_json(const Json& json, const std::string& path) {
   if (!json.is_object()) throw std::runtime_error(path + ": expected an object");

@@ -42,12 +42,18 @@ struct TokenizerConfig {
   // width bounds (each factor ≤ 2^13, so no product overflows).
   int64_t parameter_count() const;
 
-  Json to_json() const;
+  Json to_json() const;  // Json(*this), see to_json() below
   static TokenizerConfig from_json(const Json& json, const std::string& path = "tokenizer");
 
   // google-research/maskgit's 256×256 ImageNet tokenizer.
   static TokenizerConfig official_imagenet();
 };
+
+// nlohmann's conversions, found by argument-dependent lookup: `Json json = config;` writes every
+// field in a fixed order, and `json.get<TokenizerConfig>()` reads through the static from_json (every field
+// checked, errors naming the dotted path).
+void to_json(Json& json, const TokenizerConfig& config);
+void from_json(const Json& json, TokenizerConfig& config);
 
 // Parses "1,2,4" into {1,2,4}; throws std::runtime_error on anything else.
 std::vector<int64_t> parse_int_list(const std::string& text);

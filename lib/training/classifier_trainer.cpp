@@ -133,7 +133,7 @@ ClassifierTrainResult train_classifier(const ClassifierTrainOptions& requested) 
     // resumed run continues the same data order, model and random streams.
     try {
       checkpoint_config =
-          ClassifierConfig::from_json(Json::parse(required_metadata(resume_state, "classifier_config", state_path)));
+          ClassifierConfig::from_json(parse_json(required_metadata(resume_state, "classifier_config", state_path)));
     } catch (const Error&) {
       throw;
     } catch (const std::exception& e) {
@@ -234,7 +234,7 @@ ClassifierTrainResult train_classifier(const ClassifierTrainOptions& requested) 
     state.metadata["seed"] = std::to_string(options.seed);
     state.metadata["batch_size"] = std::to_string(options.batch_size);
     state.metadata["augment"] = options.augment ? "1" : "0";
-    state.metadata["classifier_config"] = options.config.to_json().dump();
+    state.metadata["classifier_config"] = dump_json(options.config.to_json());
     state.metadata["data"] = options.data.path;
     state.metadata["limit"] = std::to_string(options.data.limit);
     write_safetensors(state_path, state);
@@ -307,13 +307,13 @@ ClassifierTrainResult train_classifier(const ClassifierTrainOptions& requested) 
                    steps_done, total_steps, step / batches_per_epoch + 1, total_epochs, mean_loss, 100.0 * accuracy, learning_rate,
                    images_per_second, format_duration(eta));
       Json record = Json::object();
-      record.set("step", steps_done);
-      record.set("epoch", static_cast<double>(steps_done) / static_cast<double>(batches_per_epoch));
-      record.set("loss", mean_loss);
-      record.set("accuracy", accuracy);
-      record.set("learning_rate", learning_rate);
-      record.set("images_per_second", images_per_second);
-      record.set("elapsed_seconds", elapsed);
+      record["step"] = steps_done;
+      record["epoch"] = static_cast<double>(steps_done) / static_cast<double>(batches_per_epoch);
+      record["loss"] = mean_loss;
+      record["accuracy"] = accuracy;
+      record["learning_rate"] = learning_rate;
+      record["images_per_second"] = images_per_second;
+      record["elapsed_seconds"] = elapsed;
       metrics.write(record);
       window_loss = 0;
       window_correct = window_images = window_steps = 0;
@@ -337,10 +337,10 @@ ClassifierTrainResult train_classifier(const ClassifierTrainOptions& requested) 
         evaluate_classifier_accuracy(classifier, evaluation.images, evaluation.labels, 256, options.device);
     result.evaluation_images = evaluation.images.size(0);
     Json record = Json::object();
-    record.set("step", result.steps_done);
-    record.set("evaluation_accuracy", result.evaluation_accuracy);
-    record.set("evaluation_images", result.evaluation_images);
-    record.set("evaluation_data", fmt::format("{} ({})", options.evaluation.path, options.evaluation.split));
+    record["step"] = result.steps_done;
+    record["evaluation_accuracy"] = result.evaluation_accuracy;
+    record["evaluation_images"] = result.evaluation_images;
+    record["evaluation_data"] = fmt::format("{} ({})", options.evaluation.path, options.evaluation.split);
     metrics.write(record);
     if (!options.quiet)
       print_stderr("classifier accuracy on {} ({}): {:.2f}% of {} images\n", options.evaluation.path,

@@ -18,8 +18,12 @@ MetricsLog::MetricsLog(const std::string& path, int64_t resume_step) : path_(pat
     std::string line;
     while (std::getline(lines, line)) {
       try {
-        const Json record = Json::parse(line);
-        if (record.is_object() && record.contains("step") && record.at("step").as_int() > resume_step) continue;
+        const Json record = parse_json(line);
+        if (const Json* step = json_find(record, "step")) {
+          // A step that is not an integer (a damaged line) is dropped like a line cut short.
+          const std::optional<int64_t> number = json_as_int64(*step);
+          if (!number || *number > resume_step) continue;
+        }
       } catch (const std::exception&) {
         continue;  // a line cut short by a kill
       }
@@ -36,7 +40,7 @@ MetricsLog::~MetricsLog() {
 }
 
 void MetricsLog::write(const Json& record) {
-  const std::string line = record.dump() + "\n";
+  const std::string line = dump_json(record) + "\n";
   if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0)
     throw_io_error(fmt::format("{}: cannot write metrics log: {}", path_, std::strerror(errno)));
 }

@@ -95,7 +95,7 @@ TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& requested) {
     if (config_text == resume_state.metadata.end())
       throw_bad_input(fmt::format("{}: missing metadata \"tokenizer_config\"", state_path));
     try {
-      options.config = TokenizerConfig::from_json(Json::parse(config_text->second));
+      options.config = TokenizerConfig::from_json(parse_json(config_text->second));
     } catch (const std::exception& e) {
       throw_bad_input(fmt::format("{}: bad tokenizer_config: {}", state_path, e.what()));
     }
@@ -179,7 +179,7 @@ TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& requested) {
     state.metadata["step"] = std::to_string(steps_done);
     state.metadata["seed"] = std::to_string(options.seed);
     state.metadata["batch_size"] = std::to_string(options.batch_size);
-    state.metadata["tokenizer_config"] = options.config.to_json().dump();
+    state.metadata["tokenizer_config"] = dump_json(options.config.to_json());
     state.metadata["data"] = options.data.path;
     state.metadata["limit"] = std::to_string(options.data.limit);
     write_safetensors(state_path, state);
@@ -245,14 +245,14 @@ TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& requested) {
                    steps_done, options.steps, mean_loss, psnr, codes_in_use, codebook_size, learning_rate,
                    summary.items_per_second, format_duration(summary.eta_seconds));
       Json record = Json::object();
-      record.set("step", steps_done);
-      record.set("loss", mean_loss);
-      record.set("reconstruction_mse", summary.mean_metric);
-      record.set("psnr_db", psnr);
-      record.set("codes_in_use", codes_in_use);
-      record.set("learning_rate", learning_rate);
-      record.set("images_per_second", summary.items_per_second);
-      record.set("elapsed_seconds", elapsed);
+      record["step"] = steps_done;
+      record["loss"] = mean_loss;
+      record["reconstruction_mse"] = summary.mean_metric;
+      record["psnr_db"] = psnr;
+      record["codes_in_use"] = codes_in_use;
+      record["learning_rate"] = learning_rate;
+      record["images_per_second"] = summary.items_per_second;
+      record["elapsed_seconds"] = elapsed;
       metrics.write(record);
     }
     if (options.dead_code_window > 0 && steps_done % options.dead_code_window == 0) {

@@ -118,7 +118,7 @@ TransformerTrainResult train_transformer(const TransformerTrainOptions& requeste
       throw_bad_input(e.what());
     }
     try {
-      options.config = TransformerConfig::from_json(Json::parse(resume_state.metadata.at("transformer_config")));
+      options.config = TransformerConfig::from_json(parse_json(resume_state.metadata.at("transformer_config")));
       start_step = std::stoll(resume_state.metadata.at("step"));
       options.seed = metadata_seed(resume_state, state_path);
       options.batch_size = std::stoll(resume_state.metadata.at("batch_size"));
@@ -201,7 +201,7 @@ TransformerTrainResult train_transformer(const TransformerTrainOptions& requeste
     state.metadata["step"] = std::to_string(steps_done);
     state.metadata["seed"] = std::to_string(options.seed);
     state.metadata["batch_size"] = std::to_string(options.batch_size);
-    state.metadata["transformer_config"] = config.to_json().dump();
+    state.metadata["transformer_config"] = dump_json(config.to_json());
     state.metadata["limit"] = std::to_string(options.data.limit);
     write_safetensors(state_path, state);
     write_model_config(model);
@@ -291,12 +291,12 @@ TransformerTrainResult train_transformer(const TransformerTrainOptions& requeste
                    steps_done, options.steps, summary.mean_loss, summary.mean_metric, learning_rate,
                    summary.items_per_second, format_duration(summary.eta_seconds));
       Json record = Json::object();
-      record.set("step", steps_done);
-      record.set("loss", summary.mean_loss);
-      record.set("masked_accuracy", summary.mean_metric);
-      record.set("learning_rate", learning_rate);
-      record.set("images_per_second", summary.items_per_second);
-      record.set("elapsed_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      record["step"] = steps_done;
+      record["loss"] = summary.mean_loss;
+      record["masked_accuracy"] = summary.mean_metric;
+      record["learning_rate"] = learning_rate;
+      record["images_per_second"] = summary.items_per_second;
+      record["elapsed_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       metrics.write(record);
     }
     const bool stopping = options.stop_after >= 0 && steps_done - start_step >= options.stop_after;

@@ -46,21 +46,23 @@ int64_t TransformerConfig::parameter_count() const {
   return embeddings + num_layers * (attention + mlp) + head;
 }
 
-Json TransformerConfig::to_json() const {
-  Json json = Json::object();
-  json.set("codebook_size", codebook_size);
-  json.set("num_classes", num_classes);
-  json.set("grid_height", grid_height);
-  json.set("grid_width", grid_width);
-  json.set("hidden_size", hidden_size);
-  json.set("num_layers", num_layers);
-  json.set("num_heads", num_heads);
-  json.set("mlp_dim", mlp_dim);
-  json.set("dropout", dropout);
-  json.set("attention_dropout", attention_dropout);
-  json.set("no_class_token", no_class_token);
-  return json;
+void to_json(Json& json, const TransformerConfig& config) {
+  json = Json{{"codebook_size", config.codebook_size},
+              {"num_classes", config.num_classes},
+              {"grid_height", config.grid_height},
+              {"grid_width", config.grid_width},
+              {"hidden_size", config.hidden_size},
+              {"num_layers", config.num_layers},
+              {"num_heads", config.num_heads},
+              {"mlp_dim", config.mlp_dim},
+              {"dropout", config.dropout},
+              {"attention_dropout", config.attention_dropout},
+              {"no_class_token", config.no_class_token}};
 }
+
+void from_json(const Json& json, TransformerConfig& config) { config = TransformerConfig::from_json(json); }
+
+Json TransformerConfig::to_json() const { return *this; }
 
 TransformerConfig TransformerConfig::from_json(const Json& json, const std::string& path) {
   if (!json.is_object()) throw std::runtime_error(path + ": expected an object");

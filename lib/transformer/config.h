@@ -48,11 +48,17 @@ struct TransformerConfig {
   // Number of scalars BidirectionalTransformer allocates for this configuration. Only
   // meaningful within validate()'s bounds.
   int64_t parameter_count() const;
-  Json to_json() const;
+  Json to_json() const;  // Json(*this), see to_json() below
   static TransformerConfig from_json(const Json& json, const std::string& path = "transformer");
   // google-research/maskgit's 256×256 ImageNet transformer (≈172M parameters), 16×16 tokens;
   // `grid` 32 gives the 512×512 model (same weights' shapes but the position table).
   static TransformerConfig official_imagenet(int64_t grid = 16);
 };
+
+// nlohmann's conversions, found by argument-dependent lookup: `Json json = config;` writes every
+// field in a fixed order, and `json.get<TransformerConfig>()` reads through the static from_json (every field
+// checked, errors naming the dotted path).
+void to_json(Json& json, const TransformerConfig& config);
+void from_json(const Json& json, TransformerConfig& config);
 
 }  // namespace maskgit
