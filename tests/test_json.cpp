@@ -107,6 +107,7 @@ TEST_CASE("json: string escapes and unicode", "[json]") {
   CHECK_THROWS_WITH(parse_json("\"a\tb\""), Contains("control character 0x09"));
   CHECK_THROWS_WITH(parse_json(std::string("\"a\0b\"", 5)), "control character 0x00 in string at byte 2");
   CHECK_THROWS_WITH(parse_json("\"abc"), "unterminated string at byte 0");
+  CHECK_THROWS_WITH(parse_json("[\"abc\\"), "unterminated string at byte 1");
   CHECK_THROWS_WITH(parse_json(R"(["x", "a\"bc)"), "unterminated string at byte 6");
 }
 

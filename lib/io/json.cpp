@@ -167,8 +167,10 @@ size_t value_end(std::string_view text) {
   if (has("invalid string: control character"))
     fail_at(fmt::format("control character 0x{:02x} in string", static_cast<unsigned char>(text[offset])), offset);
   if (has("invalid string: ill-formed UTF-8 byte")) fail_at("invalid UTF-8 in string", offset);
-  if (has("invalid string: forbidden character after backslash"))
+  if (has("invalid string: forbidden character after backslash")) {
+    if (offset >= text.size()) fail_at("unterminated string", string_start(text, offset - 1));
     fail_at(fmt::format("invalid escape: backslash followed by {}", describe_byte(text[offset])), offset - 1);
+  }
   if (has("must be followed by 4 hex digits")) {
     if (offset >= text.size()) fail_at("unexpected end of input in \\u escape", offset);
     fail_at(fmt::format("invalid hex digit {} in \\u escape", describe_byte(text[offset])), offset);
