@@ -24,7 +24,7 @@ std::string shell_word(const std::string& word) {
 std::string scalar_text(const RecordJson& value) {
   if (value.is_string()) return value.get<std::string>();
   if (value.is_null()) return "none";
-  return value.dump();
+  return dump_json(value);
 }
 
 // "key: value" lines, nested objects by dotted keys, in the record's order.

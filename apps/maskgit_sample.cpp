@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
         if (!output.empty()) {
           path = format_output_path(output, i);
           write_png(path, images[i - begin],
-                    {{kImageRecordKeyword, record.dump()}, {kImageClassKeyword, std::to_string(class_id)}});
+                    {{kImageRecordKeyword, dump_json(record)}, {kImageClassKeyword, std::to_string(class_id)}});
         }
         if (json_output) {
           RecordJson line = RecordJson::object();
@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
       record["settings"] = settings;
       record["replayable"] = "a grid: replay its images one by one";
       write_png(grid_output, tile_images(torch::cat(all_images), per_class, 2, grid_scale),
-                {{kImageRecordKeyword, record.dump()}});
+                {{kImageRecordKeyword, dump_json(record)}});
     }
     if (!tokens_output.empty()) {
       TokenGrid grid;

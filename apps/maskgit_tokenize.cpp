@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
         record["input"] = token_file_identity;
         record["input"]["index"] = i;
         record["replayable"] = "decoded from a token file: decode it again";
-        write_png(path, images[i], {{kImageRecordKeyword, record.dump()}});
+        write_png(path, images[i], {{kImageRecordKeyword, dump_json(record)}});
         if (json_output) print_stdout("{}\n", dump_json(Json{{"file", path}, {"index", i}}));
       }
       return;
@@ -154,7 +154,7 @@ int main(int argc, char** argv) {
                                  "--fit", inputs.fit};
         }
         record["fit"] = inputs.fit;
-        write_png(path, images[i], {{kImageRecordKeyword, record.dump()}});
+        write_png(path, images[i], {{kImageRecordKeyword, dump_json(record)}});
         if (!originals_output.empty()) write_png(format_output_path(originals_output, i), data.images[i]);
         if (json_output)
           print_stdout("{}\n", dump_json(Json{{"file", path}, {"source", source}, {"psnr_db", psnr[i].item<double>()}}));
@@ -174,7 +174,7 @@ int main(int argc, char** argv) {
         }
         RecordJson record = new_image_record(Tool::tokenize, identity);
         record["replayable"] = "a grid of originals and reconstructions";
-        write_png(grid_output, tile_images(torch::cat(rows), columns, 2, grid_scale), {{kImageRecordKeyword, record.dump()}});
+        write_png(grid_output, tile_images(torch::cat(rows), columns, 2, grid_scale), {{kImageRecordKeyword, dump_json(record)}});
       }
       if (!json_output)
         print_note("reconstructed {} images, mean PSNR {:.2f} dB\n", images.size(0), psnr.mean().item<double>());

@@ -167,11 +167,11 @@ TEST_CASE("replay: the record's arguments, then the user's own flags, which may 
           "record schema \"maskgit-cpp.image/2\"");
   const std::string plain = (dir / "plain.png").string();
   write_png(plain, torch::zeros({1, 2, 2}), {{"maskgit", "not json"}});
-  refused({"tool", "--replay", plain, "-o", "x.png"}, ExitCode::bad_input, "is not JSON");
+  refused({"tool", "--replay", plain, "-o", "x.png"}, ExitCode::bad_input, "is not a JSON record");
   std::string deep = "{\"schema\": \"maskgit-cpp.image/1\", \"x\": ";
   for (int i = 0; i < 100000; ++i) deep += "[";
   write_png(plain, torch::zeros({1, 2, 2}), {{"maskgit", deep}});
-  refused({"tool", "--replay", plain, "-o", "x.png"}, ExitCode::bad_input, "nests more than 16 levels");
+  refused({"tool", "--replay", plain, "-o", "x.png"}, ExitCode::bad_input, "is not a JSON record");
 
   // Arguments a replay must not run: outputs, meta flags, flag-like values, another seed or
   // class than the record's, several images, a missing model or seed.

@@ -177,7 +177,7 @@ void run_editing_tool(Tool tool_id, const EditingCliOptions& options, const Prep
   head["replayable"] = "a picture of the region or a grid: replay the results one by one";
   if (!options.save_mask.empty())
     write_png(options.save_mask, token_mask_picture(plan.token_mask, inputs.factor, height, width),
-              {{kImageRecordKeyword, head.dump()}});
+              {{kImageRecordKeyword, dump_json(head)}});
 
   const std::vector<int64_t> input_classes(static_cast<size_t>(input_count), class_id);
   std::vector<torch::Tensor> results;
@@ -214,7 +214,7 @@ void run_editing_tool(Tool tool_id, const EditingCliOptions& options, const Prep
       std::string path;
       if (!options.output.empty()) {
         path = format_output_path(options.output, i);
-        std::map<std::string, std::string> text{{kImageRecordKeyword, record.dump()}};
+        std::map<std::string, std::string> text{{kImageRecordKeyword, dump_json(record)}};
         // The class the result should show: the target, else the input's known label, so that
         // maskgit-eval can judge edits of labelled data.
         const int64_t shown_class = class_id >= 0 ? class_id : label;
@@ -236,7 +236,7 @@ void run_editing_tool(Tool tool_id, const EditingCliOptions& options, const Prep
   if (!options.grid.empty())
     write_png(options.grid,
               comparison_grid(setup, plan, torch::cat(results), options.variants, inputs.factor, options.grid_scale),
-              {{kImageRecordKeyword, head.dump()}});
+              {{kImageRecordKeyword, dump_json(head)}});
 }
 
 }  // namespace maskgit

@@ -23,10 +23,8 @@ namespace {
 
 std::optional<RecordJson> replaying;
 
-// A record is a few KiB; anything far larger or deeper is not one of ours, and must not cost
-// memory or stack (nlohmann's dump recurses once per level).
+// A record is a few KiB; anything far larger is not one of ours (parse_json bounds its depth).
 constexpr size_t kMaxRecordBytes = size_t{1} << 20;
-constexpr int kMaxRecordDepth = 16;
 
 // The flags a replay may add to the record's command line: they choose where results go and
 // how the run goes, never what is made. Long name → whether it takes a value.
@@ -175,15 +173,9 @@ RecordJson read_image_record(const std::string& path) {
                                 found->second.size(), kMaxRecordBytes));
   RecordJson record;
   try {
-    record = RecordJson::parse(found->second, [&](int depth, RecordJson::parse_event_t, RecordJson&) {
-      if (depth > kMaxRecordDepth) throw std::out_of_range("nested too deeply");
-      return true;
-    });
-  } catch (const nlohmann::json::exception& e) {
-    throw_bad_input(fmt::format("{}: the \"{}\" text is not JSON ({})", path, kImageRecordKeyword, e.what()));
-  } catch (const std::out_of_range&) {
-    throw_bad_input(fmt::format("{}: the \"{}\" text nests more than {} levels: not a record", path,
-                                kImageRecordKeyword, kMaxRecordDepth));
+    record = parse_json(found->second);  // strict: duplicate keys, depth and non-UTF-8 refused
+  } catch (const JsonParseError& e) {
+    throw_bad_input(fmt::format("{}: the \"{}\" text is not a JSON record ({})", path, kImageRecordKeyword, e.what()));
   }
   if (!record.is_object() || !record.contains("schema") || !record["schema"].is_string())
     throw_bad_input(fmt::format("{}: the \"{}\" text has no schema (made by a maskgit-cpp before records were "
@@ -305,8 +297,8 @@ void check_replay_region(const RecordJson& region) {
                                 region["mask"].value("path", std::string())));
   for (const auto& [key, value] : region.items())
     if (expected.value(key, RecordJson()) != value)
-      throw_bad_input(fmt::format("--replay: the region's {} is {} now, {} in the file's record", key, value.dump(),
-                                  expected.value(key, RecordJson()).dump().substr(0, 200)));
+      throw_bad_input(fmt::format("--replay: the region's {} is {} now, {} in the file's record", key, dump_json(value),
+                                  dump_json(expected.value(key, RecordJson())).substr(0, 200)));
   throw_bad_input("--replay: the region differs from the file's record");
 }
 

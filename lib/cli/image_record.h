@@ -47,8 +47,8 @@ RecordJson new_image_record(Tool tool, const ModelIdentity& model);
 std::string exact_number(double value);
 
 // The record in a PNG. Error(bad_input) naming the file when it cannot be read, holds no
-// "maskgit" text, or holds one that is not a maskgit-cpp.image/1 record: more than 1 MiB or 16
-// levels deep, not JSON, another schema, an unknown tool, a seed that is not a whole number, or
+// "maskgit" text, or holds one that is not a maskgit-cpp.image/1 record: more than 1 MiB, not
+// JSON to parse_json (duplicate keys, nesting beyond kJsonMaxDepth), another schema, an unknown tool, a seed that is not a whole number, or
 // "arguments" that are not a replay of the file (only the flags that decide what is made, each
 // with a value that is not a flag, --model and --seed present, the seed and class equal to the
 // record's, --num 1; never an output, --help or --replay).

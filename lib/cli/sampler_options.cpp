@@ -7,7 +7,6 @@
 #include "cli/common.h"
 #include "common/error.h"
 #include "compat/torch_compat.h"
-#include "decoding/counter_rng.h"
 #include "generation/sampler.h"
 
 namespace maskgit {
@@ -117,17 +116,7 @@ std::vector<std::string> sampler_arguments(const SamplerCliOptions& options, tor
 }
 
 RecordJson sampler_settings(const DecodeOptions& decode, torch::ScalarType dtype, const torch::Device& device) {
-  RecordJson settings = RecordJson::object();
-  settings["steps"] = decode.steps;
-  settings["start_step"] = decode.start_step;
-  settings["schedule"] = decode.schedule.name();
-  settings["choice_temperature"] = decode.choice_temperature;
-  settings["temperature"] = decode.temperature;
-  settings["top_k"] = decode.top_k;
-  settings["cfg_scale"] = decode.guidance_scale;
-  settings["order"] = decode.halton_order ? "halton" : "confidence";
-  settings["rng"] = kCounterRngName;
-  settings["dtype"] = dtype_name(dtype);
+  RecordJson settings = decode_settings_json(decode, dtype);
   settings["device"] = device.str();
   return settings;
 }
