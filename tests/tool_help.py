@@ -51,7 +51,7 @@ for tool in tools:
     for names in offered(joined) - allowed:
         failures.append(f"{tool}: --help offers {names}, which the option table does not list for {tool}")
     version = subprocess.run([exe, "--version"], capture_output=True, text=True)
-    if version.returncode != 0 or not re.match(rf"^{tool} \d+\.\d+\.\d+ \(commit [0-9a-f]+", version.stdout):
+    if version.returncode != 0 or not re.match(rf"^{tool} \d+\.\d+\.\d+ \(commit ([0-9a-f]{{12}}(-dirty)?|unknown), LibTorch ", version.stdout):
         failures.append(f"{tool} --version: status {version.returncode}, printed {version.stdout!r}")
 
 # A short flag means one long flag in every tool, and a long flag has one short form.
