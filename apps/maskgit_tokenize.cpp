@@ -66,9 +66,14 @@ int main(int argc, char** argv) {
     const torch::Device device = apply_runtime_options(runtime);
     const ModelConfig config = read_model_config(model_dir);
     const int channels = static_cast<int>(config.image_channels);
-    const ModelIdentity identity = identify_model(config);
-    check_replay_identity(identity);
-    print_verbose("maskgit-tokenize: model {} (tokenizer sha256 {})\n", identity.path, identity.tokenizer_sha256);
+    // The model's identity (its weights hashed) goes into the PNGs of decode and reconstruct
+    // only; encode and evaluate write none, so they do not read the weights twice.
+    const bool writes_pngs = *decode || *reconstruct;
+    const ModelIdentity identity = writes_pngs ? identify_model(config) : ModelIdentity{};
+    if (writes_pngs) {
+      check_replay_identity(identity);
+      print_verbose("maskgit-tokenize: model {} (tokenizer sha256 {})\n", identity.path, identity.tokenizer_sha256);
+    }
 
     if (*decode) {
       const TokenGrid grid = read_token_file(decode_input);
