@@ -11,6 +11,7 @@ build_dir=${1:-$root/build}
 packages=(
   build-essential cmake ninja-build pkg-config
   libtorch-dev          # LibTorch 1.13 (CPU)
+  libgloo-dev           # the Gloo headers LibTorch's c10d ProcessGroupGloo needs (data-parallel training)
   libopenblas0-pthread  # without it LibTorch falls back to the reference BLAS (~40x slower matmul)
   libcli11-dev libfmt-dev catch2 zlib1g-dev
   libspng-dev           # PNG read and write: checks every chunk's CRC, writes UTF-8 iTXt metadata

@@ -44,6 +44,19 @@ constexpr ArgumentFlag kArgumentFlags[] = {
     {"ids", "", ""},
     {"files", "", ""},
     {"OMP_NUM_THREADS", "", ""},
+    // Data-parallel training (training/distributed.h, training/launcher.h): the launch variables
+    // torchrun and --nproc set, and DistributedOptions' fields.
+    {"RANK", "", ""},
+    {"WORLD_SIZE", "", ""},
+    {"LOCAL_RANK", "", ""},
+    {"LOCAL_WORLD_SIZE", "", ""},
+    {"MASTER_ADDR", "", ""},
+    {"MASTER_PORT", "", ""},
+    {"backend", "--dist-backend", "maskgit-train"},
+    {"backend", "", ""},
+    {"timeout", "--dist-timeout", "maskgit-train"},
+    {"timeout", "", ""},
+    {"nproc", "--nproc", "maskgit-train"},
 };
 
 }  // namespace

@@ -137,6 +137,8 @@ int run_tool(CLI::App& app, int argc, char** argv, const std::function<void()>& 
   } catch (const InvalidArgument& e) {
     print_stderr("{}: error: {}\n", name, describe_invalid_argument(e.argument(), e.message(), name));
     return static_cast<int>(e.code());
+  } catch (const AlreadyReported& e) {
+    return static_cast<int>(e.code());
   } catch (const Error& e) {
     print_stderr("{}: error: {}\n", name, e.what());
     return static_cast<int>(e.code());

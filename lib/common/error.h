@@ -60,6 +60,14 @@ class InvalidArgument : public Error {
   std::string message_;
 };
 
+// A failure that was already reported, by another process (a rank of a data-parallel run that
+// printed its own error, or the ranks a launcher started): the tool exits with `code` and prints
+// nothing more. what() says what happened, for callers that are not tools.
+class AlreadyReported : public Error {
+ public:
+  AlreadyReported(ExitCode code, const std::string& what) : Error(code, what) {}
+};
+
 // Convenience throwers so call sites read as what went wrong. (Usage errors that name a flag
 // belong to the command-line layer: lib/cli/usage.h.)
 [[noreturn]] void throw_bad_input(const std::string& message);
