@@ -14,7 +14,10 @@
 #include "common/error.h"
 #include "io/atomic_file.h"
 #include "training/classifier_trainer.h"
+#include "training/distributed.h"
 #include "training/interrupt.h"
+#include "training/launcher.h"
+#include "training/run_guard.h"
 #include "training/tokenizer_trainer.h"
 #include "training/transformer_trainer.h"
 
@@ -31,6 +34,7 @@ struct CommonTrainingFlags {
   uint64_t seed = 1;
   std::string metrics;
   bool resume = false, overwrite = false, quiet = false;
+  std::shared_ptr<DataParallelGroup> group;  // this process's group (of one when alone)
 
   template <typename Options>
   void apply_to(Options& options) const {
@@ -47,14 +51,19 @@ struct CommonTrainingFlags {
     options.resume = resume;
     options.overwrite = overwrite;
     options.quiet = quiet;
+    options.group = group;
   }
 };
 
 template <typename Result>
 void finish(const Result& result, const CommonTrainingFlags& flags) {
-  if (result.interrupted)
-    throw Error(ExitCode::interrupted, fmt::format("interrupted at step {}; continue with --resume", result.steps_done));
-  if (!flags.quiet)
+  const bool main = flags.group->is_main();
+  if (result.interrupted) {
+    const std::string message = fmt::format("interrupted at step {}; continue with --resume", result.steps_done);
+    if (!main) throw AlreadyReported(ExitCode::interrupted, message);  // rank 0 says it
+    throw Error(ExitCode::interrupted, message);
+  }
+  if (!flags.quiet && main)
     print_stderr("done: step {}, {:.1f} s this run, model in {}\n", result.steps_done, result.seconds, flags.model_dir);
 }
 
@@ -82,7 +91,9 @@ int main(int argc, char** argv) {
                "  transformer  the bidirectional transformer over token grids (needs the tokenizer)\n"
                "  classifier   the evaluation classifier used by maskgit-eval (its own directory)\n"
                "Checkpoints atomically; --resume continues after a kill; Ctrl-C saves and exits (status 130);\n"
-               "a non-finite loss or weights stop the run (status 1) and keep the last checkpoint.",
+               "a non-finite loss or weights stop the run (status 1) and keep the last checkpoint.\n"
+               "Data-parallel: --nproc N local ranks, or one rank of a torchrun launch (RANK, WORLD_SIZE, ...\n"
+               "set); --batch-size is per rank.",
                "maskgit-train"};
   std::string stage;
   CommonTrainingFlags flags;
@@ -93,6 +104,9 @@ int main(int argc, char** argv) {
   std::string evaluation_split;
   RuntimeOptions runtime;
   std::string channel_multipliers = "1,2,4";
+  int nproc = 1;
+  std::string dist_backend = "auto";
+  double dist_timeout = 600;
 
   ToolOptions cli(app, Tool::train);
   cli.add_no_default("stage", stage)->required();
@@ -140,23 +154,19 @@ int main(int argc, char** argv) {
   auto* resume_flag = cli.add_flag("resume", flags.resume);
   cli.add_flag("overwrite", flags.overwrite)->excludes(resume_flag);
   add_runtime_options(cli, runtime);
+  cli.add("nproc", nproc);
+  cli.add("dist_backend", dist_backend);
+  cli.add("dist_timeout", dist_timeout);
 
   return run_tool(cli, argc, argv, [&] {
     flags.quiet = verbosity() == Verbosity::quiet;
-    const torch::Device device = apply_runtime_options(runtime);
-    install_interrupt_handlers();
-    // Every destination the run will write, checked once the flags are known good and before
-    // any data is read (folders are made by the trainer, after its inputs are checked): the model's files, the checkpoint and the metrics
-    // log (all written by write_file_atomic, so the same rules apply).
-    const auto prepare_outputs = [&] {
-      const std::string out = flags.model_dir;
-      const std::string weights = stage == "classifier" ? "classifier.safetensors" : stage + ".safetensors";
-      if (!flags.metrics.empty()) prepare_output_file(flags.metrics, "--metrics", false);
-      prepare_output_file(out + "/config.json", "--out", false);
-      prepare_output_file(out + "/" + weights, "--out", false);
-      prepare_output_file(out + "/train-state/" + stage + ".safetensors", "--out", false);
-      if (flags.metrics.empty()) prepare_output_file(out + "/train-state/" + stage + "-metrics.jsonl", "--out", false);
-    };
+    const LaunchEnvironment launch = read_launch_environment();
+    const bool launcher = nproc > 1 && !started_by_local_launcher();
+    if (launcher && launch.launched)
+      throw_usage(fmt::format("--nproc: this process is already rank {} of {} started by a launcher (WORLD_SIZE is "
+                              "set); give the number of processes to the launcher only",
+                              launch.rank, launch.world_size));
+    // The stage's flags, checked before anything starts.
     if (stage == "tokenizer") {
       try {
         tokenizer.config.channel_multipliers = parse_int_list(channel_multipliers);
@@ -167,35 +177,83 @@ int main(int argc, char** argv) {
                           {{"channels", "--channels"}, {"filters", "--filters"}, {"channel_multipliers", "--channel-mult"},
                            {"num_res_blocks", "--res-blocks"}, {"codebook_size", "--codebook-size"},
                            {"embedding_dim", "--embedding-dim"}, {"norm_groups", "--norm-groups"}});
-      prepare_outputs();
-      flags.apply_to(tokenizer);
-      tokenizer.model_dir = flags.model_dir;
-      tokenizer.device = device;
-      finish(train_tokenizer(tokenizer), flags);
-    } else if (stage == "classifier") {
-      prepare_outputs();
-      flags.apply_to(classifier);
-      classifier.out_dir = flags.model_dir;
-      if (!evaluation_split.empty()) {
-        classifier.evaluation.path = flags.data.path;
-        classifier.evaluation.split = evaluation_split;
-      }
-      classifier.device = device;
-      const ClassifierTrainResult result = train_classifier(classifier);
-      if (!result.interrupted && result.evaluation_accuracy >= 0)
-        print_stderr("accuracy on {} ({}): {:.2f}% of {} images\n", flags.data.path, evaluation_split,
-                   100.0 * result.evaluation_accuracy, result.evaluation_images);
-      finish(result, flags);
-    } else {
+    } else if (stage == "transformer") {
       validate_from_flags([&] { transformer.config.validate(); }, "transformer.",
                           {{"num_layers", "--layers"}, {"hidden_size", "--hidden"}, {"num_heads", "--heads"},
                            {"mlp_dim", "--mlp-dim"}, {"dropout", "--dropout"}});
-      prepare_outputs();
-      flags.apply_to(transformer);
-      transformer.model_dir = flags.model_dir;
-      transformer.config.attention_dropout = transformer.config.dropout;
-      transformer.device = device;
-      finish(train_transformer(transformer), flags);
+    }
+    // Every destination the run will write, checked once the flags are known good and before
+    // any data is read (folders are made by the trainer, after its inputs are checked): the
+    // model's files, the checkpoint and the metrics log (all written by write_file_atomic, so
+    // the same rules apply). Rank 0 alone writes, so rank 0 alone checks.
+    const auto check_outputs = [&] {
+      const std::string out = flags.model_dir;
+      const std::string weights = stage == "classifier" ? "classifier.safetensors" : stage + ".safetensors";
+      if (!flags.metrics.empty()) prepare_output_file(flags.metrics, "--metrics", false);
+      prepare_output_file(out + "/config.json", "--out", false);
+      prepare_output_file(out + "/" + weights, "--out", false);
+      prepare_output_file(out + "/train-state/" + stage + ".safetensors", "--out", false);
+      if (flags.metrics.empty()) prepare_output_file(out + "/train-state/" + stage + "-metrics.jsonl", "--out", false);
+    };
+    const auto train = [&](const torch::Device& device) {
+      flags.group->run_on_main("checking the outputs", check_outputs);
+      if (stage == "tokenizer") {
+        flags.apply_to(tokenizer);
+        tokenizer.model_dir = flags.model_dir;
+        tokenizer.device = device;
+        finish(train_tokenizer(tokenizer), flags);
+      } else if (stage == "classifier") {
+        flags.apply_to(classifier);
+        classifier.out_dir = flags.model_dir;
+        if (!evaluation_split.empty()) {
+          classifier.evaluation.path = flags.data.path;
+          classifier.evaluation.split = evaluation_split;
+        }
+        classifier.device = device;
+        const ClassifierTrainResult result = train_classifier(classifier);
+        if (!result.interrupted && result.evaluation_accuracy >= 0 && flags.group->is_main())
+          print_stderr("accuracy on {} ({}): {:.2f}% of {} images\n", flags.data.path, evaluation_split,
+                       100.0 * result.evaluation_accuracy, result.evaluation_images);
+        finish(result, flags);
+      } else {
+        flags.apply_to(transformer);
+        transformer.model_dir = flags.model_dir;
+        transformer.config.attention_dropout = transformer.config.dropout;
+        transformer.device = device;
+        finish(train_transformer(transformer), flags);
+      }
+    };
+    if (launcher) {
+      // N ranks of this same command (each checks its flags again; rank 0 its outputs).
+      check_outputs();
+      const int status = run_local_ranks(nproc, argc, argv, runtime.threads > 0, flags.quiet);
+      if (status != 0) throw AlreadyReported(static_cast<ExitCode>(status), fmt::format("a rank exited with status {}", status));
+      return;
+    }
+
+    torch::Device device = apply_runtime_options(runtime);
+    if (launch.launched && launch.world_size > 1) {
+      // One GPU per rank: a plain "cuda" means the rank's local GPU.
+      if (device.is_cuda() && !device.has_index())
+        device = torch::Device(torch::kCUDA, static_cast<torch::DeviceIndex>(launch.local_rank));
+      DistributedOptions distributed;
+      distributed.backend = dist_backend;
+      distributed.timeout = std::chrono::milliseconds(static_cast<int64_t>(dist_timeout * 1000.0));
+      flags.group = DataParallelGroup::connect(launch, device, distributed);
+      if (!flags.group->is_main()) flags.quiet = true;  // rank 0 reports for all
+    } else {
+      flags.group = DataParallelGroup::single();
+    }
+    install_interrupt_handlers(launch.launched);
+    try {
+      train(device);
+    } catch (const Error& e) {
+      // Rank 0 reports what every rank meets alike (a bad option, checkpoint or input, an
+      // interrupt, a diverged run); the other ranks print only their own failures (a lost peer).
+      const bool shared = e.code() != ExitCode::failure || dynamic_cast<const TrainingDiverged*>(&e) != nullptr;
+      if (!flags.group->is_main() && shared) throw AlreadyReported(e.code(), e.what());
+      throw;
     }
   });
 }
+

@@ -11,9 +11,10 @@
 #include "io/safetensors.h"
 #include "io/tensor_io.h"
 #include "model/model_dir.h"
-#include "training/adam.h"
+#include "training/engine.h"
 #include "training/interrupt.h"
 #include "training/metrics_log.h"
+#include "training/optimizer.h"
 #include "training/run_guard.h"
 #include "training/tokenizer_trainer.h"
 
@@ -127,10 +128,14 @@ TEST_CASE("an interrupt saves a checkpoint and stops", "[training]") {
   request_interrupt(true);
   const TokenizerTrainResult result = train_tokenizer(options);
   request_interrupt(false);
+  // The request travels with the step's reduction (so that every rank of a data-parallel run
+  // stops at the same step): the step in progress completes and is saved.
   CHECK(result.interrupted);
-  CHECK(result.steps_done == 0);
+  CHECK(result.steps_done == 1);
   const SafetensorsFile state = read_safetensors(options.state_path());
-  CHECK(state.metadata.at("step") == "0");
+  CHECK(state.metadata.at("step") == "1");
+  CHECK(state.metadata.at("stage") == "tokenizer");
+  CHECK(state.metadata.at("ranks") == "1");
   fs::remove_all(dir);
 }
 
@@ -287,24 +292,66 @@ TEST_CASE("a resumed run keeps the checkpoint's --limit", "[training]") {
   fs::remove_all(dir);
 }
 
-TEST_CASE("Adam state round-trips through safetensors", "[training]") {
-  torch::Tensor weight = torch::randn({3, 4}).requires_grad_(true);
-  Adam adam({{"w", weight}}, AdamOptions{});
-  (weight * weight).sum().backward();
-  adam.step(0.1);
-  SafetensorsFile file;
-  adam.save_state(file);
+TEST_CASE("AdamW is LibTorch's, decays only tensors of two or more dimensions, and its state round-trips", "[training]") {
+  torch::manual_seed(3);
+  const torch::Tensor weight = torch::randn({3, 4}).requires_grad_(true);
+  const torch::Tensor bias = torch::randn({4}).requires_grad_(true);
+  AdamWSettings settings;
+  settings.weight_decay = 0.1;
+  AdamWOptimizer optimizer({{"w", weight}, {"b", bias}}, settings);
+  CHECK(optimizer.moments().empty());  // no state before the first update
 
-  torch::Tensor other = weight.detach().clone().requires_grad_(true);
-  Adam restored({{"w", other}}, AdamOptions{});
-  restored.load_state(parse_safetensors(serialize_safetensors(file), "state"), "state");
-  CHECK(restored.steps_taken() == 1);
-  adam.zero_grad();
-  (weight * weight).sum().backward();
-  (other * other).sum().backward();
-  adam.step(0.1);
-  restored.step(0.1);
-  CHECK(torch::allclose(weight, other));
+  // The same update as torch::optim::AdamW with the decay on the matrix only.
+  const torch::Tensor weight_copy = weight.detach().clone().requires_grad_(true);
+  const torch::Tensor bias_copy = bias.detach().clone().requires_grad_(true);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(std::vector<torch::Tensor>{weight_copy},
+                      std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(0.05).weight_decay(0.1)));
+  groups.emplace_back(std::vector<torch::Tensor>{bias_copy},
+                      std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(0.05).weight_decay(0.0)));
+  torch::optim::AdamW reference(std::move(groups));
+  for (int i = 0; i < 3; ++i) {
+    optimizer.zero_grad();
+    reference.zero_grad();
+    ((weight * weight).sum() + (bias * bias * bias).sum()).backward();
+    ((weight_copy * weight_copy).sum() + (bias_copy * bias_copy * bias_copy).sum()).backward();
+    optimizer.step(0.05);
+    reference.step();
+  }
+  CHECK(optimizer.steps_taken() == 3);
+  CHECK(torch::equal(weight, weight_copy));
+  CHECK(torch::equal(bias, bias_copy));
+  CHECK(optimizer.moments().size() == 4);
+
+  CheckpointWriter writer;
+  optimizer.save(writer);
+  CHECK(writer.file.metadata.at("adam.step") == "3");
+  const CheckpointReader checkpoint =
+      CheckpointReader::from_bytes("state.safetensors", serialize_safetensors(writer.file));
+  const torch::Tensor weight_restored = weight.detach().clone().requires_grad_(true);
+  const torch::Tensor bias_restored = bias.detach().clone().requires_grad_(true);
+  AdamWOptimizer restored({{"w", weight_restored}, {"b", bias_restored}}, settings);
+  restored.load(checkpoint);
+  CHECK(restored.steps_taken() == 3);
+  optimizer.zero_grad();
+  restored.zero_grad();
+  ((weight * weight).sum() + (bias * bias * bias).sum()).backward();
+  ((weight_restored * weight_restored).sum() + (bias_restored * bias_restored * bias_restored).sum()).backward();
+  optimizer.step(0.02);
+  restored.step(0.02);
+  CHECK(torch::equal(weight, weight_restored));  // bit for bit
+  CHECK(torch::equal(bias, bias_restored));
+
+  // A state that does not fit is refused, naming the file and the tensor.
+  CheckpointWriter wrong;
+  optimizer.save(wrong);
+  wrong.file.tensors[0] = tensor_to_entry("adam.w.m", torch::zeros({4, 3}));
+  AdamWOptimizer victim({{"w", weight_restored}, {"b", bias_restored}}, settings);
+  CHECK_THROWS_WITH(victim.load(CheckpointReader::from_bytes("bad.safetensors", serialize_safetensors(wrong.file))),
+                    Catch::Contains("bad.safetensors") && Catch::Contains("adam.w.m") && Catch::Contains("shape"));
+  wrong.file.tensors.erase(wrong.file.tensors.begin());
+  CHECK_THROWS_WITH(victim.load(CheckpointReader::from_bytes("bad.safetensors", serialize_safetensors(wrong.file))),
+                    Catch::Contains("missing optimizer tensor \"adam.w.m\""));
 }
 
 TEST_CASE("warm-up then cosine learning rate", "[training]") {
@@ -313,4 +360,61 @@ TEST_CASE("warm-up then cosine learning rate", "[training]") {
   CHECK(warmup_cosine_lr(10, 100, 10, 1.0, 0.1) == Approx(1.0));
   CHECK(warmup_cosine_lr(55, 100, 10, 1.0, 0.1) == Approx(0.55));
   CHECK(warmup_cosine_lr(100, 100, 10, 1.0, 0.1) == Approx(0.1));
+}
+
+TEST_CASE("a checkpoint's metadata is validated strictly, once, for every stage", "[training]") {
+  torch::set_num_threads(1);
+  const fs::path dir = testing::fresh_temp_dir("train-metadata");
+  const fs::path data = make_bar_dataset(dir / "data");
+  TokenizerTrainOptions options = tiny_options(data, dir / "model");
+  options.steps = 4;
+  options.checkpoint_every = 4;
+  train_tokenizer(options);
+  const SafetensorsFile good = read_safetensors(options.state_path());
+  CHECK(good.metadata.at("format") == "maskgit-cpp.train-state/2");
+  CHECK(good.metadata.at("batch_size") == "16");
+
+  struct Corruption {
+    std::string key, value, needle;
+  };
+  const std::vector<Corruption> table = {
+      {"step", "12abc", "\"step\" is \"12abc\""},
+      {"step", "-1", "\"step\" is \"-1\""},
+      {"step", " 3", "\"step\""},
+      {"step", "", "\"step\""},
+      {"step", "99999999999999999999", "\"step\""},
+      {"batch_size", "0", "\"batch_size\" is \"0\""},
+      {"batch_size", "16.0", "\"batch_size\""},
+      {"seed", "-3", "\"seed\""},
+      {"seed", "18446744073709551616", "\"seed\""},
+      {"limit", "-2", "\"limit\""},
+      {"limit", "4x", "\"limit\""},
+      {"adam.step", "1e3", "\"adam.step\""},
+      {"tokenizer_config", "{", "tokenizer_config"},
+      {"tokenizer_config", "{}", "tokenizer_config"},
+      {"stage", "transformer", "checkpoint of the transformer stage"},
+      {"format", "maskgit-cpp.train-state/9", "format"},
+  };
+  options.resume = true;
+  options.steps = 6;
+  for (const Corruption& corruption : table) {
+    for (const bool remove : {false, true}) {
+      if (remove && (corruption.key == "stage" || corruption.key == "format" || corruption.key == "limit")) continue;
+      SafetensorsFile bad = good;
+      if (remove) bad.metadata.erase(corruption.key);
+      else bad.metadata[corruption.key] = corruption.value;
+      write_safetensors(options.state_path(), bad);
+      const std::string before = file_bytes(options.state_path());
+      INFO(corruption.key << (remove ? " removed" : " = " + corruption.value));
+      require_error([&] { train_tokenizer(options); }, ExitCode::bad_input,
+                    {options.state_path(), remove ? "missing metadata \"" + corruption.key + "\"" : corruption.needle});
+      CHECK(file_bytes(options.state_path()) == before);  // a refused checkpoint is never replaced
+    }
+  }
+  // A checkpoint of the trainers before the engine (no "format", "stage" or "ranks") resumes.
+  SafetensorsFile earlier = good;
+  for (const char* key : {"format", "stage", "ranks", "data"}) earlier.metadata.erase(key);
+  write_safetensors(options.state_path(), earlier);
+  CHECK(train_tokenizer(options).steps_done == 6);
+  fs::remove_all(dir);
 }

@@ -57,6 +57,14 @@ constexpr ArgumentFlag kArgumentFlags[] = {
     {"timeout", "--dist-timeout", "maskgit-train"},
     {"timeout", "", ""},
     {"nproc", "--nproc", "maskgit-train"},
+    // The training engine's options (training/engine.h).
+    {"steps", "--steps", "maskgit-train"},
+    {"stop_after", "--stop-after", "maskgit-train"},
+    {"warmup_steps", "--warmup", "maskgit-train"},
+    {"weight_decay", "--weight-decay", "maskgit-train"},
+    {"betas", "", ""},              // no flag: the stages' own values
+    {"final_lr_fraction", "", ""},  // no flag: the stages' own values
+    {"world_size", "", ""},         // the number of ranks, from --nproc or the launcher
 };
 
 }  // namespace

@@ -53,6 +53,9 @@ CLI::Validator fit_modes() { return CLI::IsMember({"none", "crop", "resize"}); }
 CLI::Validator dtype_names() { return CLI::IsMember({"auto", "fp32", "bf16", "fp16"}); }
 CLI::Validator order_names() { return CLI::IsMember({"confidence", "halton"}); }
 CLI::Validator stage_names() { return CLI::IsMember({"tokenizer", "transformer", "classifier"}); }
+CLI::Validator nproc_range() { return CLI::Range(1, 1024); }
+CLI::Validator backend_names() { return CLI::IsMember({"auto", "gloo", "nccl"}); }
+CLI::Validator dist_timeout_range() { return finite_range(1.0, 7 * 24 * 3600.0); }
 CLI::Validator steps_range() { return CLI::Range(int64_t{1}, SamplingDefaults::kMaxSteps); }
 CLI::Validator start_step_range() { return CLI::Range(int64_t{0}, SamplingDefaults::kMaxSteps - 1); }
 CLI::Validator choice_temperature_range() { return finite_range(0, SamplingDefaults::kMaxChoiceTemperature); }
@@ -105,7 +108,7 @@ std::vector<OptionSpec> build_table() {
                kTorch, thread_range});
   t.push_back({"batch_size", "-b,--batch-size", "Runtime",
                "Images per batch: per forward pass when generating, editing, tokenizing or evaluating (results do "
-               "not depend on it), per optimisation step when training",
+               "not depend on it), per optimisation step and rank when training",
                kTorch, batch_range});
   t.push_back({"replay", "--replay", "Output",
                "Re-make the PNG FILE exactly, from its maskgit-cpp.image/1 record (model, input, region, class, seed, "
@@ -292,6 +295,16 @@ std::vector<OptionSpec> build_table() {
                "Replace what is there: maskgit-train starts over although OUT holds this stage's checkpoint or model; "
                "maskgit-convert replaces a model directory holding only config.json and the two weights files",
                kTrain | kConvert, nullptr});
+  t.push_back({"nproc", "--nproc", "Data-parallel",
+               "Train on N local processes (ranks), each on its shard of every batch (--batch-size is per rank); "
+               "under torchrun (WORLD_SIZE set) the launcher decides and this must not be given",
+               kTrain, nproc_range});
+  t.push_back({"dist_backend", "--dist-backend", "Data-parallel",
+               "Collectives of a multi-process run: gloo (CPU), nccl (CUDA, one GPU per rank) or auto", kTrain,
+               backend_names});
+  t.push_back({"dist_timeout", "--dist-timeout", "Data-parallel",
+               "Seconds a rank waits for the others (rendezvous, each collective) before it gives up with an error",
+               kTrain, dist_timeout_range});
   t.push_back({"channels", "--channels", "Tokenizer", "Image channels: 1 or 3", kTrain, nullptr});
   t.push_back({"filters", "--filters", "Tokenizer", "Base width F", kTrain, nullptr});
   t.push_back({"channel_mult", "--channel-mult", "Tokenizer", "Width multipliers per level; levels-1 halvings", kTrain,

@@ -6,6 +6,10 @@
 #include <torch/version.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <sstream>
+#include <string>
+#include <type_traits>
+
 #define MASKGIT_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) ||          \
    (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
@@ -55,5 +59,24 @@ bool has_fast_bf16(const torch::Device& device);
 
 // A generator on `device` seeded explicitly; CUDA generators only when CUDA is compiled in.
 at::Generator make_generator(const torch::Device& device, uint64_t seed);
+
+}  // namespace maskgit::compat
+
+namespace maskgit::compat {
+
+// The key of `parameter` in torch::optim::Optimizer::state(): LibTorch 1.13 keys the map by
+// the TensorImpl's address printed as text, later versions by the address itself. Call with
+// the optimizer's state map so that the key type is the map's own.
+template <typename StateMap>
+typename StateMap::key_type optimizer_state_key(const StateMap& /*state*/, const torch::Tensor& parameter) {
+  using Key = typename StateMap::key_type;
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream text;
+    text << parameter.unsafeGetTensorImpl();
+    return text.str();
+  } else {
+    return static_cast<Key>(parameter.unsafeGetTensorImpl());
+  }
+}
 
 }  // namespace maskgit::compat

@@ -1,10 +1,7 @@
 #include "training/classifier_trainer.h"
-#include "common/console.h"
 
 #include <fmt/format.h>
 
-#include <chrono>
-#include <cmath>
 #include <filesystem>
 #include <optional>
 
@@ -12,30 +9,29 @@
 #include "compat/torch_compat.h"
 #include "data/batcher.h"
 #include "io/atomic_file.h"
-#include "io/safetensors.h"
 #include "io/tensor_io.h"
-#include "training/adam.h"
-#include "training/interrupt.h"
-#include "training/metrics_log.h"
-#include "training/progress.h"
-#include "training/run_guard.h"
-#include "runtime/threads.h"
+#include "training/distributed.h"
 
 namespace maskgit {
 namespace fs = std::filesystem;
 
-std::string ClassifierTrainOptions::state_path() const {
-  return (fs::path(out_dir) / "train-state" / "classifier.safetensors").string();
+ClassifierTrainOptions::ClassifierTrainOptions() {
+  steps = 0;  // epochs decide
+  batch_size = 128;
+  learning_rate = 1e-3;
+  warmup_steps = 100;
+  final_lr_fraction = 0.05;
 }
+
+std::string ClassifierTrainOptions::state_path() const { return training_state_path(out_dir, "classifier"); }
 
 std::string ClassifierTrainOptions::resolved_metrics_path() const {
-  if (!metrics_path.empty()) return metrics_path;
-  return (fs::path(out_dir) / "train-state" / "classifier-metrics.jsonl").string();
+  return metrics_path.empty() ? training_metrics_path(out_dir, "classifier") : metrics_path;
 }
 
-int64_t ClassifierTrainOptions::total_steps(int64_t dataset_size) const {
+int64_t ClassifierTrainOptions::total_steps(int64_t dataset_size, int world_size) const {
   if (steps > 0) return steps;
-  return epochs * Batcher(dataset_size, batch_size, seed).batches_per_epoch();
+  return epochs * Batcher(dataset_size, batch_size * world_size, seed).batches_per_epoch();
 }
 
 namespace {
@@ -43,23 +39,6 @@ namespace {
 constexpr int64_t kAugmentShift = 2;
 // Separates the augmentation stream from the dropout stream of the same step.
 constexpr uint64_t kAugmentStream = 0xA06E5EEDull;
-
-const std::string& required_metadata(const SafetensorsFile& file, const std::string& key, const std::string& source) {
-  auto it = file.metadata.find(key);
-  if (it == file.metadata.end()) throw_bad_input(fmt::format("{}: missing metadata \"{}\"", source, key));
-  return it->second;
-}
-
-int64_t metadata_integer(const SafetensorsFile& file, const std::string& key, const std::string& source) {
-  const std::string& text = required_metadata(file, key, source);
-  try {
-    size_t used = 0;
-    const int64_t value = std::stoll(text, &used);
-    if (used == text.size()) return value;
-  } catch (const std::exception&) {
-  }
-  throw_bad_input(fmt::format("{}: metadata \"{}\" is not an integer", source, key));
-}
 
 int64_t parameter_count(const torch::nn::Module& module) {
   int64_t count = 0;
@@ -76,22 +55,174 @@ void check_labels(const LabeledImages& data, int64_t num_classes, const std::str
     throw_bad_input(fmt::format("{}: labels span {}..{}, expected 0..{}", source, lowest, highest, num_classes - 1));
 }
 
-// Random shifts (zero fill, i.e. background) and horizontal flips, all drawn from `seed`.
-torch::Tensor augment_batch(const torch::Tensor& images, uint64_t seed) {
+// Random shifts (zero fill, i.e. background) and horizontal flips of `images`, rows
+// [offset, offset + images.size(0)) of a global batch of `global_count` images whose draws all
+// come from `seed`: a rank's shard gets what its rows would get in one process.
+torch::Tensor augment_batch(const torch::Tensor& images, uint64_t seed, int64_t offset, int64_t global_count) {
   auto generator = compat::make_cpu_generator(seed);
   const int64_t count = images.size(0), height = images.size(2), width = images.size(3);
-  const torch::Tensor shifts = torch::randint(-kAugmentShift, kAugmentShift + 1, {count, 2}, generator, torch::kLong);
-  const torch::Tensor flips = torch::rand({count}, generator) < 0.5;
+  const torch::Tensor shifts =
+      torch::randint(-kAugmentShift, kAugmentShift + 1, {global_count, 2}, generator, torch::kLong).narrow(0, offset, count);
+  const torch::Tensor flips = (torch::rand({global_count}, generator) < 0.5).narrow(0, offset, count);
   const torch::Tensor padded =
       torch::constant_pad_nd(images, {kAugmentShift, kAugmentShift, kAugmentShift, kAugmentShift}, 0.0);
   torch::Tensor shifted = torch::empty_like(images);
-  const auto offsets = shifts.accessor<int64_t, 2>();
+  const torch::Tensor offsets_table = shifts.contiguous();
+  const auto offsets = offsets_table.accessor<int64_t, 2>();
   for (int64_t i = 0; i < count; ++i) {
     const int64_t top = kAugmentShift + offsets[i][0], left = kAugmentShift + offsets[i][1];
     shifted[i].copy_(padded[i].slice(1, top, top + height).slice(2, left, left + width));
   }
   return torch::where(flips.view({count, 1, 1, 1}), shifted.flip({3}), shifted);
 }
+
+class ClassifierStage final : public TrainingStage {
+ public:
+  explicit ClassifierStage(ClassifierTrainOptions& options) : options_(options) {}
+
+  std::string name() const override { return "classifier"; }
+  std::string output_dir() const override { return options_.out_dir; }
+  std::string weights_path() const override { return (fs::path(options_.out_dir) / kClassifierWeightsFile).string(); }
+  std::vector<std::string> written_files() const override {
+    return {weights_path(), (fs::path(options_.out_dir) / kClassifierConfigFile).string()};
+  }
+
+  // Architecture and augmentation come from the checkpoint so that the resumed run continues
+  // the same model and random streams.
+  void read_settings(const CheckpointReader& checkpoint) override {
+    try {
+      checkpoint_config_ = ClassifierConfig::from_json(checkpoint.json("classifier_config"));
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      checkpoint.fail(fmt::format("bad classifier_config: {}", e.what()));
+    }
+    options_.config = *checkpoint_config_;
+    options_.augment = checkpoint.integer("augment", 0, 1) != 0;
+  }
+
+  int64_t prepare() override {
+    options_.data.channels = static_cast<int>(options_.config.channels);
+    data_ = load_dataset(options_.data);
+    options_.config.height = data_.images.size(2);
+    options_.config.width = data_.images.size(3);
+    options_.config.num_classes = static_cast<int64_t>(data_.class_names.size());
+    try {
+      options_.config.validate();
+    } catch (const std::exception& e) {
+      throw_bad_input(fmt::format("{}: unsuitable for the classifier: {}", options_.data.path, e.what()));
+    }
+    const ClassifierConfig& config = options_.config;
+    if (checkpoint_config_ && (checkpoint_config_->height != config.height || checkpoint_config_->width != config.width ||
+                               checkpoint_config_->num_classes != config.num_classes))
+      throw_bad_input(fmt::format("{}: the data has {}×{} images in {} classes, the checkpoint {} was trained on {}×{} in {}",
+                                  options_.data.path, config.width, config.height, config.num_classes,
+                                  options_.state_path(), checkpoint_config_->width, checkpoint_config_->height,
+                                  checkpoint_config_->num_classes));
+    check_labels(data_, config.num_classes, options_.data.path);
+
+    // Loaded before training so that a bad path fails now, not after an hour of training.
+    if (!options_.evaluation.path.empty()) {
+      options_.evaluation.channels = static_cast<int>(config.channels);
+      options_.evaluation.width = static_cast<int>(config.width);
+      options_.evaluation.height = static_cast<int>(config.height);
+      evaluation_ = load_dataset(options_.evaluation);
+      if (evaluation_.class_names != data_.class_names)
+        throw_bad_input(fmt::format("{}: its classes differ from those of the training data {}",
+                                    options_.evaluation.path, options_.data.path));
+      check_labels(evaluation_, config.num_classes, options_.evaluation.path);
+    }
+
+    torch::manual_seed(options_.seed);  // parameter initialisation, the same on every rank
+    classifier_ = Classifier(config);
+    classifier_->to(options_.device);
+    classifier_->train();
+    return data_.images.size(0);
+  }
+
+  int64_t total_steps(int64_t dataset_size) const override {
+    total_steps_ = options_.total_steps(dataset_size, options_.group->world_size());
+    batches_per_epoch_ = Batcher(dataset_size, options_.batch_size * options_.group->world_size(), options_.seed)
+                             .batches_per_epoch();
+    return total_steps_;
+  }
+  torch::nn::Module& module() override { return *classifier_; }
+
+  void load_state(const CheckpointReader& checkpoint) override {
+    load_module_state(*classifier_, checkpoint.file(), checkpoint.path(), "model.");
+  }
+
+  std::string describe(int64_t dataset_size) const override {
+    const ClassifierConfig& config = options_.config;
+    return fmt::format("classifier: {} parameters, {}×{}×{} images in {} classes, {} training images, {} steps ({:.1f} epochs)",
+                       parameter_count(*classifier_), config.channels, config.height, config.width, config.num_classes,
+                       dataset_size, total_steps_,
+                       static_cast<double>(total_steps_) / static_cast<double>(batches_per_epoch_));
+  }
+
+  StepOutput forward(const StepBatch& batch) override {
+    const torch::Tensor index = torch::tensor(batch.shard_indices(), torch::kLong);
+    torch::Tensor images = data_.images.index_select(0, index);
+    if (options_.augment)
+      images = augment_batch(images, mix_seed(options_.seed ^ kAugmentStream, static_cast<uint64_t>(batch.step)),
+                             batch.shard_begin, static_cast<int64_t>(batch.global_indices.size()));
+    const torch::Tensor labels = data_.labels.index_select(0, index).to(options_.device);
+    // Dropout draws from the global generator; seeding it per step (and rank) makes a resumed
+    // run draw what an uninterrupted one would.
+    const uint64_t dropout_seed = mix_seed(options_.seed, static_cast<uint64_t>(batch.step));
+    torch::manual_seed(batch.rank == 0 ? dropout_seed : mix_seed(dropout_seed, static_cast<uint64_t>(batch.rank)));
+    const torch::Tensor logits = classifier_->forward(images.to(options_.device));
+    StepOutput step;
+    step.loss = torch::nn::functional::cross_entropy(logits, labels);
+    step.weight = static_cast<double>(batch.shard_size);
+    step.metrics = {logits.detach().argmax(1).eq(labels).to(torch::kFloat64).mean()};
+    return step;
+  }
+
+  std::string progress(const WindowSummary& window) const override {
+    return fmt::format("epoch {}/{} | loss {:.4f} | accuracy {:.1f}%", (window.steps_done - 1) / batches_per_epoch_ + 1,
+                       (window.total_steps + batches_per_epoch_ - 1) / batches_per_epoch_, window.mean_loss,
+                       100.0 * window.mean_metrics.at(0));
+  }
+
+  void record(const WindowSummary& window, Json& record) const override {
+    record["epoch"] = static_cast<double>(window.steps_done) / static_cast<double>(batches_per_epoch_);
+    record["loss"] = window.mean_loss;
+    record["accuracy"] = window.mean_metrics.at(0);
+  }
+
+  void write_checkpoint(CheckpointWriter& checkpoint) const override {
+    checkpoint.set("augment", options_.augment ? "1" : "0");
+    checkpoint.set("classifier_config", dump_json(options_.config.to_json()));
+  }
+
+  void write_model() const override { save_classifier(options_.out_dir, classifier_, data_.class_names); }
+
+  std::optional<Json> after_run(const TrainingRunResult& result) override {
+    if (!evaluation_.images.defined()) return std::nullopt;
+    evaluation_accuracy_ =
+        evaluate_classifier_accuracy(classifier_, evaluation_.images, evaluation_.labels, 256, options_.device);
+    Json record = Json::object();
+    record["step"] = result.steps_done;
+    record["evaluation_accuracy"] = evaluation_accuracy_;
+    record["evaluation_images"] = evaluation_.images.size(0);
+    record["evaluation_data"] = fmt::format("{} ({})", options_.evaluation.path, options_.evaluation.split);
+    return record;
+  }
+
+  std::string more_steps_hint() const override { return "raise --epochs or --steps to continue"; }
+
+  double evaluation_accuracy() const { return evaluation_accuracy_; }
+  int64_t evaluation_images() const { return evaluation_.images.defined() ? evaluation_.images.size(0) : 0; }
+
+ private:
+  ClassifierTrainOptions& options_;
+  std::optional<ClassifierConfig> checkpoint_config_;
+  LabeledImages data_, evaluation_;
+  mutable Classifier classifier_{nullptr};  // saving takes the module holder by reference
+  mutable int64_t total_steps_ = 0, batches_per_epoch_ = 1;
+  double evaluation_accuracy_ = -1;
+};
 
 }  // namespace
 
@@ -107,245 +238,20 @@ double evaluate_classifier_accuracy(Classifier& classifier, const torch::Tensor&
 
 ClassifierTrainResult train_classifier(const ClassifierTrainOptions& requested) {
   ClassifierTrainOptions options = requested;
-  if (options.batch_size < 1) throw InvalidArgument("batch_size", "must be positive");
   if (options.steps <= 0 && options.epochs < 1)
     throw InvalidArgument("epochs", "must be positive (or give a number of steps)");
-  if (options.log_every < 1) throw InvalidArgument("log_every", "must be positive");
-  if (options.checkpoint_every < 1) throw InvalidArgument("checkpoint_every", "must be positive");
-  const std::string state_path = options.state_path();
-  const std::string weights_path = (fs::path(options.out_dir) / kClassifierWeightsFile).string();
-  check_learning_rate(options.learning_rate, AdamOptions{}.beta1, options.weight_decay);
-  refuse_to_replace_run("classifier", options.out_dir, state_path, weights_path, options.resume, options.overwrite);
-  remove_stale_temporaries({state_path, options.resolved_metrics_path(), weights_path,
-                            (fs::path(options.out_dir) / kClassifierConfigFile).string()});
-  SafetensorsFile resume_state;
-  int64_t start_step = 0;
-  std::optional<ClassifierConfig> checkpoint_config;
-  if (options.resume) {
-    if (!file_exists(state_path))
-      throw InvalidArgument("resume", fmt::format("no checkpoint at {}", state_path), ExitCode::bad_input);
-    try {
-      resume_state = read_safetensors(state_path);
-    } catch (const SafetensorsError& e) {
-      throw_bad_input(e.what());
-    }
-    // Architecture, seed, batch size and augmentation come from the checkpoint so that the
-    // resumed run continues the same data order, model and random streams.
-    try {
-      checkpoint_config =
-          ClassifierConfig::from_json(parse_json(required_metadata(resume_state, "classifier_config", state_path)));
-    } catch (const Error&) {
-      throw;
-    } catch (const std::exception& e) {
-      throw_bad_input(fmt::format("{}: bad classifier_config: {}", state_path, e.what()));
-    }
-    options.config = *checkpoint_config;
-    start_step = metadata_integer(resume_state, "step", state_path);
-    options.seed = metadata_seed(resume_state, state_path);
-    options.batch_size = metadata_integer(resume_state, "batch_size", state_path);
-    options.augment = metadata_integer(resume_state, "augment", state_path) != 0;
-    if (start_step < 0 || options.batch_size < 1)
-      throw_bad_input(fmt::format("{}: metadata \"step\" or \"batch_size\" out of range", state_path));
-    resume_data_limit(options.data, resume_state, state_path);
-  }
-
-  options.data.channels = static_cast<int>(options.config.channels);
-  LabeledImages data = load_dataset(options.data);
-  const int64_t dataset_size = data.images.size(0);
-  if (dataset_size < options.batch_size)
-    throw InvalidArgument("batch_size",
-                          fmt::format("{} is larger than the dataset ({} images)", options.batch_size, dataset_size));
-  options.config.height = data.images.size(2);
-  options.config.width = data.images.size(3);
-  options.config.num_classes = static_cast<int64_t>(data.class_names.size());
-  try {
-    options.config.validate();
-  } catch (const std::exception& e) {
-    throw_bad_input(fmt::format("{}: unsuitable for the classifier: {}", options.data.path, e.what()));
-  }
-  if (checkpoint_config && (checkpoint_config->height != options.config.height ||
-                            checkpoint_config->width != options.config.width ||
-                            checkpoint_config->num_classes != options.config.num_classes))
-    throw_bad_input(fmt::format("{}: the data has {}×{} images in {} classes, the checkpoint {} was trained on {}×{} in {}",
-                                options.data.path, options.config.width, options.config.height,
-                                options.config.num_classes, state_path, checkpoint_config->width,
-                                checkpoint_config->height, checkpoint_config->num_classes));
-  check_labels(data, options.config.num_classes, options.data.path);
-
-  // Loaded before training so that a bad path fails now, not after an hour of training.
-  LabeledImages evaluation;
-  if (!options.evaluation.path.empty()) {
-    options.evaluation.channels = static_cast<int>(options.config.channels);
-    options.evaluation.width = static_cast<int>(options.config.width);
-    options.evaluation.height = static_cast<int>(options.config.height);
-    evaluation = load_dataset(options.evaluation);
-    if (evaluation.class_names != data.class_names)
-      throw_bad_input(fmt::format("{}: its classes differ from those of the training data {}", options.evaluation.path,
-                                  options.data.path));
-    check_labels(evaluation, options.config.num_classes, options.evaluation.path);
-  }
-
-  const int64_t total_steps = options.total_steps(dataset_size);
-  torch::manual_seed(options.seed);  // parameter initialisation
-  Classifier classifier(options.config);
-  classifier->to(options.device);
-  classifier->train();
-  std::vector<std::pair<std::string, torch::Tensor>> named;
-  for (const auto& item : classifier->named_parameters()) named.emplace_back(item.key(), item.value());
-  AdamOptions adam_options;
-  adam_options.weight_decay = options.weight_decay;
-  Adam adam(named, adam_options);
-
-  if (options.resume) {
-    load_module_state(*classifier, resume_state, state_path, "model.");
-    adam.load_state(resume_state, state_path);
-    if (!options.quiet)
-      print_stderr("resuming from step {} of {} (architecture, seed, batch size and augmentation from the checkpoint)\n",
-                 start_step, state_path);
-  }
-
-  Batcher batcher(dataset_size, options.batch_size, options.seed);
-  const int64_t batches_per_epoch = batcher.batches_per_epoch();
-  auto batch_at = [&](int64_t step) {
-    const auto indices = batcher.batch_indices(step / batches_per_epoch, step % batches_per_epoch);
-    const torch::Tensor index = torch::tensor(indices, torch::kLong);
-    torch::Tensor images = data.images.index_select(0, index);
-    if (options.augment) images = augment_batch(images, mix_seed(options.seed ^ kAugmentStream, static_cast<uint64_t>(step)));
-    return std::make_pair(images.to(options.device), data.labels.index_select(0, index).to(options.device));
-  };
-
-  ensure_directory(fs::path(state_path).parent_path().string());
-  if (!options.resume) discard_earlier_checkpoint(state_path);
-  MetricsLog metrics(options.resolved_metrics_path(), options.resume ? start_step : -1);
-
-  int64_t last_checkpoint = options.resume ? start_step : -1;
-  auto save_checkpoint = [&](int64_t steps_done) {
-    // Never write a model that is not finite (the loss is checked every step; this also
-    // covers weights and optimizer moments that overflowed in the last update).
-    std::vector<torch::Tensor> tensors = module_tensors(*classifier);
-    for (const torch::Tensor& moment : adam.moments()) tensors.push_back(moment);
-    if (!all_finite(tensors))
-      throw_diverged("classifier", steps_done, "the weights are not finite after the update", last_checkpoint,
-                     state_path, options.learning_rate);
-    SafetensorsFile state;
-    append_module_state(state, *classifier, "model.");
-    adam.save_state(state);
-    state.metadata["step"] = std::to_string(steps_done);
-    state.metadata["seed"] = std::to_string(options.seed);
-    state.metadata["batch_size"] = std::to_string(options.batch_size);
-    state.metadata["augment"] = options.augment ? "1" : "0";
-    state.metadata["classifier_config"] = dump_json(options.config.to_json());
-    state.metadata["data"] = options.data.path;
-    state.metadata["limit"] = std::to_string(options.data.limit);
-    write_safetensors(state_path, state);
-    save_classifier(options.out_dir, classifier, data.class_names);
-    last_checkpoint = steps_done;
-  };
-
+  ClassifierStage stage(options);
+  const TrainingRunResult run = run_training(stage, options);
   ClassifierTrainResult result;
-  result.steps_done = start_step;
-  result.total_steps = total_steps;
-  if (!options.quiet)
-    print_stderr("classifier: {} parameters, {}×{}×{} images in {} classes, {} training images, {} steps ({:.1f} epochs)\n",
-               parameter_count(*classifier),
-               options.config.channels, options.config.height, options.config.width, options.config.num_classes,
-               dataset_size, total_steps, static_cast<double>(total_steps) / static_cast<double>(batches_per_epoch));
-
-  const int64_t total_epochs = (total_steps + batches_per_epoch - 1) / batches_per_epoch;
-  const auto started = std::chrono::steady_clock::now();
-  auto window_started = started;
-  double window_loss = 0;
-  int64_t window_correct = 0, window_images = 0, window_steps = 0;
-  bool first_window = true, stopped_early = false;
-  for (int64_t step = start_step; step < total_steps; ++step) {
-    adapt_cpu_threads();
-    if (interrupt_requested()) {
-      save_checkpoint(step);
-      result.interrupted = true;
-      if (!options.quiet) print_stderr("interrupted: checkpoint saved at step {} ({})\n", step, state_path);
-      break;
-    }
-    const auto [images, labels] = batch_at(step);
-    // Dropout draws from the global generator; seeding it per step makes a resumed run
-    // draw what an uninterrupted one would.
-    torch::manual_seed(mix_seed(options.seed, static_cast<uint64_t>(step)));
-    const torch::Tensor logits = classifier->forward(images);
-    const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, labels);
-    adam.zero_grad();
-    loss.backward();
-    const double learning_rate =
-        warmup_cosine_lr(step, total_steps, options.warmup_steps, options.learning_rate, options.final_lr_fraction);
-    adam.step(learning_rate);
-
-    // Read after the update was queued, as before; a step whose loss is not finite is never
-    // saved (its update is garbage, and the run stops).
-    const double loss_value = loss.item<double>();
-    if (!std::isfinite(loss_value))
-      throw_diverged("classifier", step + 1, describe_non_finite_loss(loss_value), last_checkpoint, state_path,
-                     options.learning_rate);
-    window_loss += loss_value;
-    window_correct += logits.detach().argmax(1).eq(labels).sum().item<int64_t>();
-    window_images += labels.size(0);
-    ++window_steps;
-    const int64_t steps_done = step + 1;
-    result.steps_done = steps_done;
-
-    if (steps_done % options.log_every == 0 || steps_done == total_steps) {
-      const auto now = std::chrono::steady_clock::now();
-      const double window_seconds = std::chrono::duration<double>(now - window_started).count();
-      const double mean_loss = window_loss / static_cast<double>(window_steps);
-      const double accuracy = static_cast<double>(window_correct) / static_cast<double>(window_images);
-      const double images_per_second = static_cast<double>(window_images) / std::max(window_seconds, 1e-9);
-      const double elapsed = std::chrono::duration<double>(now - started).count();
-      const double eta = static_cast<double>(total_steps - steps_done) * window_seconds / static_cast<double>(window_steps);
-      if (first_window) result.first_loss = mean_loss;
-      first_window = false;
-      result.last_loss = mean_loss;
-      result.last_accuracy = accuracy;
-      if (!options.quiet)
-        print_stderr("classifier step {}/{} (epoch {}/{}) | loss {:.4f} | accuracy {:.1f}% | lr {:.2e} | {:.0f} img/s | eta {}\n",
-                   steps_done, total_steps, step / batches_per_epoch + 1, total_epochs, mean_loss, 100.0 * accuracy, learning_rate,
-                   images_per_second, format_duration(eta));
-      Json record = Json::object();
-      record["step"] = steps_done;
-      record["epoch"] = static_cast<double>(steps_done) / static_cast<double>(batches_per_epoch);
-      record["loss"] = mean_loss;
-      record["accuracy"] = accuracy;
-      record["learning_rate"] = learning_rate;
-      record["images_per_second"] = images_per_second;
-      record["elapsed_seconds"] = elapsed;
-      metrics.write(record);
-      window_loss = 0;
-      window_correct = window_images = window_steps = 0;
-      window_started = now;
-    }
-
-    const bool stopping = options.stop_after >= 0 && steps_done - start_step >= options.stop_after;
-    if (steps_done % options.checkpoint_every == 0 || steps_done == total_steps || stopping) save_checkpoint(steps_done);
-    if (stopping) {
-      stopped_early = steps_done < total_steps;
-      break;
-    }
-  }
-  if (start_step >= total_steps && !options.quiet)
-    print_stderr("nothing to do: the checkpoint is already at step {} (raise --epochs or --steps to continue)\n",
-               start_step);
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-
-  if (!result.interrupted && !stopped_early && evaluation.images.defined()) {
-    result.evaluation_accuracy =
-        evaluate_classifier_accuracy(classifier, evaluation.images, evaluation.labels, 256, options.device);
-    result.evaluation_images = evaluation.images.size(0);
-    Json record = Json::object();
-    record["step"] = result.steps_done;
-    record["evaluation_accuracy"] = result.evaluation_accuracy;
-    record["evaluation_images"] = result.evaluation_images;
-    record["evaluation_data"] = fmt::format("{} ({})", options.evaluation.path, options.evaluation.split);
-    metrics.write(record);
-    if (!options.quiet)
-      print_stderr("classifier accuracy on {} ({}): {:.2f}% of {} images\n", options.evaluation.path,
-                 options.evaluation.split, 100.0 * result.evaluation_accuracy, result.evaluation_images);
-  }
+  result.steps_done = run.steps_done;
+  result.total_steps = run.total_steps;
+  result.interrupted = run.interrupted;
+  result.first_loss = run.first_loss;
+  result.last_loss = run.last_loss;
+  result.last_accuracy = run.last_metrics.empty() ? 0.0 : run.last_metrics[0];
+  result.evaluation_accuracy = stage.evaluation_accuracy();
+  result.evaluation_images = result.evaluation_accuracy >= 0 ? stage.evaluation_images() : 0;
+  result.seconds = run.seconds;
   return result;
 }
 

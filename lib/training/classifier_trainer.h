@@ -1,30 +1,24 @@
 #pragma once
-// Training of the evaluation classifier (lib/eval/classifier.h) with cross-entropy, following
-// the tokenizer trainer's conventions: deterministic data order, Adam with checkpointed state,
-// atomic checkpoints in OUT/train-state/, --resume, interrupt → checkpoint, JSON-lines metrics
-// and progress lines on stderr.
+// Training of the evaluation classifier (lib/eval/classifier.h) with cross-entropy, as a stage
+// of the training engine (engine.h): deterministic data order, AdamW with checkpointed state,
+// atomic checkpoints in OUT/train-state/, --resume, interrupt → checkpoint, JSON-lines metrics,
+// progress lines on stderr, data-parallel ranks.
 #include <torch/torch.h>
 
 #include <string>
 
-#include "data/dataset.h"
 #include "eval/classifier.h"
+#include "training/engine.h"
 
 namespace maskgit {
 
-struct ClassifierTrainOptions {
-  DatasetSpec data;        // training images; channels is taken from config.channels
+struct ClassifierTrainOptions : TrainingRunOptions {
+  ClassifierTrainOptions();
   std::string out_dir;     // receives config.json + classifier.safetensors at every checkpoint
   // width_multiplier, feature_dim and dropout are used as given; channels too (the data is
   // converted to it); height, width and num_classes are taken from the data.
   ClassifierConfig config;
-  int64_t epochs = 5;
-  int64_t steps = 0;       // > 0: total steps, overriding epochs; a resumed run continues up to it
-  int64_t batch_size = 128;
-  double learning_rate = 1e-3;
-  int64_t warmup_steps = 100;
-  double final_lr_fraction = 0.05;
-  double weight_decay = 0.0;  // AdamW-style, decoupled
+  int64_t epochs = 5;      // used when `steps` is 0 (the default here)
   // Random shifts of up to 2 pixels and horizontal flips, drawn per step from the seed.
   // Off by default: the classifier should judge images as they are.
   bool augment = false;
@@ -35,22 +29,11 @@ struct ClassifierTrainOptions {
     spec.split = "t10k";
     return spec;
   }();
-  int64_t checkpoint_every = 500;
-  int64_t log_every = 50;
-  uint64_t seed = 1;
-  bool resume = false;
-  // A fresh run (no `resume`) refuses a directory that holds a classifier checkpoint or
-  // classifier weights unless `overwrite`; then it discards that checkpoint and starts over.
-  bool overwrite = false;
-  int64_t stop_after = -1;  // stop (with a checkpoint) after this many steps of this run
-  bool quiet = false;       // no progress lines on stderr
-  std::string metrics_path; // default: <out_dir>/train-state/classifier-metrics.jsonl
-  torch::Device device = torch::kCPU;
 
   std::string state_path() const;  // <out_dir>/train-state/classifier.safetensors
   std::string resolved_metrics_path() const;
-  // `steps` when positive, else epochs × whole batches per epoch.
-  int64_t total_steps(int64_t dataset_size) const;
+  // `steps` when positive, else epochs × whole global batches per epoch (batch_size × ranks).
+  int64_t total_steps(int64_t dataset_size, int world_size = 1) const;
 };
 
 struct ClassifierTrainResult {
@@ -65,6 +48,7 @@ struct ClassifierTrainResult {
   double seconds = 0;         // training time of this run, without the final evaluation
 };
 
+// Throws what run_training throws, and InvalidArgument("epochs") for no steps and no epochs.
 ClassifierTrainResult train_classifier(const ClassifierTrainOptions& options);
 
 // Fraction of `images` whose predicted class equals `labels` (int64 [N]).

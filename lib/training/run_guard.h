@@ -5,8 +5,7 @@
 // - temporaries left beside the trainer's files by a killed writer are removed on start;
 // - a run whose loss or weights stop being finite stops at once, without writing anything,
 //   so the last checkpoint and the model saved with it stay as they were.
-// Header-only: small helpers shared by tokenizer_trainer.cpp, transformer_trainer.cpp and
-// classifier_trainer.cpp.
+// Header-only: small helpers of the training engine (engine.cpp) and its stages.
 #include <fmt/format.h>
 #include <signal.h>
 #include <torch/torch.h>
@@ -30,22 +29,22 @@
 
 namespace maskgit {
 
-// Refuses, before any work, to start a fresh run of `stage` in `out_dir` over that stage's
-// checkpoint (`state_path`) or model (`model_path`): Error(io_error) naming the directory and
-// the way on. `resume` and `overwrite` exclude each other (InvalidArgument("overwrite")).
-// A checkpoint's "seed" metadata: a whole number 0..2^64-1 (every seed --seed accepts).
-// Throws Error(bad_input) naming `source` otherwise.
-inline uint64_t metadata_seed(const SafetensorsFile& file, const std::string& source) {
-  const auto it = file.metadata.find("seed");
+// A checkpoint's "seed" metadata (or `key`'s): a whole number 0..2^64-1 (every seed --seed
+// accepts). Throws Error(bad_input) naming `source` otherwise.
+inline uint64_t metadata_seed(const SafetensorsFile& file, const std::string& source, const std::string& key = "seed") {
+  const auto it = file.metadata.find(key);
   const std::string text = it == file.metadata.end() ? std::string() : it->second;
   const bool digits = !text.empty() && text.size() <= 20 && text.find_first_not_of("0123456789") == std::string::npos;
   errno = 0;
   const uint64_t value = digits ? std::strtoull(text.c_str(), nullptr, 10) : 0;
   if (!digits || errno == ERANGE)
-    throw_bad_input(fmt::format("{}: metadata \"seed\" is not a whole number from 0 to 2^64-1", source));
+    throw_bad_input(fmt::format("{}: metadata \"{}\" is not a whole number from 0 to 2^64-1", source, key));
   return value;
 }
 
+// Refuses, before any work, to start a fresh run of `stage` in `out_dir` over that stage's
+// checkpoint (`state_path`) or model (`model_path`): Error(io_error) naming the directory and
+// the way on. `resume` and `overwrite` exclude each other (InvalidArgument("overwrite")).
 inline void refuse_to_replace_run(const std::string& stage, const std::string& out_dir, const std::string& state_path,
                                   const std::string& model_path, bool resume, bool overwrite) {
   namespace fs = std::filesystem;
@@ -128,6 +127,13 @@ inline std::vector<torch::Tensor> module_tensors(const torch::nn::Module& module
   return tensors;
 }
 
+// A run whose loss or weights stopped being finite (Error(failure)); every rank of a
+// data-parallel run reaches it at the same step.
+class TrainingDiverged : public Error {
+ public:
+  explicit TrainingDiverged(const std::string& message) : Error(ExitCode::failure, message) {}
+};
+
 // Stops a run whose loss or weights are no longer finite; nothing of the failing step is
 // written. `step` counts from 1 as in the progress lines; `last_checkpoint` is the step of the
 // newest checkpoint of this run (or the one it resumed), -1 when there is none.
@@ -140,30 +146,7 @@ inline std::vector<torch::Tensor> module_tensors(const torch::nn::Module& module
                         last_checkpoint, state_path, learning_rate)
           : fmt::format("this run wrote no checkpoint yet; start again with a lower --lr (this run: {:g})",
                         learning_rate);
-  throw Error(ExitCode::failure,
-              fmt::format("{} training diverged at step {}: {}; stopped without saving: {}", stage, step, what, kept));
-}
-
-// The data order depends on the dataset's size, so a resumed run trains on the images the
-// checkpoint was trained on: its "limit" (the first N images, -1 = all) replaces the default
-// limit; a different explicit limit is InvalidArgument("limit"). Checkpoints without it keep the
-// limit given.
-inline void resume_data_limit(DatasetSpec& data, const SafetensorsFile& state, const std::string& source) {
-  const auto it = state.metadata.find("limit");
-  if (it == state.metadata.end()) return;
-  int64_t limit = 0;
-  try {
-    size_t used = 0;
-    limit = std::stoll(it->second, &used);
-    if (used != it->second.size()) throw std::invalid_argument("trailing characters");
-  } catch (const std::exception&) {
-    throw_bad_input(fmt::format("{}: metadata \"limit\" is not an integer", source));
-  }
-  if (data.limit != -1 && data.limit != limit)
-    throw InvalidArgument("limit", fmt::format("the checkpoint {} was trained on {}; resume with that limit or without one",
-                                               source, limit < 0 ? std::string("all images")
-                                                                 : fmt::format("the first {} images", limit)));
-  data.limit = limit;
+  throw TrainingDiverged(fmt::format("{} training diverged at step {}: {}; stopped without saving: {}", stage, step, what, kept));
 }
 
 // "the loss is NaN" / "the loss is +inf".

@@ -1,5 +1,4 @@
 #include "training/transformer_trainer.h"
-#include "common/console.h"
 
 #include <fmt/format.h>
 
@@ -7,37 +6,39 @@
 #include <cmath>
 #include <filesystem>
 
+#include "common/console.h"
 #include "common/error.h"
 #include "compat/torch_compat.h"
 #include "data/batcher.h"
 #include "decoding/schedule.h"
 #include "io/atomic_file.h"
-#include "io/safetensors.h"
 #include "io/tensor_io.h"
 #include "model/model_dir.h"
 #include "tokenizer/pipeline.h"
 #include "tokenizer/token_file.h"
-#include "training/adam.h"
-#include "training/interrupt.h"
-#include "training/metrics_log.h"
-#include "training/progress.h"
-#include "training/run_guard.h"
-#include "runtime/threads.h"
+#include "training/distributed.h"
 
 namespace maskgit {
 namespace fs = std::filesystem;
 
-std::string TransformerTrainOptions::state_path() const {
-  return (fs::path(model_dir) / "train-state" / "transformer.safetensors").string();
+TransformerTrainOptions::TransformerTrainOptions() {
+  steps = 10000;
+  batch_size = 256;
+  learning_rate = 1e-3;
+  warmup_steps = 500;
+  final_lr_fraction = 0.1;
+  beta2 = 0.96;
+  weight_decay = 4.5e-2;
 }
+
+std::string TransformerTrainOptions::state_path() const { return training_state_path(model_dir, "transformer"); }
 
 std::string TransformerTrainOptions::token_cache_path() const {
   return (fs::path(model_dir) / "train-state" / ("tokens-" + data.split + ".safetensors")).string();
 }
 
 std::string TransformerTrainOptions::resolved_metrics_path() const {
-  if (!metrics_path.empty()) return metrics_path;
-  return (fs::path(model_dir) / "train-state" / "transformer-metrics.jsonl").string();
+  return metrics_path.empty() ? training_metrics_path(model_dir, "transformer") : metrics_path;
 }
 
 torch::Tensor sample_training_mask(int64_t batch, int64_t tokens, at::Generator& generator) {
@@ -69,10 +70,9 @@ TokenGrid cached_tokens(const TransformerTrainOptions& options, const ModelConfi
   const std::string cache = options.token_cache_path();
   const std::string fingerprint = fingerprint_file(model.path_of(kTokenizerWeightsFile));
   const std::string fingerprint_path = cache + ".fingerprint";
-  if (file_exists(cache) && file_exists(fingerprint_path) &&
-      read_file_bytes(fingerprint_path) == fingerprint + " " + options.data.path + " " + std::to_string(options.data.limit)) {
+  const std::string key = fingerprint + " " + options.data.path + " " + std::to_string(options.data.limit);
+  if (file_exists(cache) && file_exists(fingerprint_path) && read_file_bytes(fingerprint_path) == key)
     return read_token_file(cache);
-  }
   const auto started = std::chrono::steady_clock::now();
   DatasetSpec spec = options.data;
   spec.channels = static_cast<int>(model.image_channels);
@@ -88,224 +88,213 @@ TokenGrid cached_tokens(const TransformerTrainOptions& options, const ModelConfi
   grid.codebook_size = tokenizer->config().codebook_size;
   ensure_directory(fs::path(cache).parent_path().string());
   write_token_file(cache, grid);
-  write_file_atomic(fingerprint_path, fingerprint + " " + options.data.path + " " + std::to_string(options.data.limit));
+  write_file_atomic(fingerprint_path, key);
   if (!quiet)
     print_stderr("tokenized {} images in {:.1f} s, cached in {}\n", grid.ids.size(0),
-               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), cache);
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), cache);
   return grid;
 }
+
+// Rank 0's tensor on every rank (shape and dtype sent first).
+torch::Tensor broadcast_tensor(DataParallelGroup& group, const torch::Tensor& value, const torch::Device& device) {
+  if (group.world_size() == 1) return value;
+  torch::Tensor header = torch::zeros({9}, torch::kLong);
+  if (group.is_main()) {
+    header[0] = static_cast<int64_t>(value.scalar_type());
+    header[1] = value.dim();
+    for (int64_t d = 0; d < value.dim() && d < 7; ++d) header[2 + d] = value.size(d);
+  }
+  std::vector<torch::Tensor> headers{header.to(device)};
+  group.broadcast(headers);
+  header = headers[0].to(torch::kCPU);
+  std::vector<int64_t> sizes;
+  for (int64_t d = 0; d < header[1].item<int64_t>(); ++d) sizes.push_back(header[2 + d].item<int64_t>());
+  std::vector<torch::Tensor> payload{
+      group.is_main() ? value.to(device).contiguous()
+                      : torch::empty(sizes, torch::dtype(static_cast<torch::ScalarType>(header[0].item<int64_t>())).device(device))};
+  group.broadcast(payload);
+  return payload[0].to(torch::kCPU);
+}
+
+class TransformerStage final : public TrainingStage {
+ public:
+  explicit TransformerStage(TransformerTrainOptions& options) : options_(options) {}
+
+  std::string name() const override { return "transformer"; }
+  std::string output_dir() const override { return options_.model_dir; }
+  std::string weights_path() const override { return (fs::path(options_.model_dir) / kTransformerWeightsFile).string(); }
+  std::vector<std::string> written_files() const override {
+    return {weights_path(), (fs::path(options_.model_dir) / kModelConfigFile).string(), options_.token_cache_path(),
+            options_.token_cache_path() + ".fingerprint"};
+  }
+
+  void read_settings(const CheckpointReader& checkpoint) override {
+    try {
+      options_.config = TransformerConfig::from_json(checkpoint.json("transformer_config"));
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      checkpoint.fail(fmt::format("bad transformer_config: {}", e.what()));
+    }
+  }
+
+  int64_t prepare() override {
+    model_ = read_model_config(options_.model_dir);
+    if (!model_.tokenizer)
+      throw_bad_input(fmt::format("{}: train the tokenizer stage first (no \"tokenizer\" section)",
+                                  model_.path_of(kModelConfigFile)));
+    TransformerConfig& config = options_.config;
+    if (!options_.resume) {
+      VQTokenizer probe(*model_.tokenizer);
+      config.codebook_size = model_.tokenizer->codebook_size;
+      config.num_classes = model_.num_classes();
+      config.grid_height = probe->grid_size(model_.image_height);
+      config.grid_width = probe->grid_size(model_.image_width);
+    }
+    config.validate();
+
+    // Rank 0 tokenizes the dataset (or reads the cache) and sends the grids to every rank.
+    DataParallelGroup& group = *options_.group;
+    TokenGrid tokens;
+    group.run_on_main("tokenizing the training data", [&] { tokens = cached_tokens(options_, model_, options_.quiet); });
+    ids_ = broadcast_tensor(group, group.is_main() ? tokens.ids.flatten(1) : torch::Tensor(), options_.device);  // [M, N]
+    labels_ = broadcast_tensor(group, tokens.labels, options_.device);
+    if (ids_.size(1) != config.tokens_per_image())
+      throw_bad_input(fmt::format("{}: token grids have {} cells, the transformer expects {}",
+                                  options_.token_cache_path(), ids_.size(1), config.tokens_per_image()));
+    if (labels_.numel() > 0 && (labels_.min().item<int64_t>() < 0 || labels_.max().item<int64_t>() >= config.num_classes))
+      throw_bad_input(fmt::format("{}: labels exceed the model's {} classes", options_.data.path, config.num_classes));
+
+    transformer_ = BidirectionalTransformer(config);
+    transformer_->reset_parameters_like_release(options_.seed);
+    transformer_->to(options_.device);
+    transformer_->train();
+    for (const auto& item : transformer_->named_parameters()) named_.emplace_back(item.key(), item.value());
+    if (options_.ema_decay > 0)
+      for (const auto& [name, parameter] : named_) ema_.emplace_back(name, parameter.detach().clone());
+    return ids_.size(0);
+  }
+
+  int64_t total_steps(int64_t) const override { return options_.steps; }
+  torch::nn::Module& module() override { return *transformer_; }
+
+  void load_state(const CheckpointReader& checkpoint) override {
+    load_module_state(*transformer_, checkpoint.file(), checkpoint.path(), "model.");
+    torch::NoGradGuard no_grad;
+    for (auto& [name, value] : ema_) {
+      if (!checkpoint.file().find("ema." + name))
+        checkpoint.fail(fmt::format("missing tensor \"ema.{}\" (was the run started with --ema?)", name));
+      const torch::Tensor stored = checkpoint.tensor("ema." + name);
+      if (stored.sizes() != value.sizes()) checkpoint.fail(fmt::format("tensor \"ema.{}\" has the wrong shape", name));
+      value.copy_(stored);
+    }
+  }
+
+  std::string describe(int64_t dataset_size) const override {
+    const TransformerConfig& config = options_.config;
+    return fmt::format("transformer: {} parameters, {} layers × {} hidden, sequence {}, vocabulary {}, {} training grids",
+                       count_parameters(*transformer_), config.num_layers, config.hidden_size, config.sequence_length(),
+                       config.vocabulary_size(), dataset_size);
+  }
+
+  StepOutput forward(const StepBatch& batch) override {
+    const TransformerConfig& config = options_.config;
+    const uint64_t seed = options_.seed;
+    const int64_t global = static_cast<int64_t>(batch.global_indices.size());
+    // Every random choice of a step comes from a generator seeded by (seed, step), so a resumed
+    // run makes the same choices an uninterrupted one would; class dropout and masks are drawn
+    // for the whole global batch and each rank takes its rows, so that the run is the same
+    // whatever the number of ranks.
+    auto generator = compat::make_cpu_generator(mix_seed(seed, static_cast<uint64_t>(batch.step) + 1));
+    torch::Tensor classes = labels_.index_select(0, torch::tensor(batch.global_indices, torch::kLong)) + config.codebook_size;
+    if (config.no_class_token && options_.class_dropout > 0) {
+      const torch::Tensor dropped = torch::rand({global}, generator) < options_.class_dropout;
+      classes = torch::where(dropped, torch::full_like(classes, config.no_class_token_id()), classes);
+    }
+    const torch::Tensor masked = batch.shard_rows(sample_training_mask(global, ids_.size(1), generator));
+    classes = batch.shard_rows(classes);
+    const torch::Tensor target = ids_.index_select(0, torch::tensor(batch.shard_indices(), torch::kLong));
+    const torch::Tensor inputs = torch::where(masked, torch::full_like(target, config.mask_token()), target);
+    // Dropout inside the model draws from LibTorch's global generator: seeded per step (and rank).
+    const uint64_t dropout_seed = mix_seed(seed, static_cast<uint64_t>(batch.step) + 0x5EED);
+    torch::manual_seed(batch.rank == 0 ? dropout_seed : mix_seed(dropout_seed, static_cast<uint64_t>(batch.rank)));
+
+    const torch::Tensor logits = transformer_->image_logits(inputs.to(options_.device), classes.to(options_.device));
+    const torch::Tensor masked_device = masked.to(options_.device);
+    const torch::Tensor masked_logits = logits.index({masked_device});                          // [M, K]
+    const torch::Tensor masked_targets = target.to(options_.device).index({masked_device});   // [M]
+    StepOutput step;
+    step.loss = torch::nn::functional::cross_entropy(
+        masked_logits.to(torch::kFloat32), masked_targets,
+        torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(options_.label_smoothing));
+    step.weight = static_cast<double>(masked.sum().item<int64_t>());
+    step.metrics = {(masked_logits.detach().argmax(1) == masked_targets).to(torch::kFloat32).mean()};
+    return step;
+  }
+
+  void after_update(int64_t, const torch::Tensor&) override {
+    if (ema_.empty()) return;
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < ema_.size(); ++i)
+      ema_[i].second.mul_(options_.ema_decay).add_(named_[i].second, 1.0 - options_.ema_decay);
+  }
+
+  std::vector<torch::Tensor> extra_tensors() const override {
+    std::vector<torch::Tensor> tensors;
+    for (const auto& [name, value] : ema_) tensors.push_back(value);
+    return tensors;
+  }
+
+  std::string progress(const WindowSummary& window) const override {
+    return fmt::format("loss {:.4f} | masked acc {:.3f}", window.mean_loss, window.mean_metrics.at(0));
+  }
+
+  void record(const WindowSummary& window, Json& record) const override {
+    record["loss"] = window.mean_loss;
+    record["masked_accuracy"] = window.mean_metrics.at(0);
+  }
+
+  void write_checkpoint(CheckpointWriter& checkpoint) const override {
+    for (const auto& [name, value] : ema_) checkpoint.add_tensor("ema." + name, value);
+    checkpoint.set("transformer_config", dump_json(options_.config.to_json()));
+  }
+
+  void write_model() const override {
+    ModelConfig model = model_;
+    model.transformer = options_.config;
+    write_model_config(model);
+    if (ema_.empty()) {
+      save_transformer_weights(model, transformer_);
+      return;
+    }
+    BidirectionalTransformer averaged(options_.config);
+    torch::NoGradGuard no_grad;
+    auto parameters = averaged->named_parameters();
+    for (const auto& [name, value] : ema_) parameters[name].copy_(value);
+    save_transformer_weights(model, averaged);
+  }
+
+ private:
+  TransformerTrainOptions& options_;
+  ModelConfig model_;
+  torch::Tensor ids_, labels_;
+  mutable BidirectionalTransformer transformer_{nullptr};  // saving takes the module holder by reference
+  std::vector<std::pair<std::string, torch::Tensor>> named_, ema_;
+};
 
 }  // namespace
 
 TransformerTrainResult train_transformer(const TransformerTrainOptions& requested) {
   TransformerTrainOptions options = requested;
-  const std::string state_path = options.state_path();
-  const std::string weights_path = (fs::path(options.model_dir) / kTransformerWeightsFile).string();
-  check_learning_rate(options.learning_rate, options.beta1, options.weight_decay);
-  refuse_to_replace_run("transformer", options.model_dir, state_path, weights_path, options.resume, options.overwrite);
-  ModelConfig model = read_model_config(options.model_dir);
-  if (!model.tokenizer)
-    throw_bad_input(fmt::format("{}: train the tokenizer stage first (no \"tokenizer\" section)",
-                                model.path_of(kModelConfigFile)));
-  SafetensorsFile resume_state;
-  int64_t start_step = 0;
-  if (options.resume) {
-    if (!file_exists(state_path))
-      throw InvalidArgument("resume", fmt::format("no checkpoint at {}", state_path), ExitCode::bad_input);
-    try {
-      resume_state = read_safetensors(state_path);
-    } catch (const SafetensorsError& e) {
-      throw_bad_input(e.what());
-    }
-    try {
-      options.config = TransformerConfig::from_json(parse_json(resume_state.metadata.at("transformer_config")));
-      start_step = std::stoll(resume_state.metadata.at("step"));
-      options.seed = metadata_seed(resume_state, state_path);
-      options.batch_size = std::stoll(resume_state.metadata.at("batch_size"));
-    } catch (const std::exception& e) {
-      throw_bad_input(fmt::format("{}: bad or missing checkpoint metadata ({})", state_path, e.what()));
-    }
-    resume_data_limit(options.data, resume_state, state_path);
-  } else {
-    VQTokenizer probe(*model.tokenizer);
-    options.config.codebook_size = model.tokenizer->codebook_size;
-    options.config.num_classes = model.num_classes();
-    options.config.grid_height = probe->grid_size(model.image_height);
-    options.config.grid_width = probe->grid_size(model.image_width);
-  }
-  options.config.validate();
-  const TransformerConfig& config = options.config;
-  remove_stale_temporaries({state_path, options.resolved_metrics_path(), weights_path, model.path_of(kModelConfigFile),
-                            options.token_cache_path(), options.token_cache_path() + ".fingerprint"});
-
-  const TokenGrid tokens = cached_tokens(options, model, options.quiet);
-  const torch::Tensor ids = tokens.ids.flatten(1);  // [M, N]
-  const torch::Tensor labels = tokens.labels;
-  const int64_t dataset_size = ids.size(0);
-  if (ids.size(1) != config.tokens_per_image())
-    throw_bad_input(fmt::format("{}: token grids have {} cells, the transformer expects {}",
-                                options.token_cache_path(), ids.size(1), config.tokens_per_image()));
-  if (labels.max().item<int64_t>() >= config.num_classes)
-    throw_bad_input(fmt::format("{}: labels exceed the model's {} classes", options.data.path, config.num_classes));
-  if (dataset_size < options.batch_size)
-    throw InvalidArgument("batch_size",
-                          fmt::format("{} is larger than the dataset ({} images)", options.batch_size, dataset_size));
-
-  BidirectionalTransformer transformer(config);
-  transformer->reset_parameters_like_release(options.seed);
-  transformer->to(options.device);
-  transformer->train();
-  std::vector<std::pair<std::string, torch::Tensor>> named;
-  for (const auto& item : transformer->named_parameters()) named.emplace_back(item.key(), item.value());
-  AdamOptions adam_options;
-  adam_options.beta1 = options.beta1;
-  adam_options.beta2 = options.beta2;
-  adam_options.weight_decay = options.weight_decay;
-  Adam adam(named, adam_options);
-  std::vector<std::pair<std::string, torch::Tensor>> ema;
-  if (options.ema_decay > 0)
-    for (const auto& [name, parameter] : named) ema.emplace_back(name, parameter.detach().clone());
-
-  if (options.resume) {
-    load_module_state(*transformer, resume_state, state_path, "model.");
-    adam.load_state(resume_state, state_path);
-    for (auto& [name, value] : ema) {
-      const SafetensorsEntry* entry = resume_state.find("ema." + name);
-      if (!entry) throw_bad_input(fmt::format("{}: missing tensor \"ema.{}\" (was the run started with --ema?)", state_path, name));
-      value.copy_(entry_to_tensor(*entry));
-    }
-    if (!options.quiet)
-      print_stderr("resuming from step {} of {} (configuration, seed and batch size from the checkpoint)\n",
-                 start_step, state_path);
-  }
-
-  model.transformer = config;
-  ensure_directory(fs::path(state_path).parent_path().string());
-  if (!options.resume) discard_earlier_checkpoint(state_path);
-  MetricsLog metrics(options.resolved_metrics_path(), options.resume ? start_step : -1);
-
-  int64_t last_checkpoint = options.resume ? start_step : -1;
-  auto save_checkpoint = [&](int64_t steps_done) {
-    // Never write a model that is not finite (the loss is checked every step; this also
-    // covers weights, optimizer moments and averages that overflowed in the last update).
-    std::vector<torch::Tensor> tensors = module_tensors(*transformer);
-    for (const torch::Tensor& moment : adam.moments()) tensors.push_back(moment);
-    for (const auto& [name, value] : ema) tensors.push_back(value);
-    if (!all_finite(tensors))
-      throw_diverged("transformer", steps_done, "the weights are not finite after the update", last_checkpoint,
-                     state_path, options.learning_rate);
-    SafetensorsFile state;
-    append_module_state(state, *transformer, "model.");
-    adam.save_state(state);
-    for (const auto& [name, value] : ema) state.tensors.push_back(tensor_to_entry("ema." + name, value));
-    state.metadata["step"] = std::to_string(steps_done);
-    state.metadata["seed"] = std::to_string(options.seed);
-    state.metadata["batch_size"] = std::to_string(options.batch_size);
-    state.metadata["transformer_config"] = dump_json(config.to_json());
-    state.metadata["limit"] = std::to_string(options.data.limit);
-    write_safetensors(state_path, state);
-    write_model_config(model);
-    if (ema.empty()) {
-      save_transformer_weights(model, transformer);
-    } else {
-      BidirectionalTransformer averaged(config);
-      torch::NoGradGuard no_grad;
-      auto parameters = averaged->named_parameters();
-      for (const auto& [name, value] : ema) parameters[name].copy_(value);
-      save_transformer_weights(model, averaged);
-    }
-    last_checkpoint = steps_done;
-  };
-
+  TransformerStage stage(options);
+  const TrainingRunResult run = run_training(stage, options);
   TransformerTrainResult result;
-  result.steps_done = start_step;
-  int64_t parameter_count = 0;
-  for (const auto& p : transformer->parameters()) parameter_count += p.numel();
-  if (!options.quiet)
-    print_stderr("transformer: {} parameters, {} layers × {} hidden, sequence {}, vocabulary {}, {} training grids\n",
-               parameter_count, config.num_layers, config.hidden_size, config.sequence_length(),
-               config.vocabulary_size(), dataset_size);
-
-  Batcher batcher(dataset_size, options.batch_size, options.seed);
-  const int64_t batches_per_epoch = batcher.batches_per_epoch();
-  ProgressWindow window;
-  const auto started = std::chrono::steady_clock::now();
-  for (int64_t step = start_step; step < options.steps; ++step) {
-    adapt_cpu_threads();
-    if (interrupt_requested()) {
-      save_checkpoint(step);
-      result.interrupted = true;
-      if (!options.quiet) print_stderr("interrupted: checkpoint saved at step {} ({})\n", step, state_path);
-      break;
-    }
-    // Every random choice of a step comes from a generator seeded by (seed, step), so a
-    // resumed run makes the same choices an uninterrupted one would.
-    auto generator = compat::make_cpu_generator(mix_seed(options.seed, static_cast<uint64_t>(step) + 1));
-    const auto indices = batcher.batch_indices(step / batches_per_epoch, step % batches_per_epoch);
-    const torch::Tensor index = torch::tensor(indices, torch::kLong);
-    const torch::Tensor target = ids.index_select(0, index);
-    torch::Tensor classes = labels.index_select(0, index) + config.codebook_size;
-    if (config.no_class_token && options.class_dropout > 0) {
-      const torch::Tensor dropped = torch::rand({classes.size(0)}, generator) < options.class_dropout;
-      classes = torch::where(dropped, torch::full_like(classes, config.no_class_token_id()), classes);
-    }
-    const torch::Tensor masked = sample_training_mask(target.size(0), target.size(1), generator);
-    const torch::Tensor inputs = torch::where(masked, torch::full_like(target, config.mask_token()), target);
-    // Dropout inside the model draws from LibTorch's global generator; seed it per step too.
-    torch::manual_seed(mix_seed(options.seed, static_cast<uint64_t>(step) + 0x5EED));
-
-    const torch::Tensor logits = transformer->image_logits(inputs.to(options.device), classes.to(options.device));
-    const torch::Tensor masked_device = masked.to(options.device);
-    const torch::Tensor masked_logits = logits.index({masked_device});            // [M, K]
-    const torch::Tensor masked_targets = target.to(options.device).index({masked_device});  // [M]
-    const torch::Tensor loss = torch::nn::functional::cross_entropy(
-        masked_logits.to(torch::kFloat32), masked_targets,
-        torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(options.label_smoothing));
-    adam.zero_grad();
-    loss.backward();
-    const double learning_rate = warmup_cosine_lr(step, options.steps, options.warmup_steps, options.learning_rate,
-                                                  options.final_lr_fraction);
-    adam.step(learning_rate);
-    if (!ema.empty()) {
-      torch::NoGradGuard no_grad;
-      for (size_t i = 0; i < ema.size(); ++i) ema[i].second.mul_(options.ema_decay).add_(named[i].second, 1.0 - options.ema_decay);
-    }
-
-    // Read after the update was queued, as before; a step whose loss is not finite is never
-    // saved (its update is garbage, and the run stops).
-    const double loss_value = loss.item<double>();
-    if (!std::isfinite(loss_value))
-      throw_diverged("transformer", step + 1, describe_non_finite_loss(loss_value), last_checkpoint, state_path,
-                     options.learning_rate);
-    const double accuracy = (masked_logits.argmax(1) == masked_targets).to(torch::kFloat32).mean().item<double>();
-    window.add(loss_value, accuracy, options.batch_size);
-    const int64_t steps_done = step + 1;
-    result.steps_done = steps_done;
-    if (steps_done % options.log_every == 0 || steps_done == options.steps) {
-      const ProgressWindow::Summary summary = window.take(options.steps - steps_done);
-      if (result.first_loss == 0) result.first_loss = summary.mean_loss;
-      result.last_loss = summary.mean_loss;
-      result.last_masked_accuracy = summary.mean_metric;
-      if (!options.quiet)
-        print_stderr("transformer step {}/{} | loss {:.4f} | masked acc {:.3f} | lr {:.2e} | {:.0f} img/s | eta {}\n",
-                   steps_done, options.steps, summary.mean_loss, summary.mean_metric, learning_rate,
-                   summary.items_per_second, format_duration(summary.eta_seconds));
-      Json record = Json::object();
-      record["step"] = steps_done;
-      record["loss"] = summary.mean_loss;
-      record["masked_accuracy"] = summary.mean_metric;
-      record["learning_rate"] = learning_rate;
-      record["images_per_second"] = summary.items_per_second;
-      record["elapsed_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      metrics.write(record);
-    }
-    const bool stopping = options.stop_after >= 0 && steps_done - start_step >= options.stop_after;
-    if (steps_done % options.checkpoint_every == 0 || steps_done == options.steps || stopping) save_checkpoint(steps_done);
-    if (stopping) break;
-  }
-  if (start_step >= options.steps && !options.quiet)
-    print_stderr("nothing to do: the checkpoint is already at step {} (raise --steps to continue)\n", start_step);
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  result.steps_done = run.steps_done;
+  result.interrupted = run.interrupted;
+  result.first_loss = run.first_loss;
+  result.last_loss = run.last_loss;
+  result.last_masked_accuracy = run.last_metrics.empty() ? 0.0 : run.last_metrics[0];
+  result.seconds = run.seconds;
   return result;
 }
 

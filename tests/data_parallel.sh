@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Data-parallel training on c10d (Gloo on loopback), end to end through maskgit-train:
+# - two ranks at --batch-size B reach the weights of one process at 2B (float tolerance), for
+#   the tokenizer and the transformer, launched by --nproc 2 and by hand with torchrun's
+#   environment variables (RANK, WORLD_SIZE, ..., as `torchrun --no-python` sets them);
+# - a 2-rank run killed (SIGKILL) and resumed, and one interrupted (SIGINT) and resumed, end
+#   bit for bit where an uninterrupted 2-rank run does; a 2-rank checkpoint resumes on 1 rank,
+#   and is refused on 3 (its global batch does not split);
+# - a rank that dies, or hangs past --dist-timeout, makes the other exit with a clear message
+#   instead of hanging; --nproc under a launcher is refused.
+# Usage: data_parallel.sh BIN_DIR   (needs Debian's dataset-fashion-mnist and /usr/bin/python3
+# with numpy)
+set -u
+bin=${1:?usage: data_parallel.sh BIN_DIR}
+root=$(cd "$(dirname "$0")/.." && pwd)
+data=/usr/share/datasets/fashion-mnist
+work=$(mktemp -d)
+pids=()
+trap 'for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done; rm -rf "$work"' EXIT
+source "$root/tests/cli_lib.sh"
+compare() { /usr/bin/python3 "$root/tests/compare_safetensors.py" "$@" >"$work/compare" || { cat "$work/compare"; return 1; }; }
+started=$SECONDS
+export OMP_WAIT_POLICY=PASSIVE
+
+tokenizer=("$bin/maskgit-train" --stage tokenizer --data "$data" --split t10k --limit 256 --filters 8
+           --channel-mult 1,2 --codebook-size 16 --embedding-dim 4 --norm-groups 4 --dead-code-window 4
+           --log-every 1 --threads 1 -q)
+transformer=("$bin/maskgit-train" --stage transformer --data "$data" --split t10k --limit 256 --layers 1
+             --hidden 16 --heads 2 --mlp-dim 32 --dropout 0 --log-every 1 --threads 1)
+
+# A free TCP port on loopback, for the hand-made launches.
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# by_hand PORT RANK: sets `hand` to the prefix that starts one rank of 2 as torchrun does (its
+# variables, no --nproc): "${hand[@]}" COMMAND... (env execs COMMAND, so $! is the rank's pid).
+by_hand() {
+  hand=(env RANK="$2" LOCAL_RANK="$2" WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 GROUP_RANK=0 ROLE_RANK="$2"
+        MASTER_ADDR=127.0.0.1 MASTER_PORT="$1" TORCHELASTIC_RUN_ID=test)
+}
+
+# wait_for_lines FILE N PID: until FILE has N lines (or PID ended, or 60 s passed).
+wait_for_lines() {
+  local i
+  for ((i = 0; i < 6000; i++)); do
+    [ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ] && return 0
+    kill -0 "$3" 2>/dev/null || return 1
+    sleep 0.01
+  done
+  return 1
+}
+
+# --- 1. Two ranks at B = one process at 2B --------------------------------------------------------
+check "tokenizer, 1 process at batch 32" "${tokenizer[@]}" --steps 12 --batch-size 32 -o "$work/tok1"
+check "tokenizer, --nproc 2 at batch 16" "${tokenizer[@]}" --steps 12 --batch-size 16 --nproc 2 -o "$work/tok2"
+check "2 ranks at 16 = 1 process at 32 (tokenizer weights)" compare "$work/tok1/tokenizer.safetensors" "$work/tok2/tokenizer.safetensors"
+check "2 ranks at 16 = 1 process at 32 (tokenizer checkpoint, AdamW moments included)" \
+  compare "$work/tok1/train-state/tokenizer.safetensors" "$work/tok2/train-state/tokenizer.safetensors" --atol 1e-4
+check "the 2-rank checkpoint records 2 ranks and the global batch" \
+  grep -aq '"ranks":"2"' "$work/tok2/train-state/tokenizer.safetensors"
+check "... and the global batch of 32" grep -aq '"batch_size":"32"' "$work/tok2/train-state/tokenizer.safetensors"
+check "rank 0 alone wrote the metrics log: one record per step" test "$(wc -l <"$work/tok2/train-state/tokenizer-metrics.jsonl")" -eq 12
+
+# torchrun's way: each rank started by hand with the launcher's variables.
+port=$(free_port)
+by_hand "$port" 1
+"${hand[@]}" "${tokenizer[@]}" --steps 12 --batch-size 16 -o "$work/tokh" 2>"$work/rank1.err" &
+pids+=($!)
+by_hand "$port" 0
+"${hand[@]}" "${tokenizer[@]}" --steps 12 --batch-size 16 -o "$work/tokh" 2>"$work/rank0.err"
+status0=$?
+wait "${pids[-1]}"
+status1=$?
+check "ranks started by hand (torchrun's variables) both exit 0 ($status0, $status1)" test "$status0$status1" = 00
+check "... and train what --nproc 2 trains, bit for bit" cmp -s "$work/tokh/tokenizer.safetensors" "$work/tok2/tokenizer.safetensors"
+
+cp -r "$work/tok1" "$work/tr1"
+cp -r "$work/tok1" "$work/tr2"
+check "transformer, 1 process at batch 32" "${transformer[@]}" -q --steps 10 --batch-size 32 -o "$work/tr1"
+check "transformer, --nproc 2 at batch 16" "${transformer[@]}" -q --steps 10 --batch-size 16 --nproc 2 -o "$work/tr2"
+check "2 ranks at 16 = 1 process at 32 (transformer weights; masks and class dropout drawn per global batch)" \
+  compare "$work/tr1/transformer.safetensors" "$work/tr2/transformer.safetensors"
+check "the token cache was built once, by rank 0" test "$(ls "$work/tr2/train-state/" | grep -c '^tokens-t10k.safetensors$')" -eq 1
+
+# --- 2. Kill, interrupt, resume ----------------------------------------------------------------------
+steps=24
+cp -r "$work/tok1" "$work/straight"
+cp -r "$work/tok1" "$work/killed"
+cp -r "$work/tok1" "$work/stopped"
+run2=("${transformer[@]}" --steps "$steps" --checkpoint-every 4 --batch-size 16 --nproc 2)
+check "an uninterrupted 2-rank transformer run" "${run2[@]}" -q -o "$work/straight"
+
+"${run2[@]}" -q -o "$work/killed" 2>/dev/null &
+launcher=$!
+pids+=($launcher)
+wait_for_lines "$work/killed/train-state/transformer-metrics.jsonl" 9 "$launcher"
+kill -KILL "$launcher"  # the ranks die with it (they are started with PR_SET_PDEATHSIG)
+wait "$launcher" 2>/dev/null
+sleep 0.5
+check "a checkpoint survived the kill" test -f "$work/killed/train-state/transformer.safetensors"
+check "no rank outlived its killed launcher" test -z "$(pgrep -f -- "-o $work/killed" || true)"
+check "the killed 2-rank run resumes to the end" "${run2[@]}" -q --resume -o "$work/killed"
+for file in transformer.safetensors train-state/transformer.safetensors; do
+  check "killed and resumed = uninterrupted: $file, bit for bit" cmp -s "$work/killed/$file" "$work/straight/$file"
+done
+check "the resumed metrics log holds each step once" \
+  test "$(sed 's/^{"step":\([0-9]*\),.*/\1/' "$work/killed/train-state/transformer-metrics.jsonl" | tr '\n' ' ')" = "$(seq -s' ' 1 "$steps") "
+
+"${run2[@]}" -o "$work/stopped" 2>"$work/interrupt.err" &
+launcher=$!
+pids+=($launcher)
+wait_for_lines "$work/stopped/train-state/transformer-metrics.jsonl" 6 "$launcher"
+kill -INT "$launcher"
+wait "$launcher"
+status=$?
+check "SIGINT to the launcher: status 130 (got $status)" test "$status" -eq 130
+saved=$(grep -o 'checkpoint saved at step [0-9]*' "$work/interrupt.err" | grep -o '[0-9]*$')
+check "every rank stopped at one step, saved once (step ${saved:-none})" test "$(grep -c 'checkpoint saved at step' "$work/interrupt.err")" -eq 1
+check "the checkpoint is at that step" grep -aq "\"step\":\"${saved:-x}\"" "$work/stopped/train-state/transformer.safetensors"
+check "the interrupted 2-rank run resumes to the end" "${run2[@]}" -q --resume -o "$work/stopped"
+check "interrupted and resumed = uninterrupted, bit for bit" \
+  cmp -s "$work/stopped/transformer.safetensors" "$work/straight/transformer.safetensors"
+
+# A different number of ranks: the global batch (32) must split evenly.
+check "a 2-rank tokenizer run stopped after 6 steps" "${tokenizer[@]}" --steps 12 --batch-size 16 --nproc 2 --stop-after 6 -o "$work/moved"
+"${tokenizer[@]}" --steps 12 --nproc 3 --resume -o "$work/moved" 2>"$work/err"
+status=$?
+check "... is refused on 3 ranks (status 2, got $status): its batch of 32 does not split" \
+  test "$status" -eq 2 -a "$(grep -c 'do not split evenly over 3 ranks' "$work/err")" -eq 1
+check "... resumes on 1 process (batch 32)" "${tokenizer[@]}" --steps 12 --resume -o "$work/moved"
+check "... and ends where the 2-rank run does" compare "$work/moved/tokenizer.safetensors" "$work/tok2/tokenizer.safetensors"
+
+# --- 3. Lost ranks ------------------------------------------------------------------------------------
+# dead_or_hung SIGNAL: rank 1 of a by-hand launch gets SIGNAL (KILL: dies; STOP: hangs) after
+# two steps; rank 0 must end by itself with status 1 and one clear error line.
+dead_or_hung() {
+  local signal=$1 port rank0 rank1 t0 status
+  port=$(free_port)
+  rm -rf "$work/lost"
+  by_hand "$port" 1
+  "${hand[@]}" "${tokenizer[@]}" --steps 100000 --batch-size 16 --dist-timeout 3 -o "$work/lost" 2>/dev/null &
+  rank1=$!
+  disown "$rank1"  # no "Killed" notice from the shell
+  pids+=($rank1)
+  by_hand "$port" 0
+  "${hand[@]}" "${tokenizer[@]}" --steps 100000 --batch-size 16 --dist-timeout 3 -o "$work/lost" 2>"$work/lost.err" &
+  rank0=$!
+  pids+=($rank0)
+  wait_for_lines "$work/lost/train-state/tokenizer-metrics.jsonl" 2 "$rank0"
+  kill -"$signal" "$rank1"
+  t0=$SECONDS
+  local i
+  for ((i = 0; i < 600; i++)); do kill -0 "$rank0" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$rank0" 2>/dev/null
+  wait "$rank0"
+  status=$?
+  kill -KILL "$rank1" 2>/dev/null
+  kill -CONT "$rank1" 2>/dev/null
+  echo "SIG$signal to rank 1 -> rank 0 after $((SECONDS - t0)) s: $(cat "$work/lost.err")"
+  check "SIG$signal to rank 1: rank 0 ends by itself in $((SECONDS - t0)) s with status 1 (got $status)" test "$status" -eq 1
+  check "SIG$signal to rank 1: one error line naming the rank and the lost peer" \
+    test "$(wc -l <"$work/lost.err")" -eq 1 -a -n "$(grep -E 'rank 0 of 2.*(another rank|rank 1)' "$work/lost.err")"
+  if [ "$status" -ne 1 ]; then sed 's/^/    /' "$work/lost.err"; fi
+}
+dead_or_hung KILL
+dead_or_hung STOP
+check "the lost run's checkpoint directory holds no temporary" test -z "$(find "$work/lost" -name '*.tmp.*')"
+
+# --nproc under a launcher is a usage error (exit 2, one line).
+expect 2 "--nproc: this process is already rank 0 of 2" -- env RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=1 \
+  "${tokenizer[@]}" --nproc 2 -o "$work/never"
+expect 2 "RANK" -- env RANK=2 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=1 "${tokenizer[@]}" -o "$work/never"
+
+# The classifier trains on two ranks too, and its evaluation runs once, on rank 0.
+check "classifier on 2 ranks" "$bin/maskgit-train" --stage classifier --data "$data" --split t10k --limit 256 \
+  --batch-size 16 --steps 6 --eval-split t10k --nproc 2 --threads 1 -q -o "$work/cls" 2>/dev/null
+check "its metrics log ends with one evaluation record" test "$(grep -c evaluation_accuracy "$work/cls/train-state/classifier-metrics.jsonl")" -eq 1
+
+echo "data_parallel: $((SECONDS - started)) s"
+finish data_parallel
