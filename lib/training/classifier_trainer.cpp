@@ -90,13 +90,8 @@ class ClassifierStage final : public TrainingStage {
   // Architecture and augmentation come from the checkpoint so that the resumed run continues
   // the same model and random streams.
   void read_settings(const CheckpointReader& checkpoint) override {
-    try {
-      checkpoint_config_ = ClassifierConfig::from_json(checkpoint.json("classifier_config"));
-    } catch (const Error&) {
-      throw;
-    } catch (const std::exception& e) {
-      checkpoint.fail(fmt::format("bad classifier_config: {}", e.what()));
-    }
+    checkpoint_config_ = checkpoint.parsed(
+        "classifier_config", [](const Json& json) { return ClassifierConfig::from_json(json); });
     options_.config = *checkpoint_config_;
     options_.augment = checkpoint.integer("augment", 0, 1) != 0;
   }
@@ -243,15 +238,10 @@ ClassifierTrainResult train_classifier(const ClassifierTrainOptions& requested) 
   ClassifierStage stage(options);
   const TrainingRunResult run = run_training(stage, options);
   ClassifierTrainResult result;
-  result.steps_done = run.steps_done;
-  result.total_steps = run.total_steps;
-  result.interrupted = run.interrupted;
-  result.first_loss = run.first_loss;
-  result.last_loss = run.last_loss;
+  static_cast<TrainingRunResult&>(result) = run;
   result.last_accuracy = run.last_metrics.empty() ? 0.0 : run.last_metrics[0];
   result.evaluation_accuracy = stage.evaluation_accuracy();
   result.evaluation_images = result.evaluation_accuracy >= 0 ? stage.evaluation_images() : 0;
-  result.seconds = run.seconds;
   return result;
 }
 

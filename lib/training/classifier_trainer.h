@@ -36,16 +36,11 @@ struct ClassifierTrainOptions : TrainingRunOptions {
   int64_t total_steps(int64_t dataset_size, int world_size = 1) const;
 };
 
-struct ClassifierTrainResult {
-  int64_t steps_done = 0;
-  int64_t total_steps = 0;
-  bool interrupted = false;
-  double first_loss = 0;      // mean over the first logging window of this run
-  double last_loss = 0;       // mean over the last logging window of this run
+// seconds: the training time of this run, without the final evaluation.
+struct ClassifierTrainResult : TrainingRunResult {
   double last_accuracy = 0;   // training-batch accuracy over the last logging window
   double evaluation_accuracy = -1;  // on options.evaluation; -1 when not measured
   int64_t evaluation_images = 0;
-  double seconds = 0;         // training time of this run, without the final evaluation
 };
 
 // Throws what run_training throws, and InvalidArgument("epochs") for no steps and no epochs.

@@ -20,7 +20,7 @@
 // Checkpoints are safetensors files written atomically by rank 0: the model under "model.",
 // the optimizer state under "adam.<parameter>.m|v" + metadata "adam.step" (the layout of the
 // earlier hand-written Adam, so older checkpoints resume), the stage's own tensors, and
-// metadata (docs/training.md lists every key).
+// metadata (docs/training.md §2 lists every key).
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -85,6 +85,16 @@ class CheckpointReader {
   uint64_t unsigned_integer(const std::string& key) const;
   // The metadata value parsed as JSON (strictly, lib/io/json.h).
   Json json(const std::string& key) const;
+  // `parse(json(key))`, e.g. a configuration's from_json; what it throws becomes "bad <key>: ...".
+  template <typename Parse>
+  auto parsed(const std::string& key, Parse parse) const -> decltype(parse(Json())) {
+    const Json value = json(key);
+    try {
+      return parse(value);
+    } catch (const std::exception& e) {
+      fail("bad " + key + ": " + e.what());
+    }
+  }
   // The tensor `name` (a copy, on the CPU); missing is an error naming `hint` when given.
   torch::Tensor tensor(const std::string& name, const std::string& hint = "") const;
   // A bad-input error about this file: "<path>: <message>".

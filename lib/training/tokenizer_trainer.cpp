@@ -65,13 +65,8 @@ class TokenizerStage final : public TrainingStage {
   }
 
   void read_settings(const CheckpointReader& checkpoint) override {
-    try {
-      options_.config = TokenizerConfig::from_json(checkpoint.json("tokenizer_config"));
-    } catch (const Error&) {
-      throw;
-    } catch (const std::exception& e) {
-      checkpoint.fail(fmt::format("bad tokenizer_config: {}", e.what()));
-    }
+    options_.config = checkpoint.parsed(
+        "tokenizer_config", [](const Json& json) { return TokenizerConfig::from_json(json); });
   }
 
   int64_t prepare() override {
@@ -193,13 +188,9 @@ TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& requested) {
   TokenizerStage stage(options);
   const TrainingRunResult run = run_training(stage, options);
   TokenizerTrainResult result;
-  result.steps_done = run.steps_done;
-  result.interrupted = run.interrupted;
-  result.first_loss = run.first_loss;
-  result.last_loss = run.last_loss;
+  static_cast<TrainingRunResult&>(result) = run;
   result.last_psnr = run.last_metrics.empty() ? 0.0 : psnr_from_mse(run.last_metrics[0]);
   result.codes_used = stage.codes_used();
-  result.seconds = run.seconds;
   return result;
 }
 

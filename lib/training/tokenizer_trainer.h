@@ -25,14 +25,9 @@ struct TokenizerTrainOptions : TrainingRunOptions {
   std::string resolved_metrics_path() const;
 };
 
-struct TokenizerTrainResult {
-  int64_t steps_done = 0;
-  bool interrupted = false;
-  double first_loss = 0;  // mean over the first logging window of this run
-  double last_loss = 0;   // mean over the last logging window of this run
-  double last_psnr = 0;
+struct TokenizerTrainResult : TrainingRunResult {
+  double last_psnr = 0;    // of the reconstructions over the last logging window
   int64_t codes_used = 0;  // over the last dead-code window
-  double seconds = 0;
 };
 
 // Throws what run_training throws.

@@ -129,13 +129,8 @@ class TransformerStage final : public TrainingStage {
   }
 
   void read_settings(const CheckpointReader& checkpoint) override {
-    try {
-      options_.config = TransformerConfig::from_json(checkpoint.json("transformer_config"));
-    } catch (const Error&) {
-      throw;
-    } catch (const std::exception& e) {
-      checkpoint.fail(fmt::format("bad transformer_config: {}", e.what()));
-    }
+    options_.config = checkpoint.parsed(
+        "transformer_config", [](const Json& json) { return TransformerConfig::from_json(json); });
   }
 
   int64_t prepare() override {
@@ -289,12 +284,8 @@ TransformerTrainResult train_transformer(const TransformerTrainOptions& requeste
   TransformerStage stage(options);
   const TrainingRunResult run = run_training(stage, options);
   TransformerTrainResult result;
-  result.steps_done = run.steps_done;
-  result.interrupted = run.interrupted;
-  result.first_loss = run.first_loss;
-  result.last_loss = run.last_loss;
+  static_cast<TrainingRunResult&>(result) = run;
   result.last_masked_accuracy = run.last_metrics.empty() ? 0.0 : run.last_metrics[0];
-  result.seconds = run.seconds;
   return result;
 }
 

@@ -24,12 +24,8 @@ struct TransformerTrainOptions : TrainingRunOptions {
   std::string resolved_metrics_path() const;
 };
 
-struct TransformerTrainResult {
-  int64_t steps_done = 0;
-  bool interrupted = false;
-  double first_loss = 0, last_loss = 0;
-  double last_masked_accuracy = 0;
-  double seconds = 0;
+struct TransformerTrainResult : TrainingRunResult {
+  double last_masked_accuracy = 0;  // over the last logging window
 };
 
 // Throws what run_training throws.
