@@ -166,21 +166,29 @@ int main(int argc, char** argv) {
       throw_usage(fmt::format("--nproc: this process is already rank {} of {} started by a launcher (WORLD_SIZE is "
                               "set); give the number of processes to the launcher only",
                               launch.rank, launch.world_size));
-    // The stage's flags, checked before anything starts.
-    if (stage == "tokenizer") {
-      try {
-        tokenizer.config.channel_multipliers = parse_int_list(channel_multipliers);
-      } catch (const std::exception& e) {
-        throw_usage(fmt::format("--channel-mult: {}", e.what()));
+    // The stage's flags, checked before anything starts (by every rank alike: rank 0 reports).
+    const auto check_flags = [&] {
+      if (stage == "tokenizer") {
+        try {
+          tokenizer.config.channel_multipliers = parse_int_list(channel_multipliers);
+        } catch (const std::exception& e) {
+          throw_usage(fmt::format("--channel-mult: {}", e.what()));
+        }
+        validate_from_flags([&] { tokenizer.config.validate(); }, "tokenizer.",
+                            {{"channels", "--channels"}, {"filters", "--filters"}, {"channel_multipliers", "--channel-mult"},
+                             {"num_res_blocks", "--res-blocks"}, {"codebook_size", "--codebook-size"},
+                             {"embedding_dim", "--embedding-dim"}, {"norm_groups", "--norm-groups"}});
+      } else if (stage == "transformer") {
+        validate_from_flags([&] { transformer.config.validate(); }, "transformer.",
+                            {{"num_layers", "--layers"}, {"hidden_size", "--hidden"}, {"num_heads", "--heads"},
+                             {"mlp_dim", "--mlp-dim"}, {"dropout", "--dropout"}});
       }
-      validate_from_flags([&] { tokenizer.config.validate(); }, "tokenizer.",
-                          {{"channels", "--channels"}, {"filters", "--filters"}, {"channel_multipliers", "--channel-mult"},
-                           {"num_res_blocks", "--res-blocks"}, {"codebook_size", "--codebook-size"},
-                           {"embedding_dim", "--embedding-dim"}, {"norm_groups", "--norm-groups"}});
-    } else if (stage == "transformer") {
-      validate_from_flags([&] { transformer.config.validate(); }, "transformer.",
-                          {{"num_layers", "--layers"}, {"hidden_size", "--hidden"}, {"num_heads", "--heads"},
-                           {"mlp_dim", "--mlp-dim"}, {"dropout", "--dropout"}});
+    };
+    try {
+      check_flags();
+    } catch (const Error& e) {
+      if (launch.launched && launch.rank != 0) throw AlreadyReported(e.code(), e.what());
+      throw;
     }
     // Every destination the run will write, checked once the flags are known good and before
     // any data is read (folders are made by the trainer, after its inputs are checked): the
@@ -247,12 +255,20 @@ int main(int argc, char** argv) {
     install_interrupt_handlers(launch.launched);
     try {
       train(device);
-    } catch (const Error& e) {
-      // Rank 0 reports what every rank meets alike (a bad option, checkpoint or input, an
-      // interrupt, a diverged run); the other ranks print only their own failures (a lost peer).
-      const bool shared = e.code() != ExitCode::failure || dynamic_cast<const TrainingDiverged*>(&e) != nullptr;
-      if (!flags.group->is_main() && shared) throw AlreadyReported(e.code(), e.what());
+    } catch (const AlreadyReported&) {
       throw;
+    } catch (const Error& e) {
+      // Rank 0 reports what every rank meets alike (the engine marks those AlreadyReported on
+      // the other ranks; an interrupt and a diverged run too); the other ranks print their own
+      // failures (their data, a lost peer), naming themselves.
+      if (flags.group->is_main()) throw;
+      if (e.code() == ExitCode::interrupted || dynamic_cast<const TrainingDiverged*>(&e) != nullptr)
+        throw AlreadyReported(e.code(), e.what());
+      const std::string who = fmt::format("rank {} of {}", flags.group->rank(), flags.group->world_size());
+      if (const auto* invalid = dynamic_cast<const InvalidArgument*>(&e))
+        throw InvalidArgument(invalid->argument(), who + ": " + invalid->message(), invalid->code());
+      if (std::string(e.what()).rfind(who, 0) == 0) throw;  // it names its rank already
+      throw Error(e.code(), who + ": " + e.what());
     }
   });
 }

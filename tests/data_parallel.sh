@@ -8,10 +8,12 @@
 #   and is refused on 3 (its global batch does not split);
 # - a rank that dies, or hangs past --dist-timeout, makes the other exit with a clear message
 #   instead of hanging; --nproc under a launcher is refused.
-# Usage: data_parallel.sh BIN_DIR   (needs Debian's dataset-fashion-mnist and /usr/bin/python3
-# with numpy)
+# Usage: data_parallel.sh BIN_DIR TEST_DISTRIBUTED   (needs Debian's dataset-fashion-mnist and
+# /usr/bin/python3 with numpy; TEST_DISTRIBUTED is build/tests/test_distributed, which hosts a
+# store the way torchrun's agent does)
 set -u
-bin=${1:?usage: data_parallel.sh BIN_DIR}
+bin=${1:?usage: data_parallel.sh BIN_DIR TEST_DISTRIBUTED}
+store_host=${2:?usage: data_parallel.sh BIN_DIR TEST_DISTRIBUTED}
 root=$(cd "$(dirname "$0")/.." && pwd)
 data=/usr/share/datasets/fashion-mnist
 work=$(mktemp -d)
@@ -60,18 +62,33 @@ check "the 2-rank checkpoint records 2 ranks and the global batch" \
 check "... and the global batch of 32" grep -aq '"batch_size":"32"' "$work/tok2/train-state/tokenizer.safetensors"
 check "rank 0 alone wrote the metrics log: one record per step" test "$(wc -l <"$work/tok2/train-state/tokenizer-metrics.jsonl")" -eq 12
 
-# torchrun's way: each rank started by hand with the launcher's variables.
-port=$(free_port)
-by_hand "$port" 1
-"${hand[@]}" "${tokenizer[@]}" --steps 12 --batch-size 16 -o "$work/tokh" 2>"$work/rank1.err" &
-pids+=($!)
-by_hand "$port" 0
-"${hand[@]}" "${tokenizer[@]}" --steps 12 --batch-size 16 -o "$work/tokh" 2>"$work/rank0.err"
-status0=$?
-wait "${pids[-1]}"
-status1=$?
-check "ranks started by hand (torchrun's variables) both exit 0 ($status0, $status1)" test "$status0$status1" = 00
-check "... and train what --nproc 2 trains, bit for bit" cmp -s "$work/tokh/tokenizer.safetensors" "$work/tok2/tokenizer.safetensors"
+# torchrun's way: each rank started by hand with the launcher's variables, joining a store that
+# the "agent" hosts (TORCHELASTIC_USE_AGENT_STORE=True, as torchrun sets), and, as older
+# launchers do, with rank 0 hosting the store.
+for agent in True none; do
+  port=$(free_port)
+  agent_env=()
+  if [ "$agent" = True ]; then
+    "$store_host" serve-store "$port" 120 >"$work/store.out" &
+    store=$!
+    pids+=($store)
+    for ((i = 0; i < 500; i++)); do grep -q ready "$work/store.out" 2>/dev/null && break; sleep 0.01; done
+    agent_env=(TORCHELASTIC_USE_AGENT_STORE=True TORCHELASTIC_RESTART_COUNT=0)
+  fi
+  rm -rf "$work/tokh"
+  by_hand "$port" 1
+  "${hand[@]}" "${agent_env[@]}" "${tokenizer[@]}" --steps 12 --batch-size 16 -o "$work/tokh" 2>"$work/rank1.err" &
+  pids+=($!)
+  by_hand "$port" 0
+  "${hand[@]}" "${agent_env[@]}" "${tokenizer[@]}" --steps 12 --batch-size 16 -o "$work/tokh" 2>"$work/rank0.err"
+  status0=$?
+  wait "${pids[-1]}"
+  status1=$?
+  [ "$agent" = True ] && kill "$store" 2>/dev/null
+  check "ranks started by hand (torchrun's variables, agent store: $agent) both exit 0 ($status0, $status1)" test "$status0$status1" = 00
+  if [ "$status0$status1" != 00 ]; then sed 's/^/    rank 0: /' "$work/rank0.err"; sed 's/^/    rank 1: /' "$work/rank1.err"; fi
+  check "... and train what --nproc 2 trains, bit for bit" cmp -s "$work/tokh/tokenizer.safetensors" "$work/tok2/tokenizer.safetensors"
+done
 
 cp -r "$work/tok1" "$work/tr1"
 cp -r "$work/tok1" "$work/tr2"
@@ -79,7 +96,6 @@ check "transformer, 1 process at batch 32" "${transformer[@]}" -q --steps 10 --b
 check "transformer, --nproc 2 at batch 16" "${transformer[@]}" -q --steps 10 --batch-size 16 --nproc 2 -o "$work/tr2"
 check "2 ranks at 16 = 1 process at 32 (transformer weights; masks and class dropout drawn per global batch)" \
   compare "$work/tr1/transformer.safetensors" "$work/tr2/transformer.safetensors"
-check "the token cache was built once, by rank 0" test "$(ls "$work/tr2/train-state/" | grep -c '^tokens-t10k.safetensors$')" -eq 1
 
 # --- 2. Kill, interrupt, resume ----------------------------------------------------------------------
 steps=24
@@ -119,6 +135,23 @@ check "the checkpoint is at that step" grep -aq "\"step\":\"${saved:-x}\"" "$wor
 check "the interrupted 2-rank run resumes to the end" "${run2[@]}" -q --resume -o "$work/stopped"
 check "interrupted and resumed = uninterrupted, bit for bit" \
   cmp -s "$work/stopped/transformer.safetensors" "$work/straight/transformer.safetensors"
+
+# SIGTERM to every process at once (a scheduler, a cgroup stop): the launcher passes it on too,
+# and that second SIGTERM must not cut the checkpoint short.
+cp -r "$work/tok1" "$work/termed"
+"${run2[@]}" -o "$work/termed" 2>"$work/term.err" &
+launcher=$!
+pids+=($launcher)
+wait_for_lines "$work/termed/train-state/transformer-metrics.jsonl" 6 "$launcher"
+kill -TERM "$launcher" $(pgrep -P "$launcher") 2>/dev/null
+wait "$launcher"
+status=$?
+check "SIGTERM to the launcher and its ranks at once: status 130 (got $status)" test "$status" -eq 130
+check "... with one checkpoint saved" test "$(grep -c 'checkpoint saved at step' "$work/term.err")" -eq 1
+if [ "$status" -ne 130 ]; then sed 's/^/    /' "$work/term.err"; fi
+check "... which resumes to the end" "${run2[@]}" -q --resume -o "$work/termed"
+check "... where the uninterrupted run ends, bit for bit" \
+  cmp -s "$work/termed/transformer.safetensors" "$work/straight/transformer.safetensors"
 
 # A different number of ranks: the global batch (32) must split evenly.
 check "a 2-rank tokenizer run stopped after 6 steps" "${tokenizer[@]}" --steps 12 --batch-size 16 --nproc 2 --stop-after 6 -o "$work/moved"
@@ -164,6 +197,21 @@ dead_or_hung() {
 dead_or_hung KILL
 dead_or_hung STOP
 check "the lost run's checkpoint directory holds no temporary" test -z "$(find "$work/lost" -name '*.tmp.*')"
+
+# A rank's own failure (its data missing: another machine, say) is reported by that rank.
+port=$(free_port)
+by_hand "$port" 1
+"${hand[@]}" "${tokenizer[@]/#$data/$work/no-such-data}" --steps 12 --batch-size 16 -o "$work/own" 2>"$work/rank1.err" &
+rank1=$!
+by_hand "$port" 0
+"${hand[@]}" "${tokenizer[@]}" --steps 12 --batch-size 16 --dist-timeout 20 -o "$work/own" 2>"$work/rank0.err"
+status0=$?
+wait "$rank1"
+status1=$?
+check "rank 1 without its data: status 3 (got $status1) and its own error line" \
+  test "$status1" -eq 3 -a "$(grep -c "error: rank 1 of 2: .*no-such-data" "$work/rank1.err")" -eq 1
+check "... and rank 0 fails too (status 1, got $status0), saying a rank stopped" \
+  test "$status0" -eq 1 -a "$(grep -c 'another rank stopped' "$work/rank0.err")" -eq 1
 
 # --nproc under a launcher is a usage error (exit 2, one line).
 expect 2 "--nproc: this process is already rank 0 of 2" -- env RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=1 \

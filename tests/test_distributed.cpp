@@ -642,8 +642,21 @@ int test_environment(char** argv) {
 
 }  // namespace
 
+// `serve-store PORT SECONDS`: hosts a c10d TCPStore on 127.0.0.1:PORT that only serves, as
+// torchrun's agent does, for SECONDS (tests/data_parallel.sh starts ranks against it with
+// TORCHELASTIC_USE_AGENT_STORE=True). Prints "ready" on stdout once it listens.
+int serve_store(int port, int seconds) {
+  const auto store = maskgit::compat::make_tcp_store("127.0.0.1", static_cast<uint16_t>(port), /*is_server=*/true, 1,
+                                                     std::chrono::seconds(seconds), /*wait_for_workers=*/false);
+  std::printf("ready\n");
+  std::fflush(stdout);
+  std::this_thread::sleep_for(std::chrono::seconds(seconds));
+  return 0;
+}
+
 int main(int argc, char** argv) {
   (void)openmp_wait_policy_hook;
+  if (argc == 4 && std::string(argv[1]) == "serve-store") return serve_store(std::atoi(argv[2]), std::atoi(argv[3]));
   if (argc != 2) {
     std::fprintf(stderr, "usage: %s collectives|run-on-main|dead-rank|timeout|main-dies|localhost|environment\n",
                  argv[0]);

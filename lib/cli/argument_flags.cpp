@@ -63,6 +63,7 @@ constexpr ArgumentFlag kArgumentFlags[] = {
     {"warmup_steps", "--warmup", "maskgit-train"},
     {"weight_decay", "--weight-decay", "maskgit-train"},
     {"betas", "", ""},              // no flag: the stages' own values
+    {"eps", "", ""},                // no flag: AdamW's epsilon
     {"final_lr_fraction", "", ""},  // no flag: the stages' own values
     {"world_size", "", ""},         // the number of ranks, from --nproc or the launcher
 };

@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <type_traits>
@@ -125,16 +126,19 @@ std::string exception_reason(const std::exception& error) {
 }
 
 c10::intrusive_ptr<c10d::Store> make_tcp_store(const std::string& host, uint16_t port, bool is_server, int world_size,
-                                               std::chrono::milliseconds timeout) {
+                                               std::chrono::milliseconds timeout, bool wait_for_workers,
+                                               const std::string& prefix) {
   c10d::TCPStoreOptions options;
   options.port = port;
   options.isServer = is_server;
-  options.numWorkers = static_cast<size_t>(world_size);
-  options.waitWorkers = true;
+  if (wait_for_workers) options.numWorkers = static_cast<size_t>(world_size);
+  options.waitWorkers = wait_for_workers;
   options.timeout = timeout;
   options.multiTenant = false;
   disable_libuv(options);
-  return c10::make_intrusive<c10d::TCPStore>(host, options);
+  c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::TCPStore>(host, options);
+  if (prefix.empty()) return store;
+  return c10::make_intrusive<c10d::PrefixStore>(prefix, store);
 }
 
 std::unique_ptr<ProcessGroupHandle> make_gloo_group(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
@@ -170,6 +174,11 @@ std::unique_ptr<ProcessGroupHandle> make_nccl_group(const c10::intrusive_ptr<c10
                                                     std::chrono::milliseconds timeout, int device_index) {
 #ifdef MASKGIT_NCCL_ENABLED
   c10::cuda::set_device(static_cast<c10::DeviceIndex>(device_index));
+  // Work::wait() blocks the CPU and throws on a timeout or a peer's failure only in blocking
+  // mode; otherwise a lost peer would surface as NCCL's watchdog aborting the process. Set
+  // unless the user chose (the variable's name changed in 2.2).
+  ::setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 0);
+  ::setenv("NCCL_BLOCKING_WAIT", "1", 0);
   auto options = c10d::ProcessGroupNCCL::Options::create();
   options->timeout = timeout;
   auto group = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, size, options);

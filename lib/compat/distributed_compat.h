@@ -34,11 +34,15 @@ bool has_nccl();
 std::string exception_reason(const std::exception& error);
 
 // A c10d::TCPStore client of the store at host:port, and its server when `is_server` (rank 0:
-// listening on every interface at `port`, waiting until `world_size` clients have joined).
-// `timeout`: connecting, the wait for the clients, and the default of every operation. Throws
-// what c10d throws (c10::Error or a std::exception).
+// listening on every interface at `port`, waiting until `world_size` clients have joined; with
+// `wait_for_workers` false it does not wait: a store that only serves, as torchrun's agent
+// hosts). `timeout`: connecting, the wait for the clients, and the default of every operation.
+// A non-empty `prefix` wraps the store in a c10d::PrefixStore (torchrun's workers use
+// "/worker/attempt_<restart count>" in the agent's store). Throws what c10d throws (c10::Error
+// or a std::exception).
 c10::intrusive_ptr<c10d::Store> make_tcp_store(const std::string& host, uint16_t port, bool is_server, int world_size,
-                                               std::chrono::milliseconds timeout);
+                                               std::chrono::milliseconds timeout, bool wait_for_workers = true,
+                                               const std::string& prefix = "");
 
 // Which network device a ProcessGroupGloo binds to.
 struct GlooDevice {

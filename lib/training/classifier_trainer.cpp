@@ -174,10 +174,13 @@ class ClassifierStage final : public TrainingStage {
     return step;
   }
 
+  std::string step_note(const WindowSummary& window) const override {
+    return fmt::format(" (epoch {}/{})", (window.steps_done - 1) / batches_per_epoch_ + 1,
+                       (window.total_steps + batches_per_epoch_ - 1) / batches_per_epoch_);
+  }
+
   std::string progress(const WindowSummary& window) const override {
-    return fmt::format("epoch {}/{} | loss {:.4f} | accuracy {:.1f}%", (window.steps_done - 1) / batches_per_epoch_ + 1,
-                       (window.total_steps + batches_per_epoch_ - 1) / batches_per_epoch_, window.mean_loss,
-                       100.0 * window.mean_metrics.at(0));
+    return fmt::format("loss {:.4f} | accuracy {:.1f}%", window.mean_loss, 100.0 * window.mean_metrics.at(0));
   }
 
   void record(const WindowSummary& window, Json& record) const override {

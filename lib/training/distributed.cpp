@@ -165,6 +165,13 @@ LaunchEnvironment read_launch_environment() {
   env.master_port = parse_environment_integer("MASTER_PORT", *master_port);
   if (env.master_port < 1 || env.master_port > 65535)
     throw InvalidArgument("MASTER_PORT", fmt::format("is {}, not a port (1 to 65535)", env.master_port));
+
+  // torch.distributed's rule: the agent's store is used when the variable is exactly "True".
+  const auto agent_store = environment_value("TORCHELASTIC_USE_AGENT_STORE");
+  env.agent_store = agent_store && *agent_store == "True";
+  const auto restart_count = environment_value("TORCHELASTIC_RESTART_COUNT");
+  if (env.agent_store && restart_count)
+    env.restart_count = parse_environment_integer("TORCHELASTIC_RESTART_COUNT", *restart_count);
   return env;
 }
 
@@ -374,8 +381,12 @@ std::unique_ptr<DataParallelGroup> DataParallelGroup::connect(const LaunchEnviro
   const std::string within = seconds_text(options.timeout);
 
   try {
-    impl->store = compat::make_tcp_store(env.master_addr, static_cast<uint16_t>(env.master_port), env.rank == 0,
-                                         env.world_size, options.timeout);
+    // Under torchrun's agent the store already exists (the agent hosts it); otherwise rank 0
+    // hosts it. Either way every rank is a client of it.
+    impl->store = compat::make_tcp_store(
+        env.master_addr, static_cast<uint16_t>(env.master_port), env.rank == 0 && !env.agent_store, env.world_size,
+        options.timeout, /*wait_for_workers=*/true,
+        env.agent_store ? fmt::format("/worker/attempt_{}", env.restart_count) : std::string());
   } catch (const std::exception& error) {
     const std::string reason = compat::exception_reason(error);
     if (env.rank == 0)
@@ -573,6 +584,29 @@ void DataParallelGroup::run_on_main(const std::string& what, const std::function
                           fmt::format("{}: rank 0 failed while {}: {}", impl.who(), what,
                                       newline == std::string::npos ? rest : rest.substr(newline + 1)));
   }
+}
+
+torch::Tensor broadcast_from_main(DataParallelGroup& group, const torch::Tensor& value) {
+  if (group.world_size() == 1) return value;
+  constexpr int64_t kMaxDims = 8;
+  torch::Tensor header = torch::zeros({2 + kMaxDims}, torch::kLong);
+  if (group.is_main()) {
+    if (!value.defined() || value.dim() > kMaxDims)
+      throw Error(ExitCode::failure, "broadcast_from_main: rank 0's value must be a tensor of at most 8 dimensions");
+    header[0] = static_cast<int64_t>(value.scalar_type());
+    header[1] = value.dim();
+    for (int64_t d = 0; d < value.dim(); ++d) header[2 + d] = value.size(d);
+  }
+  std::vector<torch::Tensor> headers{header.to(group.device())};
+  group.broadcast(headers);
+  header = headers[0].to(torch::kCPU);
+  std::vector<int64_t> sizes;
+  for (int64_t d = 0; d < header[1].item<int64_t>(); ++d) sizes.push_back(header[2 + d].item<int64_t>());
+  const auto dtype = static_cast<torch::ScalarType>(header[0].item<int64_t>());
+  std::vector<torch::Tensor> payload{group.is_main() ? value.to(group.device()).contiguous()
+                                                     : torch::empty(sizes, torch::dtype(dtype).device(group.device()))};
+  group.broadcast(payload);
+  return payload[0].to(torch::kCPU);
 }
 
 }  // namespace maskgit

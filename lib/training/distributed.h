@@ -26,6 +26,11 @@ struct LaunchEnvironment {
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
   bool launched = false;  // WORLD_SIZE was set
+  // torchrun's agent hosts the store at MASTER_ADDR:MASTER_PORT itself
+  // (TORCHELASTIC_USE_AGENT_STORE=True): every rank joins it as a client, under the prefix
+  // "/worker/attempt_<TORCHELASTIC_RESTART_COUNT>", as torch.distributed does.
+  bool agent_store = false;
+  int restart_count = 0;
 };
 
 // Reads RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT (torchrun's
@@ -34,7 +39,8 @@ struct LaunchEnvironment {
 // and LOCAL_WORLD_SIZE to WORLD_SIZE. Values are strict decimal integers (no sign, spaces or
 // suffix) in range: 1 <= WORLD_SIZE <= 65536, 0 <= RANK < WORLD_SIZE, 1 <= LOCAL_WORLD_SIZE <=
 // WORLD_SIZE, 0 <= LOCAL_RANK < LOCAL_WORLD_SIZE, 1 <= MASTER_PORT <= 65535; MASTER_ADDR is a
-// non-empty host name or address without spaces. Throws InvalidArgument("<VARIABLE>", why), e.g.
+// non-empty host name or address without spaces; TORCHELASTIC_USE_AGENT_STORE is "True" or
+// anything else (off), TORCHELASTIC_RESTART_COUNT an integer >= 0 (default 0). Throws InvalidArgument("<VARIABLE>", why), e.g.
 // InvalidArgument("RANK", "is 3, at least WORLD_SIZE (2)"), for anything wrong.
 LaunchEnvironment read_launch_environment();
 
@@ -44,6 +50,13 @@ struct DistributedOptions {
   // The rendezvous (every rank reaching the store and its peers) and every collective.
   std::chrono::milliseconds timeout{std::chrono::minutes(10)};
 };
+
+class DataParallelGroup;
+
+// Rank 0's `value` (any shape and dtype DataParallelGroup::broadcast takes; ignored on the other
+// ranks, which may pass an undefined tensor) on every rank, on the CPU: its dtype and shape are
+// sent first. A group of one returns `value`. Error(failure) as broadcast.
+torch::Tensor broadcast_from_main(DataParallelGroup& group, const torch::Tensor& value);
 
 // One process group for data-parallel training. Not thread-safe: one thread calls its
 // operations, in the same order on every rank. After a failed operation the group is broken:
@@ -107,7 +120,8 @@ class DataParallelGroup {
 
   // Rank 0 runs `work` (building a cache file, say) while the other ranks wait for it. The wait
   // goes through the store, without the collective timeout (work may take long; the other ranks
-  // give up after 7 days), but ends at once when rank 0 dies (the store it hosts closes). When
+  // give up after 7 days), but ends at once when rank 0 dies (the store it hosts closes; under
+  // torchrun's agent store, the agent ends the other ranks when one dies). When
   // `work` throws on rank 0 the exception propagates there, and the other ranks throw AlreadyReported(<rank 0's exit code>, "rank R of N: rank 0 failed while
   // <what>: <its message>") (rank 0 reports it; a tool prints nothing more);
   // when rank 0 dies they throw Error(failure, "rank R of N: rank 0 stopped while <what> (...)").

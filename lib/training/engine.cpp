@@ -37,18 +37,28 @@ double seconds_since(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
 
-// Sends rank 0's bytes to every rank (a checkpoint read on rank 0's machine only).
-std::string broadcast_bytes(DataParallelGroup& group, const std::string& bytes, const torch::Device& device) {
+// Rank 0's bytes on every rank (a checkpoint read on rank 0's machine only).
+std::string broadcast_bytes(DataParallelGroup& group, std::string bytes) {
   if (group.world_size() == 1) return bytes;
-  std::vector<torch::Tensor> size{torch::tensor({static_cast<int64_t>(bytes.size())}, torch::kLong).to(device)};
-  group.broadcast(size);
-  const int64_t count = size[0].item<int64_t>();
-  torch::Tensor data = torch::empty({count}, torch::kUInt8);
-  if (group.is_main()) std::memcpy(data.data_ptr<uint8_t>(), bytes.data(), bytes.size());
-  std::vector<torch::Tensor> payload{data.to(device)};
-  group.broadcast(payload);
-  const torch::Tensor received = payload[0].to(torch::kCPU).contiguous();
-  return std::string(reinterpret_cast<const char*>(received.data_ptr<uint8_t>()), static_cast<size_t>(count));
+  torch::Tensor local;
+  if (group.is_main())
+    local = torch::from_blob(bytes.data(), {static_cast<int64_t>(bytes.size())}, torch::kUInt8);
+  const torch::Tensor received = broadcast_from_main(group, local).contiguous();
+  return std::string(reinterpret_cast<const char*>(received.data_ptr<uint8_t>()), static_cast<size_t>(received.numel()));
+}
+
+// Runs `work`, which every rank does alike and so fails alike (options, the checkpoint rank 0
+// sent): on a rank other than 0 its error becomes AlreadyReported, since rank 0 reports it.
+template <typename Work>
+auto alike_on_every_rank(const DataParallelGroup& group, Work&& work) -> decltype(work()) {
+  try {
+    return work();
+  } catch (const AlreadyReported&) {
+    throw;
+  } catch (const Error& error) {
+    if (group.is_main()) throw;
+    throw AlreadyReported(error.code(), error.what());
+  }
 }
 
 // Options that no flag can make wrong are still checked here, once, for library callers.
@@ -63,8 +73,9 @@ void check_run_options(const TrainingRunOptions& options) {
     throw InvalidArgument("final_lr_fraction", "must be between 0 and 1");
   if (!(options.beta1 >= 0 && options.beta1 < 1) || !(options.beta2 >= 0 && options.beta2 < 1))
     throw InvalidArgument("betas", "must be in [0, 1)");
-  if (!(options.eps > 0) || !(options.weight_decay >= 0) || !std::isfinite(options.weight_decay))
-    throw InvalidArgument("weight_decay", "must be a finite number ≥ 0 (and eps > 0)");
+  if (!(options.eps > 0) || !std::isfinite(options.eps)) throw InvalidArgument("eps", "must be a finite number > 0");
+  if (!(options.weight_decay >= 0) || !std::isfinite(options.weight_decay))
+    throw InvalidArgument("weight_decay", "must be a finite number ≥ 0");
   check_learning_rate(options.learning_rate, options.beta1, options.weight_decay);
 }
 
@@ -174,7 +185,7 @@ TrainingRunResult run_training(TrainingStage& stage, TrainingRunOptions& options
   const bool main = group->is_main();
   const int world = group->world_size();
   const bool talk = main && !options.quiet;
-  check_run_options(options);
+  alike_on_every_rank(*group, [&] { check_run_options(options); });
 
   const std::string name = stage.name();
   const std::string state_path = training_state_path(stage.output_dir(), name);
@@ -199,7 +210,10 @@ TrainingRunResult run_training(TrainingStage& stage, TrainingRunOptions& options
   CheckpointReader checkpoint;
   int64_t start_step = 0;
   if (options.resume) {
-    checkpoint = CheckpointReader::from_bytes(state_path, broadcast_bytes(*group, checkpoint_bytes, options.device));
+    const std::string bytes = broadcast_bytes(*group, std::move(checkpoint_bytes));
+    alike_on_every_rank(*group, [&] { checkpoint = CheckpointReader::from_bytes(state_path, bytes); });
+  }
+  if (options.resume) alike_on_every_rank(*group, [&] {
     if (checkpoint.has("stage") && checkpoint.text("stage") != name)
       checkpoint.fail(fmt::format("is a checkpoint of the {} stage, not of the {}", checkpoint.text("stage"), name));
     if (checkpoint.has("format") && checkpoint.text("format") != kCheckpointFormat)
@@ -227,15 +241,18 @@ TrainingRunResult run_training(TrainingStage& stage, TrainingRunOptions& options
       options.data.limit = limit;
     }
     stage.read_settings(checkpoint);
-  }
+  });
   const int64_t global_batch = options.batch_size * world;
 
   const int64_t dataset_size = stage.prepare();
-  if (dataset_size < global_batch)
-    throw InvalidArgument("batch_size", world == 1 ? fmt::format("{} is larger than the dataset ({} images)",
-                                                                 options.batch_size, dataset_size)
-                                                   : fmt::format("{} × {} ranks is larger than the dataset ({} images)",
-                                                                 options.batch_size, world, dataset_size));
+  if (dataset_size < global_batch)  // every rank reads the same data
+    alike_on_every_rank(*group, [&] {
+      throw InvalidArgument("batch_size",
+                            world == 1 ? fmt::format("{} is larger than the dataset ({} images)", options.batch_size,
+                                                     dataset_size)
+                                       : fmt::format("{} × {} ranks is larger than the dataset ({} images)",
+                                                     options.batch_size, world, dataset_size));
+    });
   const int64_t total_steps = stage.total_steps(dataset_size);
   const Batcher batcher(dataset_size, global_batch, options.seed);
   const int64_t batches_per_epoch = batcher.batches_per_epoch();
@@ -255,8 +272,10 @@ TrainingRunResult run_training(TrainingStage& stage, TrainingRunOptions& options
   for (const auto& item : module.named_parameters()) named.emplace_back(item.key(), item.value());
   AdamWOptimizer optimizer(named, AdamWSettings{options.beta1, options.beta2, options.eps, options.weight_decay});
   if (options.resume) {
-    stage.load_state(checkpoint);
-    optimizer.load(checkpoint);
+    alike_on_every_rank(*group, [&] {
+      stage.load_state(checkpoint);
+      optimizer.load(checkpoint);
+    });
     if (talk)
       print_stderr("resuming from step {} of {} (configuration, seed and batch size from the checkpoint)\n", start_step,
                    state_path);
@@ -373,7 +392,8 @@ TrainingRunResult run_training(TrainingStage& stage, TrainingRunOptions& options
     for (int64_t i = 0; i < metric_count; ++i) window_metrics[static_cast<size_t>(i)] += values[2 + i] / total_weight;
     window_loss += step_loss;
     ++window_steps;
-    const bool interrupted = values[2 + metric_count] > 0;
+    // An interrupt during the last step changes nothing: the run is complete.
+    const bool interrupted = values[2 + metric_count] > 0 && steps_done < total_steps;
     result.steps_done = steps_done;
 
     if (steps_done % options.log_every == 0 || steps_done == total_steps) {
@@ -393,8 +413,8 @@ TrainingRunResult run_training(TrainingStage& stage, TrainingRunOptions& options
       result.last_metrics = summary.mean_metrics;
       if (main) {
         if (!options.quiet)
-          print_stderr("{} step {}/{} | {} | lr {:.2e} | {:.0f} img/s | eta {}\n", name, steps_done, total_steps,
-                       stage.progress(summary), learning_rate, summary.items_per_second,
+          print_stderr("{} step {}/{}{} | {} | lr {:.2e} | {:.0f} img/s | eta {}\n", name, steps_done, total_steps,
+                       stage.step_note(summary), stage.progress(summary), learning_rate, summary.items_per_second,
                        format_duration(summary.eta_seconds));
         Json record = Json::object();
         record["step"] = steps_done;
@@ -424,6 +444,9 @@ TrainingRunResult run_training(TrainingStage& stage, TrainingRunOptions& options
     }
   }
   result.seconds = seconds_since(started);
+  // No rank leaves before rank 0's last checkpoint is on disk: a launcher that sees one rank
+  // exit may end the others.
+  if (world > 1 && start_step < total_steps) group->barrier();
   if (main && !result.interrupted && !result.stopped_early)
     if (std::optional<Json> record = stage.after_run(result)) metrics->write(*record);
   if (start_step >= total_steps) {

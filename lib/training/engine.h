@@ -14,7 +14,8 @@
 //     learning-rate schedule;
 //   - logging: a progress line on stderr and a JSON-lines metrics log, written by rank 0 only,
 //     with every rank's numbers in them (losses and metrics are reduced over ranks each step);
-//   - interrupts (Ctrl-C / SIGTERM on any rank: every rank saves and stops at the same step),
+//   - interrupts (Ctrl-C / SIGTERM on any rank: every rank stops at the same step, rank 0
+//     saves),
 //     --stop-after, periodic checkpoints and the "usable model written with every checkpoint"
 //     rule; a non-finite loss or weights stop the run without writing anything.
 // Checkpoints are safetensors files written atomically by rank 0: the model under "model.",
@@ -134,7 +135,8 @@ struct StepOutput {
   torch::Tensor loss;
   double weight = 1;
   // Scalars: per-item means over the same items (accuracy, reconstruction MSE), reduced over
-  // ranks with the same weights as the loss (read after the update, so no extra sync).
+  // ranks with the same weights as the loss, in the step's one reduction (read on the CPU after
+  // the update is queued).
   std::vector<torch::Tensor> metrics;
   // Optional float64 CPU tensor summed over ranks (e.g. counts of codebook use); the sum is
   // handed to TrainingStage::after_update.
@@ -204,6 +206,8 @@ class TrainingStage {
   // Tensors that must be finite before a checkpoint is written, beyond the model and the
   // optimizer state (e.g. EMA weights).
   virtual std::vector<torch::Tensor> extra_tensors() const { return {}; }
+  // Said after "<stage> step s/N" in the progress line, e.g. " (epoch 2/5)". Default: nothing.
+  virtual std::string step_note(const WindowSummary& window) const { (void)window; return ""; }
   // A logging window: the stage's part of the progress line (after "<stage> step s/N | ")
   // and of the metrics record (after "step"; the engine adds learning_rate,
   // images_per_second and elapsed_seconds).

@@ -5,9 +5,10 @@
 namespace maskgit {
 
 // `rank_of_group`: this process is one rank of a launched group (torchrun, --nproc). Launchers
-// answer a terminal's Ctrl-C, which every rank receives too, by sending SIGTERM to the ranks:
-// that SIGTERM must not cut short the checkpoint the SIGINT asked for. So a rank terminates at
-// once only on a second signal of the kind it first received (Ctrl-C twice).
+// pass on a terminal's Ctrl-C or a scheduler's SIGTERM, which may have reached every rank
+// already, as a signal of their own: that second signal must not cut short the checkpoint the
+// first asked for. So a rank stops at once only on a repeat of its first signal from the same
+// sender (Ctrl-C twice, a launcher's second forward); a single process on any second signal.
 void install_interrupt_handlers(bool rank_of_group = false);
 bool interrupt_requested();
 // For tests: behave as if a signal had arrived (or clear it).

@@ -293,6 +293,7 @@ int run_local_ranks(int nproc, int argc, char** argv, bool threads_fixed, bool q
 
   int running = nproc;
   int interrupts = 0;
+  bool ranks_interrupted = false;     // a rank exited with 130: it saved and stopped
   std::optional<int> failure_status;  // the first failing rank's
   std::optional<std::chrono::steady_clock::time_point> kill_at;
   bool killed = false;
@@ -315,8 +316,16 @@ int run_local_ranks(int nproc, int argc, char** argv, bool threads_fixed, bool q
       if (done != rank.pid) continue;
       rank.running = false;
       --running;
+      // 130: the rank was interrupted (a signal that reached it directly), saved and stopped,
+      // as every rank does at the same step: not a failure, and no reason to end the others.
+      if (WIFEXITED(status) && WEXITSTATUS(status) == static_cast<int>(ExitCode::interrupted)) {
+        ranks_interrupted = true;
+        continue;
+      }
       const bool failed = WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0);
-      if (!failed || interrupts > 0 || failure_status) continue;
+      // After an interrupt the launcher ends ranks itself (SIGKILL on a second one): those are
+      // not reported; any other failure is, and decides the status.
+      if (!failed || failure_status || (killed && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)) continue;
       if (WIFSIGNALED(status)) {
         print_stderr("rank {} was killed by signal {}\n", i, signal_name(WTERMSIG(status)));
         failure_status = 128 + WTERMSIG(status);
@@ -332,8 +341,9 @@ int run_local_ranks(int nproc, int argc, char** argv, bool threads_fixed, bool q
       killed = true;
     }
   }
-  if (interrupts > 0) return static_cast<int>(ExitCode::interrupted);
-  return failure_status.value_or(0);
+  if (failure_status) return *failure_status;
+  if (interrupts > 0 || ranks_interrupted) return static_cast<int>(ExitCode::interrupted);
+  return 0;
 }
 
 }  // namespace maskgit

@@ -34,8 +34,8 @@ AdamWOptimizer::AdamWOptimizer(const std::vector<std::pair<std::string, torch::T
 void AdamWOptimizer::zero_grad() {
   // Zeroed in place (not reset to undefined): the update of a step then reads the same
   // gradient buffers every step, and data-parallel averaging sees every gradient.
-  for (const torch::Tensor& parameter : parameters_) {
-    torch::Tensor& grad = const_cast<torch::Tensor&>(parameter).mutable_grad();
+  for (torch::Tensor& parameter : parameters_) {
+    torch::Tensor& grad = parameter.mutable_grad();
     if (grad.defined()) grad.zero_();
   }
 }

@@ -23,7 +23,6 @@
 #include <vector>
 
 #include "common/error.h"
-#include "data/dataset.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 

@@ -101,10 +101,12 @@ class TokenizerStage final : public TrainingStage {
   }
 
   // The codebook starts on encoder outputs of the first global batch, so that every code
-  // starts where data lives (the whole global batch on every rank: the same on any count).
+  // starts where data lives (each rank encodes its shard; all-gathered in rank order, they are
+  // the global batch's, whatever the number of ranks).
   void initialise(const StepBatch& first_batch) override {
     torch::NoGradGuard no_grad;
-    const torch::Tensor latents = flat_latents(tokenizer_->encoder(images_of(first_batch.global_indices)));
+    const torch::Tensor latents =
+        options_.group->all_gather(flat_latents(tokenizer_->encoder(images_of(first_batch.shard_indices()))));
     reseed_codes(tokenizer_->quantizer->codebook, torch::arange(options_.config.codebook_size, torch::kLong), latents,
                  mix_seed(options_.seed, 0xC0DEB00C));
   }

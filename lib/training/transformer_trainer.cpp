@@ -95,27 +95,6 @@ TokenGrid cached_tokens(const TransformerTrainOptions& options, const ModelConfi
   return grid;
 }
 
-// Rank 0's tensor on every rank (shape and dtype sent first).
-torch::Tensor broadcast_tensor(DataParallelGroup& group, const torch::Tensor& value, const torch::Device& device) {
-  if (group.world_size() == 1) return value;
-  torch::Tensor header = torch::zeros({9}, torch::kLong);
-  if (group.is_main()) {
-    header[0] = static_cast<int64_t>(value.scalar_type());
-    header[1] = value.dim();
-    for (int64_t d = 0; d < value.dim() && d < 7; ++d) header[2 + d] = value.size(d);
-  }
-  std::vector<torch::Tensor> headers{header.to(device)};
-  group.broadcast(headers);
-  header = headers[0].to(torch::kCPU);
-  std::vector<int64_t> sizes;
-  for (int64_t d = 0; d < header[1].item<int64_t>(); ++d) sizes.push_back(header[2 + d].item<int64_t>());
-  std::vector<torch::Tensor> payload{
-      group.is_main() ? value.to(device).contiguous()
-                      : torch::empty(sizes, torch::dtype(static_cast<torch::ScalarType>(header[0].item<int64_t>())).device(device))};
-  group.broadcast(payload);
-  return payload[0].to(torch::kCPU);
-}
-
 class TransformerStage final : public TrainingStage {
  public:
   explicit TransformerStage(TransformerTrainOptions& options) : options_(options) {}
@@ -152,8 +131,8 @@ class TransformerStage final : public TrainingStage {
     DataParallelGroup& group = *options_.group;
     TokenGrid tokens;
     group.run_on_main("tokenizing the training data", [&] { tokens = cached_tokens(options_, model_, options_.quiet); });
-    ids_ = broadcast_tensor(group, group.is_main() ? tokens.ids.flatten(1) : torch::Tensor(), options_.device);  // [M, N]
-    labels_ = broadcast_tensor(group, tokens.labels, options_.device);
+    ids_ = broadcast_from_main(group, group.is_main() ? tokens.ids.flatten(1) : torch::Tensor());  // [M, N]
+    labels_ = broadcast_from_main(group, tokens.labels);
     if (ids_.size(1) != config.tokens_per_image())
       throw_bad_input(fmt::format("{}: token grids have {} cells, the transformer expects {}",
                                   options_.token_cache_path(), ids_.size(1), config.tokens_per_image()));
