@@ -4,9 +4,10 @@
 // these. Differences absorbed:
 //   - ProcessGroupGloo and ProcessGroupNCCL derive from c10d::ProcessGroup in 1.13 and from
 //     c10d::Backend in 2.x: ProcessGroupHandle wraps either without naming the base class;
-//   - their headers are compiled only with USE_C10D_GLOO / USE_C10D_NCCL defined, which
-//     LibTorch's CMake files do not define for consumers: distributed_compat.cpp defines them
-//     when CMake found the Gloo headers (MASKGIT_WITH_GLOO) or NCCL with CUDA (MASKGIT_WITH_NCCL);
+//   - their headers are compiled only with USE_C10D_GLOO / USE_C10D_NCCL defined, which not
+//     every LibTorch's CMake files define for consumers (Debian's do): distributed_compat.cpp
+//     defines them when CMake found the Gloo headers (MASKGIT_WITH_GLOO) or NCCL with CUDA
+//     (MASKGIT_WITH_NCCL);
 //   - 2.x's TCPStoreOptions::useLibUV (default true from 2.4): always false, since a LibTorch
 //     may be built without libuv.
 // This header includes c10d headers: include it from .cpp files only.
