@@ -161,7 +161,10 @@ int main(int argc, char** argv) {
   return run_tool(cli, argc, argv, [&] {
     flags.quiet = verbosity() == Verbosity::quiet;
     const LaunchEnvironment launch = read_launch_environment();
-    const bool launcher = nproc > 1 && !started_by_local_launcher();
+    // A rank of our own launcher has its variables set by it; MASKGIT_LOCAL_LAUNCHER alone (left
+    // in an environment) changes nothing.
+    const bool our_rank = started_by_local_launcher() && launch.launched && launch.world_size == nproc;
+    const bool launcher = nproc > 1 && !our_rank;
     if (launcher && launch.launched)
       throw_usage(fmt::format("--nproc: this process is already rank {} of {} started by a launcher (WORLD_SIZE is "
                               "set); give the number of processes to the launcher only",
@@ -239,7 +242,17 @@ int main(int argc, char** argv) {
       return;
     }
 
-    torch::Device device = apply_runtime_options(runtime);
+    open_standard_streams();
+    // Settings every rank meets alike (the device, OMP_NUM_THREADS, the backend): rank 0 reports.
+    const auto alike = [&](const auto& work) {
+      try {
+        return work();
+      } catch (const InvalidArgument& e) {
+        if (launch.launched && launch.rank != 0) throw AlreadyReported(e.code(), e.what());
+        throw;
+      }
+    };
+    torch::Device device = alike([&] { return apply_runtime_options(runtime); });
     if (launch.launched && launch.world_size > 1) {
       // One GPU per rank: a plain "cuda" means the rank's local GPU.
       if (device.is_cuda() && !device.has_index())
@@ -247,7 +260,7 @@ int main(int argc, char** argv) {
       DistributedOptions distributed;
       distributed.backend = dist_backend;
       distributed.timeout = std::chrono::milliseconds(static_cast<int64_t>(dist_timeout * 1000.0));
-      flags.group = DataParallelGroup::connect(launch, device, distributed);
+      flags.group = alike([&] { return std::shared_ptr<DataParallelGroup>(DataParallelGroup::connect(launch, device, distributed)); });
       if (!flags.group->is_main()) flags.quiet = true;  // rank 0 reports for all
     } else {
       flags.group = DataParallelGroup::single();
@@ -265,8 +278,10 @@ int main(int argc, char** argv) {
       if (e.code() == ExitCode::interrupted || dynamic_cast<const TrainingDiverged*>(&e) != nullptr)
         throw AlreadyReported(e.code(), e.what());
       const std::string who = fmt::format("rank {} of {}", flags.group->rank(), flags.group->world_size());
-      if (const auto* invalid = dynamic_cast<const InvalidArgument*>(&e))
+      if (const auto* invalid = dynamic_cast<const InvalidArgument*>(&e)) {
+        if (invalid->message().rfind(who, 0) == 0) throw;  // it names its rank already
         throw InvalidArgument(invalid->argument(), who + ": " + invalid->message(), invalid->code());
+      }
       if (std::string(e.what()).rfind(who, 0) == 0) throw;  // it names its rank already
       throw Error(e.code(), who + ": " + e.what());
     }

@@ -14,6 +14,7 @@
 set -u
 bin=${1:?usage: data_parallel.sh BIN_DIR TEST_DISTRIBUTED}
 store_host=${2:?usage: data_parallel.sh BIN_DIR TEST_DISTRIBUTED}
+bin=$(cd "$bin" && pwd)  # some ranks run in other folders
 root=$(cd "$(dirname "$0")/.." && pwd)
 data=/usr/share/datasets/fashion-mnist
 work=$(mktemp -d)
@@ -198,25 +199,70 @@ dead_or_hung KILL
 dead_or_hung STOP
 check "the lost run's checkpoint directory holds no temporary" test -z "$(find "$work/lost" -name '*.tmp.*')"
 
-# A rank's own failure (its data missing: another machine, say) is reported by that rank.
+# A rank's own failure (its data missing: another machine, say) is reported by that rank. The
+# same command with a relative --data, started in a folder where that path holds nothing.
+ln -s "$data" "$work/ds"
+mkdir -p "$work/elsewhere"
 port=$(free_port)
 by_hand "$port" 1
-"${hand[@]}" "${tokenizer[@]/#$data/$work/no-such-data}" --steps 12 --batch-size 16 -o "$work/own" 2>"$work/rank1.err" &
+(cd "$work/elsewhere" && exec "${hand[@]}" "${tokenizer[@]/#$data/ds}" --steps 12 --batch-size 16 --dist-timeout 20 \
+  -o "$work/own" 2>"$work/rank1.err") &
 rank1=$!
 by_hand "$port" 0
-"${hand[@]}" "${tokenizer[@]}" --steps 12 --batch-size 16 --dist-timeout 20 -o "$work/own" 2>"$work/rank0.err"
+(cd "$work" && exec "${hand[@]}" "${tokenizer[@]/#$data/ds}" --steps 12 --batch-size 16 --dist-timeout 20 \
+  -o "$work/own" 2>"$work/rank0.err")
 status0=$?
 wait "$rank1"
 status1=$?
 check "rank 1 without its data: status 3 (got $status1) and its own error line" \
-  test "$status1" -eq 3 -a "$(grep -c "error: rank 1 of 2: .*no-such-data" "$work/rank1.err")" -eq 1
+  test "$status1" -eq 3 -a "$(grep -c "error: rank 1 of 2: ds: " "$work/rank1.err")" -eq 1
 check "... and rank 0 fails too (status 1, got $status0), saying a rank stopped" \
   test "$status0" -eq 1 -a "$(grep -c 'another rank stopped' "$work/rank0.err")" -eq 1
+
+# Ranks started with different settings stop at once (status 2), the one that differs naming
+# the first setting, instead of deadlocking or training what the checkpoint does not record.
+mismatch() {  # mismatch DESCRIPTION NEEDLE RANK1_COMMAND...
+  local what=$1 needle=$2 port status0 status1 rank1 t0=$SECONDS; shift 2
+  port=$(free_port)
+  rm -rf "$work/mm"
+  by_hand "$port" 1
+  "${hand[@]}" "$@" --steps 12 --batch-size 16 --dist-timeout 60 -o "$work/mm" 2>"$work/rank1.err" &
+  rank1=$!
+  by_hand "$port" 0
+  "${hand[@]}" "${tokenizer[@]}" --steps 12 --batch-size 16 --dist-timeout 60 -o "$work/mm" 2>"$work/rank0.err"
+  status0=$?
+  wait "$rank1"
+  status1=$?
+  check "$what: both ranks stop with status 2 ($status0, $status1) in $((SECONDS - t0)) s, well before the timeout" \
+    test "$status0$status1" = 22 -a $((SECONDS - t0)) -lt 30
+  check "$what: rank 1 names the setting ($needle)" grep -q "rank 1 of 2 was started with other .*$needle" "$work/rank1.err"
+  check "$what: rank 0 names rank 1" grep -q "rank(s) 1 of 2 were started with other" "$work/rank0.err"
+}
+mismatch "another seed" "seed=2 here" "${tokenizer[@]}" -s 2
+mismatch "another learning rate" "learning_rate=0.01" "${tokenizer[@]}" --lr 0.01
+mismatch "another architecture" '"filters":16' "${tokenizer[@]/#8/16}"  # --filters 8 -> 16
+cp -r "$work/tok2" "$work/mm-resume"
+port=$(free_port)
+by_hand "$port" 1
+"${hand[@]}" "${tokenizer[@]}" --steps 14 --batch-size 16 --resume -o "$work/mm-resume" 2>"$work/rank1.err" &
+rank1=$!
+by_hand "$port" 0
+"${hand[@]}" "${tokenizer[@]}" --steps 14 --batch-size 16 --overwrite -o "$work/mm-resume" 2>"$work/rank0.err"
+status0=$?
+wait "$rank1"
+check "--resume on one rank, --overwrite on the other: refused on both ($status0, $?)" grep -q "resume=true overwrite=false here" "$work/rank1.err"
+check "... and the checkpoint is untouched" cmp -s "$work/mm-resume/train-state/tokenizer.safetensors" "$work/tok2/train-state/tokenizer.safetensors"
+
+# A closed stderr is not taken over by a rank's sockets.
+check "--nproc 2 with stderr closed trains" "${tokenizer[@]}" --steps 4 --batch-size 16 --nproc 2 -o "$work/closed" 2>&-
+check "... and writes its model" test -f "$work/closed/tokenizer.safetensors"
 
 # --nproc under a launcher is a usage error (exit 2, one line).
 expect 2 "--nproc: this process is already rank 0 of 2" -- env RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=1 \
   "${tokenizer[@]}" --nproc 2 -o "$work/never"
 expect 2 "RANK" -- env RANK=2 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=1 "${tokenizer[@]}" -o "$work/never"
+expect 2 "--nproc: this process is already rank 0 of 1" -- env RANK=0 WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=1 \
+  MASKGIT_LOCAL_LAUNCHER=1 "${tokenizer[@]}" --nproc 2 -o "$work/never"
 
 # The classifier trains on two ranks too, and its evaluation runs once, on rank 0.
 check "classifier on 2 ranks" "$bin/maskgit-train" --stage classifier --data "$data" --split t10k --limit 256 \

@@ -418,3 +418,31 @@ TEST_CASE("a checkpoint's metadata is validated strictly, once, for every stage"
   CHECK(train_tokenizer(options).steps_done == 6);
   fs::remove_all(dir);
 }
+
+TEST_CASE("the metrics log is never one of the run's own files or a file that is not a metrics log", "[training]") {
+  torch::set_num_threads(1);
+  const fs::path dir = testing::fresh_temp_dir("train-metrics-path");
+  const fs::path data = make_bar_dataset(dir / "data");
+  TokenizerTrainOptions options = tiny_options(data, dir / "model");
+  options.steps = 2;
+  options.checkpoint_every = 2;
+  train_tokenizer(options);
+  const std::string checkpoint = file_bytes(options.state_path());
+  const std::string weights = file_bytes(dir / "model" / kTokenizerWeightsFile);
+  options.resume = true;
+  options.steps = 4;
+  options.metrics_path = options.state_path();
+  require_error([&] { train_tokenizer(options); }, ExitCode::io_error, {"metrics: ", "this run's own files"});
+  options.metrics_path = (dir / "model" / kTokenizerWeightsFile).string();
+  require_error([&] { train_tokenizer(options); }, ExitCode::io_error, {"this run's own files"});
+  const fs::path notes = dir / "notes.txt";
+  std::ofstream(notes) << "precious\n";
+  options.metrics_path = notes.string();
+  require_error([&] { train_tokenizer(options); }, ExitCode::io_error, {"not a metrics log"});
+  CHECK(file_bytes(notes) == "precious\n");
+  CHECK(file_bytes(options.state_path()) == checkpoint);
+  CHECK(file_bytes(dir / "model" / kTokenizerWeightsFile) == weights);
+  options.metrics_path = (dir / "elsewhere.jsonl").string();  // a new file is fine
+  CHECK(train_tokenizer(options).steps_done == 4);
+  fs::remove_all(dir);
+}

@@ -64,6 +64,8 @@ constexpr ArgumentFlag kArgumentFlags[] = {
     {"weight_decay", "--weight-decay", "maskgit-train"},
     {"betas", "", ""},              // no flag: the stages' own values
     {"eps", "", ""},                // no flag: AdamW's epsilon
+    {"metrics", "--metrics", "maskgit-train"},
+    {"settings", "", ""},           // the ranks' command lines (every rank must be started alike)
     {"final_lr_fraction", "", ""},  // no flag: the stages' own values
     {"world_size", "", ""},         // the number of ranks, from --nproc or the launcher
 };

@@ -210,6 +210,12 @@ class ClassifierStage final : public TrainingStage {
 
   std::string more_steps_hint() const override { return "raise --epochs or --steps to continue"; }
 
+  std::vector<std::string> settings() const override {
+    return {"classifier_config=" + dump_json(options_.config.to_json()),
+            fmt::format("augment={} epochs={}", options_.augment, options_.epochs),
+            fmt::format("evaluation={} split={}", options_.evaluation.path, options_.evaluation.split)};
+  }
+
   double evaluation_accuracy() const { return evaluation_accuracy_; }
   int64_t evaluation_images() const { return evaluation_.images.defined() ? evaluation_.images.size(0) : 0; }
 

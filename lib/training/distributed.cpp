@@ -374,7 +374,7 @@ std::unique_ptr<DataParallelGroup> DataParallelGroup::connect(const LaunchEnviro
   impl->backend = backend;
   impl->device = device;
   impl->timeout = options.timeout;
-  impl->rendezvous = env.master_addr.find(':') != std::string::npos
+  impl->rendezvous = env.master_addr.find(':') != std::string::npos && env.master_addr.front() != '['
                          ? fmt::format("[{}]:{}", env.master_addr, env.master_port)
                          : fmt::format("{}:{}", env.master_addr, env.master_port);
   const std::string who = impl->who();

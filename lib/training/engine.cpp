@@ -61,6 +61,98 @@ auto alike_on_every_rank(const DataParallelGroup& group, Work&& work) -> decltyp
   }
 }
 
+// Every rank must be started with the same settings (the same command): rank 0's `settings`
+// ("name=value" lines) are sent to every rank and compared; on any difference every rank stops
+// before it could deadlock or train something the checkpoint does not record. The rank that
+// differs names the first setting (InvalidArgument("settings"), status 2); rank 0 says which
+// ranks differ; the others stop quietly.
+void agree_on_settings(DataParallelGroup& group, const std::vector<std::string>& settings, const std::string& what) {
+  if (group.world_size() == 1) return;
+  std::string text;
+  for (const std::string& line : settings) text += line + "\n";
+  std::string theirs;
+  {
+    torch::Tensor local;
+    if (group.is_main()) local = torch::from_blob(text.data(), {static_cast<int64_t>(text.size())}, torch::kUInt8);
+    const torch::Tensor received = broadcast_from_main(group, local).contiguous();
+    theirs.assign(reinterpret_cast<const char*>(received.data_ptr<uint8_t>()), static_cast<size_t>(received.numel()));
+  }
+  std::string difference;
+  if (theirs != text) {
+    std::vector<std::string> main_lines;
+    for (size_t begin = 0; begin < theirs.size();) {
+      const size_t end = theirs.find('\n', begin);
+      main_lines.push_back(theirs.substr(begin, end - begin));
+      begin = end + 1;
+    }
+    for (size_t i = 0; i < std::max(settings.size(), main_lines.size()); ++i) {
+      const std::string mine = i < settings.size() ? settings[i] : "(nothing)";
+      const std::string main_line = i < main_lines.size() ? main_lines[i] : "(nothing)";
+      if (mine != main_line) {
+        difference = fmt::format("{} here, {} on rank 0", mine, main_line);
+        break;
+      }
+    }
+  }
+  std::vector<torch::Tensor> flags{torch::zeros({group.world_size()}, torch::kLong).to(group.device())};
+  flags[0][group.rank()] = difference.empty() ? 0 : 1;
+  group.all_reduce_sum(flags);
+  const torch::Tensor differing = flags[0].to(torch::kCPU).nonzero().flatten();
+  if (differing.numel() == 0) return;
+  if (!difference.empty())
+    throw InvalidArgument("settings", fmt::format("rank {} of {} was started with other {} than rank 0 ({}); start "
+                                                  "every rank with the same command",
+                                                  group.rank(), group.world_size(), what, difference));
+  if (group.is_main()) {
+    std::vector<int64_t> ranks(differing.data_ptr<int64_t>(), differing.data_ptr<int64_t>() + differing.numel());
+    throw InvalidArgument("settings", fmt::format("rank(s) {} of {} were started with other {} than rank 0 (they say "
+                                                  "which); start every rank with the same command",
+                                                  fmt::join(ranks, ", "), group.world_size(), what));
+  }
+  const InvalidArgument reason("settings", "another rank was started with other settings");
+  throw AlreadyReported(reason.code(), reason.what());  // rank 0 and that rank say it
+}
+
+// The engine's own settings that every rank must share.
+std::vector<std::string> run_settings(const TrainingStage& stage, const TrainingRunOptions& options) {
+  return {"stage=" + stage.name(),
+          "output=" + stage.output_dir(),
+          fmt::format("data={} split={} limit={}", options.data.path, options.data.split, options.data.limit),
+          fmt::format("steps={} batch_size={} seed={}", options.steps, options.batch_size, options.seed),
+          fmt::format("learning_rate={:.17g} warmup={} final_lr_fraction={:.17g}", options.learning_rate,
+                      options.warmup_steps, options.final_lr_fraction),
+          fmt::format("betas={:.17g},{:.17g} eps={:.17g} weight_decay={:.17g}", options.beta1, options.beta2,
+                      options.eps, options.weight_decay),
+          fmt::format("checkpoint_every={} stop_after={}", options.checkpoint_every, options.stop_after),
+          fmt::format("resume={} overwrite={}", options.resume, options.overwrite),
+          "metrics=" + options.metrics_path};
+}
+
+// The metrics log is appended to, and a fresh run starts it empty: refuse a path that is one of
+// the run's own files or holds something other than a metrics log (a file given by mistake).
+void check_metrics_path(const std::string& metrics_path, const std::vector<std::string>& own_files) {
+  std::error_code error;
+  const fs::path target = fs::weakly_canonical(metrics_path, error);
+  for (const std::string& own : own_files) {
+    std::error_code ignored;
+    if (!error && target == fs::weakly_canonical(own, ignored))
+      throw InvalidArgument("metrics", fmt::format("{} is one of this run's own files", metrics_path), ExitCode::io_error);
+  }
+  if (!fs::is_regular_file(metrics_path, error) || fs::file_size(metrics_path, error) == 0) return;
+  const std::string bytes = read_file_bytes(metrics_path);
+  const std::string first = bytes.substr(0, bytes.find('\n'));
+  bool metrics_log = false;
+  try {
+    metrics_log = parse_json(first).is_object();
+  } catch (const std::exception&) {
+  }
+  if (!metrics_log)
+    throw InvalidArgument("metrics",
+                          fmt::format("{} exists and is not a metrics log (JSON lines); remove it or choose another file",
+                                      metrics_path),
+                          ExitCode::io_error);
+}
+
 // Options that no flag can make wrong are still checked here, once, for library callers.
 void check_run_options(const TrainingRunOptions& options) {
   if (options.batch_size < 1) throw InvalidArgument("batch_size", "must be positive");
@@ -186,6 +278,7 @@ TrainingRunResult run_training(TrainingStage& stage, TrainingRunOptions& options
   const int world = group->world_size();
   const bool talk = main && !options.quiet;
   alike_on_every_rank(*group, [&] { check_run_options(options); });
+  agree_on_settings(*group, run_settings(stage, options), "settings");
 
   const std::string name = stage.name();
   const std::string state_path = training_state_path(stage.output_dir(), name);
@@ -199,6 +292,9 @@ TrainingRunResult run_training(TrainingStage& stage, TrainingRunOptions& options
     refuse_to_replace_run(name, stage.output_dir(), state_path, stage.weights_path(), options.resume, options.overwrite);
     std::vector<std::string> written = stage.written_files();
     written.push_back(state_path);
+    std::vector<std::string> own = written;
+    own.push_back(options.data.path);
+    check_metrics_path(metrics_path, own);
     written.push_back(metrics_path);
     remove_stale_temporaries(written);
     if (options.resume) {
@@ -253,6 +349,15 @@ TrainingRunResult run_training(TrainingStage& stage, TrainingRunOptions& options
                                        : fmt::format("{} × {} ranks is larger than the dataset ({} images)",
                                                      options.batch_size, world, dataset_size));
     });
+  {
+    // What the stage built must agree too: its settings (some come from the checkpoint), the
+    // data's size and every parameter's name and shape.
+    std::vector<std::string> built = stage.settings();
+    built.push_back(fmt::format("dataset_size={} batch_size={}", dataset_size, options.batch_size));
+    for (const auto& item : stage.module().named_parameters())
+      built.push_back(fmt::format("{}={}", item.key(), fmt::join(item.value().sizes(), "x")));
+    agree_on_settings(*group, built, "model settings or data");
+  }
   const int64_t total_steps = stage.total_steps(dataset_size);
   const Batcher batcher(dataset_size, global_batch, options.seed);
   const int64_t batches_per_epoch = batcher.batches_per_epoch();

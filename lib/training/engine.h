@@ -220,6 +220,9 @@ class TrainingStage {
   // Rank 0, after a run that reached its last step (not interrupted or stopped early): a
   // last record for the metrics log (e.g. the accuracy on held-out data), or none.
   virtual std::optional<Json> after_run(const TrainingRunResult& result) { (void)result; return std::nullopt; }
+  // The stage's own settings that every rank must share, as "name=value" lines (the engine
+  // compares them, with its own, between ranks before any work). Default: none.
+  virtual std::vector<std::string> settings() const { return {}; }
   // How to continue when there is nothing to do, e.g. "raise --steps to continue".
   virtual std::string more_steps_hint() const { return "raise --steps to continue"; }
 };

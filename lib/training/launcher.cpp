@@ -226,6 +226,14 @@ pid_t start_rank(char* const* argv, char* const* envp, pid_t launcher) {
 
 }  // namespace
 
+void open_standard_streams() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    const int opened = ::open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);  // takes the lowest free fd: this one
+    if (opened >= 0 && opened != fd) ::close(opened);
+  }
+}
+
 bool started_by_local_launcher() {
   const char* value = std::getenv("MASKGIT_LOCAL_LAUNCHER");
   return value != nullptr && std::strcmp(value, "1") == 0;
@@ -236,6 +244,8 @@ int run_local_ranks(int nproc, int argc, char** argv, bool threads_fixed, bool q
     throw InvalidArgument("nproc", fmt::format("is {}, must be from 1 to 1024", nproc));
   if (argc < 1 || argv == nullptr || argv[0] == nullptr)
     throw Error(ExitCode::failure, "cannot start the ranks: no program arguments");
+  // A closed stderr would be taken by a rank's first socket, and progress lines sent into it.
+  open_standard_streams();
 
   const int port = free_local_port();
   const char* omp = std::getenv("OMP_NUM_THREADS");
@@ -294,6 +304,7 @@ int run_local_ranks(int nproc, int argc, char** argv, bool threads_fixed, bool q
   int running = nproc;
   int interrupts = 0;
   bool ranks_interrupted = false;     // a rank exited with 130: it saved and stopped
+  bool all_succeeded = true;          // every rank exited 0 (an interrupt came too late to matter)
   std::optional<int> failure_status;  // the first failing rank's
   std::optional<std::chrono::steady_clock::time_point> kill_at;
   bool killed = false;
@@ -316,6 +327,7 @@ int run_local_ranks(int nproc, int argc, char** argv, bool threads_fixed, bool q
       if (done != rank.pid) continue;
       rank.running = false;
       --running;
+      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) all_succeeded = false;
       // 130: the rank was interrupted (a signal that reached it directly), saved and stopped,
       // as every rank does at the same step: not a failure, and no reason to end the others.
       if (WIFEXITED(status) && WEXITSTATUS(status) == static_cast<int>(ExitCode::interrupted)) {
@@ -342,6 +354,7 @@ int run_local_ranks(int nproc, int argc, char** argv, bool threads_fixed, bool q
     }
   }
   if (failure_status) return *failure_status;
+  if (all_succeeded) return 0;
   if (interrupts > 0 || ranks_interrupted) return static_cast<int>(ExitCode::interrupted);
   return 0;
 }

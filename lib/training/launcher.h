@@ -24,5 +24,8 @@ int run_local_ranks(int nproc, int argc, char** argv, bool threads_fixed, bool q
 
 // True when this process is a rank started by run_local_ranks (MASKGIT_LOCAL_LAUNCHER=1).
 bool started_by_local_launcher();
+// Points whichever of stdin, stdout and stderr is closed at /dev/null, so that no socket or file
+// a rank opens later takes their numbers (and is written to as stderr).
+void open_standard_streams();
 
 }  // namespace maskgit

@@ -167,6 +167,12 @@ class TokenizerStage final : public TrainingStage {
     save_tokenizer_weights(model_, tokenizer_);
   }
 
+  std::vector<std::string> settings() const override {
+    return {"tokenizer_config=" + dump_json(options_.config.to_json()),
+            fmt::format("codebook_weight={:.17g} commitment_weight={:.17g} dead_code_window={}", options_.codebook_weight,
+                        options_.commitment_weight, options_.dead_code_window)};
+  }
+
   int64_t codes_used() const { return codes_used_; }
 
  private:

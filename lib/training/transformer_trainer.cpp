@@ -137,7 +137,8 @@ class TransformerStage final : public TrainingStage {
       throw_bad_input(fmt::format("{}: token grids have {} cells, the transformer expects {}",
                                   options_.token_cache_path(), ids_.size(1), config.tokens_per_image()));
     if (labels_.numel() > 0 && (labels_.min().item<int64_t>() < 0 || labels_.max().item<int64_t>() >= config.num_classes))
-      throw_bad_input(fmt::format("{}: labels exceed the model's {} classes", options_.data.path, config.num_classes));
+      throw_bad_input(fmt::format("{}: labels outside the model's {} classes (the token cache of {})",
+                                  options_.token_cache_path(), config.num_classes, options_.data.path));
 
     transformer_ = BidirectionalTransformer(config);
     transformer_->reset_parameters_like_release(options_.seed);
@@ -231,6 +232,13 @@ class TransformerStage final : public TrainingStage {
   void write_checkpoint(CheckpointWriter& checkpoint) const override {
     for (const auto& [name, value] : ema_) checkpoint.add_tensor("ema." + name, value);
     checkpoint.set("transformer_config", dump_json(options_.config.to_json()));
+  }
+
+  std::vector<std::string> settings() const override {
+    return {"transformer_config=" + dump_json(options_.config.to_json()),
+            fmt::format("label_smoothing={:.17g} class_dropout={:.17g} ema={:.17g}", options_.label_smoothing,
+                        options_.class_dropout, options_.ema_decay),
+            "tokenizer=" + dump_json(model_.tokenizer ? model_.tokenizer->to_json() : Json())};
   }
 
   void write_model() const override {
