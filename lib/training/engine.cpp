@@ -341,14 +341,6 @@ TrainingRunResult run_training(TrainingStage& stage, TrainingRunOptions& options
   const int64_t global_batch = options.batch_size * world;
 
   const int64_t dataset_size = stage.prepare();
-  if (dataset_size < global_batch)  // every rank reads the same data
-    alike_on_every_rank(*group, [&] {
-      throw InvalidArgument("batch_size",
-                            world == 1 ? fmt::format("{} is larger than the dataset ({} images)", options.batch_size,
-                                                     dataset_size)
-                                       : fmt::format("{} × {} ranks is larger than the dataset ({} images)",
-                                                     options.batch_size, world, dataset_size));
-    });
   {
     // What the stage built must agree too: its settings (some come from the checkpoint), the
     // data's size and every parameter's name and shape.
@@ -358,6 +350,14 @@ TrainingRunResult run_training(TrainingStage& stage, TrainingRunOptions& options
       built.push_back(fmt::format("{}={}", item.key(), fmt::join(item.value().sizes(), "x")));
     agree_on_settings(*group, built, "model settings or data");
   }
+  if (dataset_size < global_batch)  // the same on every rank: agreed above
+    alike_on_every_rank(*group, [&] {
+      throw InvalidArgument("batch_size",
+                            world == 1 ? fmt::format("{} is larger than the dataset ({} images)", options.batch_size,
+                                                     dataset_size)
+                                       : fmt::format("{} × {} ranks is larger than the dataset ({} images)",
+                                                     options.batch_size, world, dataset_size));
+    });
   const int64_t total_steps = stage.total_steps(dataset_size);
   const Batcher batcher(dataset_size, global_batch, options.seed);
   const int64_t batches_per_epoch = batcher.batches_per_epoch();
