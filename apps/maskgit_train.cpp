@@ -59,7 +59,8 @@ template <typename Result>
 void finish(const Result& result, const CommonTrainingFlags& flags) {
   const bool main = flags.group->is_main();
   if (result.interrupted) {
-    const std::string message = fmt::format("interrupted at step {}; continue with --resume", result.steps_done);
+    const std::string message =
+        fmt::format("interrupted at step {}; continue with --resume (and the same --steps)", result.steps_done);
     if (!main) throw AlreadyReported(ExitCode::interrupted, message);  // rank 0 says it
     throw Error(ExitCode::interrupted, message);
   }

@@ -382,8 +382,10 @@ TrainingRunResult run_training(TrainingStage& stage, TrainingRunOptions& options
       optimizer.load(checkpoint);
     });
     if (talk)
-      print_stderr("resuming from step {} of {} (configuration, seed and batch size from the checkpoint)\n", start_step,
-                   state_path);
+      print_stderr("resuming from step {} of {} (configuration, seed and batch size from the checkpoint: {} images "
+                   "per step{})\n",
+                   start_step, state_path, global_batch,
+                   world > 1 ? fmt::format(", {} per rank", options.batch_size) : std::string());
   } else {
     stage.initialise(batch_at(0));
   }
