@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 
 #include "common/console.h"
@@ -139,8 +140,9 @@ void check_metrics_path(const std::string& metrics_path, const std::vector<std::
       throw InvalidArgument("metrics", fmt::format("{} is one of this run's own files", metrics_path), ExitCode::io_error);
   }
   if (!fs::is_regular_file(metrics_path, error) || fs::file_size(metrics_path, error) == 0) return;
-  const std::string bytes = read_file_bytes(metrics_path);
-  const std::string first = bytes.substr(0, bytes.find('\n'));
+  std::ifstream file(metrics_path, std::ios::binary);  // its first line is enough
+  std::string first;
+  std::getline(file, first);
   bool metrics_log = false;
   try {
     metrics_log = parse_json(first).is_object();

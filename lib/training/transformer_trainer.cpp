@@ -12,6 +12,7 @@
 #include "data/batcher.h"
 #include "decoding/schedule.h"
 #include "io/atomic_file.h"
+#include "io/file_hash.h"
 #include "io/tensor_io.h"
 #include "model/model_dir.h"
 #include "tokenizer/pipeline.h"
@@ -58,17 +59,10 @@ torch::Tensor sample_training_mask(int64_t batch, int64_t tokens, at::Generator&
 
 namespace {
 
-// FNV-1a over the tokenizer weights: the token cache is valid only for the same tokenizer.
-std::string fingerprint_file(const std::string& path) {
-  const std::string bytes = read_file_bytes(path);
-  uint64_t hash = 1469598103934665603ULL;
-  for (unsigned char c : bytes) hash = (hash ^ c) * 1099511628211ULL;
-  return fmt::format("{:016x}", hash);
-}
-
 TokenGrid cached_tokens(const TransformerTrainOptions& options, const ModelConfig& model, bool quiet) {
   const std::string cache = options.token_cache_path();
-  const std::string fingerprint = fingerprint_file(model.path_of(kTokenizerWeightsFile));
+  // The token cache is valid only for the same tokenizer: its weights' SHA-256 (streamed).
+  const std::string fingerprint = sha256_file(model.path_of(kTokenizerWeightsFile));
   const std::string fingerprint_path = cache + ".fingerprint";
   const std::string key = fingerprint + " " + options.data.path + " " + std::to_string(options.data.limit);
   if (file_exists(cache) && file_exists(fingerprint_path) && read_file_bytes(fingerprint_path) == key)
