@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include <csignal>
+
 #include <cctype>
 #include <cstdlib>
 #include <map>
@@ -365,6 +367,11 @@ std::unique_ptr<DataParallelGroup> DataParallelGroup::connect(const LaunchEnviro
     throw Error(ExitCode::failure, fmt::format("MASTER_PORT {} is not a port (1 to 65535)", env.master_port));
 
   auto impl = std::make_unique<Impl>();
+  if (env.world_size > 1) {
+    // A write to a peer that just died raises SIGPIPE, which would kill this rank silently
+    // (status 141) instead of letting gloo report the closed connection as an error.
+    ::signal(SIGPIPE, SIG_IGN);
+  }
   if (env.world_size == 1) {
     impl->device = device;
     return std::unique_ptr<DataParallelGroup>(new DataParallelGroup(std::move(impl)));
