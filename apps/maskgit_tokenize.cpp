@@ -11,6 +11,7 @@
 #include "io/image.h"
 #include "io/json.h"
 #include "model/model_dir.h"
+#include "eval/classifier.h"
 #include "tokenizer/evaluate.h"
 #include "tokenizer/pipeline.h"
 #include "tokenizer/token_file.h"
@@ -61,6 +62,8 @@ int main(int argc, char** argv) {
   auto* evaluate = app.add_subcommand("evaluate", "Mean PSNR and codebook use over a dataset (default: Fashion-MNIST test split)");
   add_inputs(cli, evaluate, evaluate_inputs, "t10k");
   evaluate_inputs.dataset.path = kFashionMnistDir;
+  std::string classifier_dir = default_classifier_dir();
+  const CLI::Option* classifier_flag = cli.add("classifier", classifier_dir, evaluate);
 
   return run_tool(cli, argc, argv, [&] {
     const torch::Device device = apply_runtime_options(runtime);
@@ -186,22 +189,57 @@ int main(int argc, char** argv) {
       return;
     }
 
-    const ReconstructionStats stats = evaluate_reconstruction(tokenizer, data.images, batch_size, device);
+    // The judge: the evaluation classifier on dataset images (they have labels), when it takes
+    // their size; one named by --classifier must.
+    ReconstructionJudge judge;
+    LoadedClassifier classifier;
+    if (inputs.files.empty() && data.images.size(0) >= 2 && !classifier_dir.empty()) {
+      const bool named = classifier_flag->count() > 0;
+      if (named || file_exists(classifier_dir + "/config.json")) {
+        classifier = read_classifier(classifier_dir, device);
+        const ClassifierConfig& c = classifier.config();
+        const bool fits = c.channels == data.images.size(1) && c.height == data.images.size(2) &&
+                          c.width == data.images.size(3) &&
+                          data.labels.max().item<int64_t>() < classifier.num_classes();
+        if (fits) {
+          judge.classifier = &classifier.model;
+          judge.labels = data.labels;
+        } else if (named) {
+          throw_usage(fmt::format("--classifier: {} takes {}×{}×{} images of {} classes, not the {}×{}×{} images given",
+                                  classifier_dir, c.channels, c.height, c.width, classifier.num_classes(),
+                                  data.images.size(1), data.images.size(2), data.images.size(3)));
+        }
+      }
+    }
+    const ReconstructionStats stats = evaluate_reconstruction(tokenizer, data.images, batch_size, device, judge);
     if (json_output) {
-      print_stdout("{}\n", dump_json(Json{{"model", model_dir},
-                                        {"images", stats.images},
-                                        {"mean_psnr_db", stats.mean_psnr_db},
-                                        {"mean_mse", stats.mean_mse},
-                                        {"codes_used", stats.codes_used},
-                                        {"codebook_size", stats.codebook_size},
-                                        {"tokens_per_image", stats.tokens_per_image},
-                                        {"parameters", count_parameters(*tokenizer)},
-                                        {"seconds", stats.seconds}}));
+      Json line{{"model", model_dir},
+                {"images", stats.images},
+                {"mean_psnr_db", stats.mean_psnr_db},
+                {"mean_mse", stats.mean_mse},
+                {"codes_used", stats.codes_used},
+                {"codebook_size", stats.codebook_size},
+                {"tokens_per_image", stats.tokens_per_image},
+                {"parameters", count_parameters(*tokenizer)},
+                {"seconds", stats.seconds}};
+      if (stats.judged) {
+        line["classifier"] = classifier_dir;
+        line["accuracy_originals"] = stats.accuracy_originals;
+        line["accuracy_reconstructions"] = stats.accuracy_reconstructions;
+        line["prediction_agreement"] = stats.prediction_agreement;
+        line["frechet_distance"] = stats.frechet_distance;
+      }
+      print_stdout("{}\n", dump_json(line));
     } else {
       print_stdout("images            {}\nmean PSNR         {:.2f} dB\ncodes used        {} / {} ({:.1f}%)\n"
                  "tokens per image  {}\nparameters        {}\n",
                  stats.images, stats.mean_psnr_db, stats.codes_used, stats.codebook_size,
                  100.0 * stats.codes_used / stats.codebook_size, stats.tokens_per_image, count_parameters(*tokenizer));
+      if (stats.judged)
+        print_stdout("classifier        {}\naccuracy          {:.2f}% on the originals, {:.2f}% on the reconstructions\n"
+                     "same prediction   {:.2f}%\nFréchet distance  {:.3f} (reconstructions vs originals)\n",
+                     classifier_dir, 100 * stats.accuracy_originals, 100 * stats.accuracy_reconstructions,
+                     100 * stats.prediction_agreement, stats.frechet_distance);
     }
   });
 }

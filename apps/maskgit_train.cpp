@@ -126,6 +126,16 @@ int main(int argc, char** argv) {
   cli.add_flag("release_shortcut", tokenizer.config.release_shortcut);
   cli.add("commitment", tokenizer.commitment_weight);
   cli.add("dead_code_window", tokenizer.dead_code_window);
+  cli.add_no_default("perceptual_model", tokenizer.perceptual_model);
+  auto* perceptual_weight = cli.add("perceptual_weight", tokenizer.perceptual_weight);
+  cli.add("adversarial_weight", tokenizer.adversarial_weight);
+  cli.add("adversarial_start", tokenizer.adversarial_start);
+  cli.add("discriminator_lr", tokenizer.discriminator_lr);
+  cli.add("r1_weight", tokenizer.r1_weight);
+  cli.add("discriminator_filters", tokenizer.discriminator.filters);
+  cli.add("discriminator_layers", tokenizer.discriminator.layers);
+  cli.add_no_default("init_from", tokenizer.init_from);
+  cli.add_flag("decoder_only", tokenizer.decoder_only);
 
   cli.add("layers", transformer.config.num_layers);
   cli.add("hidden", transformer.config.hidden_size);
@@ -178,6 +188,10 @@ int main(int argc, char** argv) {
         } catch (const std::exception& e) {
           throw_usage(fmt::format("--channel-mult: {}", e.what()));
         }
+        if (perceptual_weight->count() > 0 && tokenizer.perceptual_model.empty())
+          throw_usage("--perceptual-weight: needs --perceptual-model (the network the loss goes through)");
+        if (tokenizer.decoder_only && tokenizer.init_from.empty())
+          throw_usage("--decoder-only: needs --init-from (a trained tokenizer whose decoder is fine-tuned)");
         validate_from_flags([&] { tokenizer.config.validate(); }, "tokenizer.",
                             {{"channels", "--channels"}, {"filters", "--filters"}, {"channel_multipliers", "--channel-mult"},
                              {"num_res_blocks", "--res-blocks"}, {"codebook_size", "--codebook-size"},

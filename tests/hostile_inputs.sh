@@ -232,6 +232,20 @@ for flag in --dropout --class-dropout --label-smoothing --ema --weight-decay --l
   for value in nan inf -1 1e300; do case_ 2 "$flag" -- "${train[@]}" --stage transformer "$flag" "$value"; done
 done
 case_ 2 "--commitment" -- "${train[@]}" --stage tokenizer --commitment nan
+# The tokenizer's perceptual and adversarial losses, and decoder-only fine-tuning.
+for flag in --perceptual-weight --adversarial-weight --r1-weight; do
+  for value in nan -1 1e300; do case_ 2 "$flag" -- "${train[@]}" --stage tokenizer "$flag" "$value"; done
+done
+for value in 0 2 nan; do case_ 2 "--discriminator-lr" -- "${train[@]}" --stage tokenizer --discriminator-lr "$value"; done
+case_ 2 "--adversarial-start" -- "${train[@]}" --stage tokenizer --adversarial-start -1
+case_ 2 "--discriminator-layers" -- "${train[@]}" --stage tokenizer --discriminator-layers 9
+case_ 2 "--discriminator-filters" -- "${train[@]}" --stage tokenizer --discriminator-filters 0
+case_ 2 "--perceptual-weight" -- "${train[@]}" --stage tokenizer --perceptual-weight 2
+case_ 2 "--decoder-only" -- "${train[@]}" --stage tokenizer --decoder-only
+case_ 3 "$work/none" -- "${train[@]}" --stage tokenizer --perceptual-model "$work/none"
+case_ 3 "$work/none" -- "${train[@]}" --stage tokenizer --init-from "$work/none"
+case_ 3 "$shipped" -- "${train[@]}" --stage tokenizer --perceptual-model "$shipped"
+case_ 3 "fashion-mnist-classifier/config.json" -- "${train[@]}" --stage tokenizer --init-from "$root/models/fashion-mnist-classifier"
 echo "a file" >"$work/plain"
 case_ 4 "--out" -- "$bin/maskgit-train" --threads 1 --data "$data" --limit 64 --steps 1 --stage tokenizer -o "$work/plain/m"
 case_ 4 "--metrics" -- "${train[@]}" --stage tokenizer --metrics "$out"

@@ -23,7 +23,10 @@
 // Catch2 comes last: LibTorch pulls in glog, whose CHECK macro would replace Catch's.
 #include <catch2/catch.hpp>
 
+#include "test_errors.h"
+
 using namespace maskgit;
+using maskgit::testing::require_error;
 namespace fs = std::filesystem;
 
 namespace {
@@ -86,18 +89,6 @@ ClassifierTrainOptions tiny_options(const fs::path& data, const fs::path& out) {
 
 // Runs `body`, which must throw a maskgit::Error with `code` whose message contains every
 // needle.
-template <typename Body>
-void require_error(Body body, ExitCode code, const std::vector<std::string>& needles) {
-  try {
-    body();
-    FAIL("no error thrown");
-  } catch (const Error& e) {
-    INFO(e.what());
-    CHECK(e.code() == code);
-    for (const auto& needle : needles) CHECK(std::string(e.what()).find(needle) != std::string::npos);
-  }
-}
-
 }  // namespace
 
 TEST_CASE("the Fréchet distance of a set with itself is 0", "[frechet]") {

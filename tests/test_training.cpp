@@ -23,7 +23,10 @@
 // Catch2 comes last: LibTorch pulls in glog, whose CHECK macro would replace Catch's.
 #include <catch2/catch.hpp>
 
+#include "test_errors.h"
+
 using namespace maskgit;
+using maskgit::testing::require_error;
 namespace fs = std::filesystem;
 
 namespace {
@@ -155,18 +158,6 @@ TEST_CASE("resume without a checkpoint is a clear error", "[training]") {
 namespace {
 
 // Catches a maskgit::Error and checks its exit code and message.
-template <typename Body>
-void require_error(Body body, ExitCode code, const std::vector<std::string>& needles) {
-  try {
-    body();
-    FAIL("no error thrown");
-  } catch (const Error& e) {
-    INFO(e.what());
-    CHECK(e.code() == code);
-    for (const auto& needle : needles) CHECK(std::string(e.what()).find(needle) != std::string::npos);
-  }
-}
-
 std::string file_bytes(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());

@@ -68,6 +68,14 @@ constexpr ArgumentFlag kArgumentFlags[] = {
     {"settings", "", ""},           // the ranks' command lines (every rank must be started alike)
     {"final_lr_fraction", "", ""},  // no flag: the stages' own values
     {"world_size", "", ""},         // the number of ranks, from --nproc or the launcher
+    // The tokenizer stage's losses (training/tokenizer_trainer.h).
+    {"perceptual_weight", "--perceptual-weight", "maskgit-train"},
+    {"adversarial_weight", "--adversarial-weight", "maskgit-train"},
+    {"adversarial_start", "--adversarial-start", "maskgit-train"},
+    {"discriminator_lr", "--discriminator-lr", "maskgit-train"},
+    {"r1_weight", "--r1-weight", "maskgit-train"},
+    {"init_from", "--init-from", "maskgit-train"},
+    {"decoder_only", "--decoder-only", "maskgit-train"},
 };
 
 }  // namespace

@@ -59,13 +59,20 @@ CLI::Validator dist_timeout_range() { return finite_range(1.0, 7 * 24 * 3600.0);
 CLI::Validator steps_range() { return CLI::Range(int64_t{1}, SamplingDefaults::kMaxSteps); }
 CLI::Validator start_step_range() { return CLI::Range(int64_t{0}, SamplingDefaults::kMaxSteps - 1); }
 CLI::Validator choice_temperature_range() { return finite_range(0, SamplingDefaults::kMaxChoiceTemperature); }
-CLI::Validator temperature_range() { return finite_range(1e-3, 1e3); }
+CLI::Validator temperature_range() {
+  return finite_range(SamplingDefaults::kMinTemperature, SamplingDefaults::kMaxTemperature);
+}
 CLI::Validator top_k_range() { return CLI::Range(int64_t{0}, int64_t{1} << 30); }
-CLI::Validator cfg_range() { return finite_range(-1e3, 1e3); }
+CLI::Validator cfg_range() {
+  return finite_range(-SamplingDefaults::kMaxGuidanceScale, SamplingDefaults::kMaxGuidanceScale);
+}
 CLI::Validator loss_weight() { return finite_range(0, 1e3); }
 CLI::Validator dropout_range() { return finite_range(0.0, 0.99); }
 CLI::Validator probability() { return finite_range(0.0, 1.0); }
 CLI::Validator ema_range() { return finite_range(0.0, 0.999999); }
+CLI::Validator discriminator_lr_range() { return finite_range(0, 1, /*exclude_low=*/true); }
+CLI::Validator discriminator_filters_range() { return CLI::Range(1, 1024); }
+CLI::Validator discriminator_layers_range() { return CLI::Range(1, 6); }
 CLI::Validator width_multiplier_range() { return finite_range(0, 64, /*exclude_low=*/true); }
 // At most FLT_MAX × (1 − β1) with β1 = 0.9, so that Adam's largest step fits in float32 (the
 // trainers re-check it with their own β1 and weight decay).
@@ -227,14 +234,24 @@ std::vector<OptionSpec> build_table() {
                kMaking | kEval,
                choice_temperature_range});
   t.push_back({"temperature", "--temperature", "Sampler",
-               "Softmax temperature on the logits (1 = off; use --top-k 1 for greedy decoding)", kMaking | kEval,
-               temperature_range});
+               "Softmax temperature on the logits (1 = off; use --top-k 1 for greedy decoding) (default: the model's "
+               "sampling.temperature when it has one; else the value shown)",
+               kMaking | kEval, temperature_range});
   t.push_back({"top_k", "--top-k", "Sampler", "Sample among the k most likely codes only (0 = off)", kMaking | kEval,
                top_k_range});
   t.push_back({"cfg_scale", "--cfg-scale", "Sampler",
                "Classifier-free guidance s: logits = u + s(c - u) (1 = off; needs a model with a \"no class\" token, "
-               "which the release's models lack)",
+               "which the release's models lack) (default: the model's sampling.guidance_scale, in maskgit-edit "
+               "sampling.edit_guidance_scale, when it has one; else the value shown)",
                kMaking | kEval, cfg_range});
+  t.push_back({"release_defaults", "--release-defaults", "Sampler",
+               "Ignore the model's recommended decoding settings (config.json \"sampling\"): the release's behaviour, "
+               "the values shown, for every sampler flag not given",
+               kMaking | kEval, nullptr});
+  t.push_back({"show_defaults", "--show-defaults", "Sampler",
+               "Print the decoding settings this command would use, and where each comes from, then stop (--json: "
+               "one JSON object)",
+               kMaking | kEval, nullptr});
   t.push_back({"order", "--order", "Sampler",
                "Which positions to fix each step: confidence (the release) or halton (a fixed spread-out order)",
                kMaking | kEval, order_names});
@@ -246,8 +263,8 @@ std::vector<OptionSpec> build_table() {
   // maskgit-eval.
   t.push_back({"classifier", "--classifier", "Judge",
                "Classifier directory (config.json + classifier.safetensors); default: $MASKGIT_CLASSIFIER or the "
-               "shipped one",
-               kEval, some_text});
+               "shipped one; maskgit-tokenize evaluate judges reconstructions with it when it takes the images' size",
+               kEval | kTokenize, some_text});
   t.push_back({"images", "--images", "Input", "Folder of generated images (class sub-folders, or PNGs that record "
                                                "their class)",
                kEval, some_text});
@@ -318,6 +335,29 @@ std::vector<OptionSpec> build_table() {
   t.push_back({"commitment", "--commitment", "Tokenizer", "Commitment loss weight", kTrain, loss_weight});
   t.push_back({"dead_code_window", "--dead-code-window", "Tokenizer",
                "Restart codes unused over this many steps on encoder outputs (0 = never)", kTrain, non_negative});
+  t.push_back({"perceptual_model", "--perceptual-model", "Tokenizer",
+               "Add a perceptual loss through this frozen network (a classifier directory trained for it, never the "
+               "evaluation classifier; scripts/train_perceptual.sh)", kTrain, some_text});
+  t.push_back({"perceptual_weight", "--perceptual-weight", "Tokenizer", "Weight of the perceptual loss", kTrain,
+               loss_weight});
+  t.push_back({"adversarial_weight", "--adversarial-weight", "Tokenizer",
+               "Weight of the adversarial loss (× VQGAN's adaptive weight); 0 = no discriminator", kTrain, loss_weight});
+  t.push_back({"adversarial_start", "--adversarial-start", "Tokenizer",
+               "First step with the discriminator and the adversarial loss", kTrain, non_negative});
+  t.push_back({"discriminator_lr", "--discriminator-lr", "Tokenizer", "The discriminator's (constant) learning rate",
+               kTrain, discriminator_lr_range});
+  t.push_back({"r1_weight", "--r1-weight", "Tokenizer", "R1 penalty γ on real images (the discriminator adds γ/2 · R1)",
+               kTrain, loss_weight});
+  t.push_back({"discriminator_filters", "--discriminator-filters", "Tokenizer",
+               "The discriminator's first width (doubled per layer)", kTrain, discriminator_filters_range});
+  t.push_back({"discriminator_layers", "--discriminator-layers", "Tokenizer",
+               "The discriminator's stride-2 convolutions (each halves the patch grid)", kTrain, discriminator_layers_range});
+  t.push_back({"init_from", "--init-from", "Tokenizer",
+               "Start from this model directory's tokenizer (its architecture replaces the flags above)", kTrain,
+               some_text});
+  t.push_back({"decoder_only", "--decoder-only", "Tokenizer",
+               "Train the decoder alone (needs --init-from): token grids, and a transformer trained on them, stay valid",
+               kTrain, nullptr});
   t.push_back({"layers", "--layers", "Transformer", "Transformer layers", kTrain, nullptr});
   t.push_back({"hidden", "--hidden", "Transformer", "Hidden size", kTrain, nullptr});
   t.push_back({"heads", "--heads", "Transformer", "Attention heads", kTrain, nullptr});

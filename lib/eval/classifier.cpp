@@ -112,14 +112,20 @@ ClassifierImpl::ClassifierImpl(const ClassifierConfig& config) : config_(config)
   head_ = register_module("head", torch::nn::Linear(config_.feature_dim, config_.num_classes));
 }
 
-torch::Tensor ClassifierImpl::features(const torch::Tensor& images) {
+torch::Tensor ClassifierImpl::features(const torch::Tensor& images) { return activations(images).back().flatten(1); }
+
+std::vector<torch::Tensor> ClassifierImpl::activations(const torch::Tensor& images) {
   // Centred inputs train faster; centring inside the model keeps every caller on [0, 1] pixels.
+  std::vector<torch::Tensor> taps;
   torch::Tensor x = images - 0.5;
-  x = torch::relu(conv2_(torch::relu(conv1_(x))));
-  x = torch::max_pool2d(x, 2);
-  x = torch::relu(conv4_(torch::relu(conv3_(x))));
-  x = torch::max_pool2d(x, 2);
-  return torch::relu(hidden_(x.flatten(1)));
+  taps.push_back(torch::relu(conv1_(x)));
+  taps.push_back(torch::relu(conv2_(taps.back())));
+  x = torch::max_pool2d(taps.back(), 2);
+  taps.push_back(torch::relu(conv3_(x)));
+  taps.push_back(torch::relu(conv4_(taps.back())));
+  x = torch::max_pool2d(taps.back(), 2);
+  taps.push_back(torch::relu(hidden_(x.flatten(1))).unsqueeze(-1).unsqueeze(-1));
+  return taps;
 }
 
 torch::Tensor ClassifierImpl::logits_from_features(const torch::Tensor& features) {

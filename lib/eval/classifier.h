@@ -58,6 +58,10 @@ class ClassifierImpl : public torch::nn::Module {
 
   // [N, C, H, W] → [N, feature_dim], after the ReLU.
   torch::Tensor features(const torch::Tensor& images);
+  // Every layer's activations after its ReLU, in order: conv1, conv2 [N, first, H, W], conv3,
+  // conv4 [N, second, H/2, W/2], the features [N, feature_dim, 1, 1] (the perceptual loss's
+  // taps, lib/tokenizer/perceptual.h).
+  std::vector<torch::Tensor> activations(const torch::Tensor& images);
   // Features → logits [N, num_classes] (dropout applies in training mode).
   torch::Tensor logits_from_features(const torch::Tensor& features);
   torch::Tensor forward(const torch::Tensor& images);

@@ -1,4 +1,6 @@
 #include "tokenizer/evaluate.h"
+
+#include "eval/frechet.h"
 #include "runtime/threads.h"
 
 #include <chrono>
@@ -11,7 +13,8 @@ torch::Tensor per_image_psnr(const torch::Tensor& reconstruction, const torch::T
 }
 
 ReconstructionStats evaluate_reconstruction(VQTokenizer& tokenizer, const torch::Tensor& images,
-                                            int64_t batch_size, const torch::Device& device) {
+                                            int64_t batch_size, const torch::Device& device,
+                                            const ReconstructionJudge& judge) {
   const auto started = std::chrono::steady_clock::now();
   ReconstructionStats stats;
   stats.images = images.size(0);
@@ -19,6 +22,9 @@ ReconstructionStats evaluate_reconstruction(VQTokenizer& tokenizer, const torch:
   stats.tokens_per_image = tokenizer->grid_size(images.size(2)) * tokenizer->grid_size(images.size(3));
   torch::Tensor usage = torch::zeros({stats.codebook_size}, torch::kLong);
   double psnr_sum = 0, mse_sum = 0;
+  std::vector<torch::Tensor> original_features, reconstruction_features, original_predictions,
+      reconstruction_predictions;
+  if (judge.classifier) (*judge.classifier)->eval();
   for (int64_t begin = 0; begin < stats.images; begin += batch_size) {
     adapt_cpu_threads();
     const int64_t end = std::min(stats.images, begin + batch_size);
@@ -28,6 +34,25 @@ ReconstructionStats evaluate_reconstruction(VQTokenizer& tokenizer, const torch:
     psnr_sum += per_image_psnr(reconstruction, batch).sum().item<double>();
     mse_sum += (reconstruction - batch).pow(2).flatten(1).mean(1).sum().item<double>();
     usage += torch::bincount(ids.flatten().to(torch::kCPU), {}, stats.codebook_size);
+    if (judge.classifier) {
+      torch::NoGradGuard no_grad;
+      Classifier& classifier = *judge.classifier;
+      const torch::Tensor a = classifier->features(batch), b = classifier->features(reconstruction);
+      original_features.push_back(a.to(torch::kCPU, torch::kFloat32));
+      reconstruction_features.push_back(b.to(torch::kCPU, torch::kFloat32));
+      original_predictions.push_back(classifier->logits_from_features(a).argmax(1).to(torch::kCPU));
+      reconstruction_predictions.push_back(classifier->logits_from_features(b).argmax(1).to(torch::kCPU));
+    }
+  }
+  if (judge.classifier && stats.images >= 2) {
+    const torch::Tensor labels = judge.labels.to(torch::kCPU, torch::kLong);
+    const torch::Tensor a = torch::cat(original_predictions), b = torch::cat(reconstruction_predictions);
+    stats.judged = true;
+    stats.accuracy_originals = a.eq(labels).to(torch::kFloat64).mean().item<double>();
+    stats.accuracy_reconstructions = b.eq(labels).to(torch::kFloat64).mean().item<double>();
+    stats.prediction_agreement = a.eq(b).to(torch::kFloat64).mean().item<double>();
+    stats.frechet_distance = frechet_distance(feature_stats(torch::cat(reconstruction_features)),
+                                              feature_stats(torch::cat(original_features)));
   }
   if (stats.images > 0) {
     stats.mean_psnr_db = psnr_sum / stats.images;

@@ -43,6 +43,9 @@ class DecoderImpl : public torch::nn::Module {
   explicit DecoderImpl(const TokenizerConfig& config);
   // [N, D, h, w] → [N, C, h·f, w·f], not squashed (clamp when writing pixels).
   torch::Tensor forward(const torch::Tensor& latents);
+  // The last convolution's kernel [C, F, 3, 3]: where VQGAN's adaptive adversarial weight
+  // compares gradient norms (docs/training.md §4).
+  const torch::Tensor& output_weight() const { return conv_out_->weight; }
 
  private:
   TokenizerConfig config_;

@@ -10,7 +10,8 @@
 namespace maskgit {
 
 AdamWOptimizer::AdamWOptimizer(const std::vector<std::pair<std::string, torch::Tensor>>& named_parameters,
-                               AdamWSettings settings) {
+                               AdamWSettings settings, std::string prefix)
+    : prefix_(std::move(prefix)) {
   std::vector<torch::Tensor> decayed, plain;
   for (const auto& [name, parameter] : named_parameters) {
     if (!parameter.requires_grad()) continue;
@@ -69,19 +70,19 @@ void AdamWOptimizer::save(CheckpointWriter& checkpoint) const {
     // A parameter not updated yet (a checkpoint before the first step) has zero moments.
     const torch::Tensor first = state ? state->exp_avg() : torch::zeros_like(parameters_[i]);
     const torch::Tensor second = state ? state->exp_avg_sq() : torch::zeros_like(parameters_[i]);
-    checkpoint.add_tensor("adam." + names_[i] + ".m", first);
-    checkpoint.add_tensor("adam." + names_[i] + ".v", second);
+    checkpoint.add_tensor(prefix_ + "." + names_[i] + ".m", first);
+    checkpoint.add_tensor(prefix_ + "." + names_[i] + ".v", second);
     // Each parameter counts its own updates (one that got no gradient in a step skipped it);
     // only a count that differs from the optimizer's is written.
     const int64_t taken = state ? state->step() : 0;
-    if (taken != steps_) checkpoint.set("adam.step." + names_[i], std::to_string(taken));
+    if (taken != steps_) checkpoint.set(prefix_ + ".step." + names_[i], std::to_string(taken));
   }
-  checkpoint.set("adam.step", std::to_string(steps_));
+  checkpoint.set(prefix_ + ".step", std::to_string(steps_));
 }
 
 void AdamWOptimizer::load(const CheckpointReader& checkpoint) {
   constexpr int64_t kMaxSteps = std::numeric_limits<int64_t>::max() / 2;
-  steps_ = checkpoint.integer("adam.step", 0, kMaxSteps);
+  steps_ = checkpoint.integer(prefix_ + ".step", 0, kMaxSteps);
   auto& states = optimizer_->state();
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < parameters_.size(); ++i) {
@@ -93,12 +94,12 @@ void AdamWOptimizer::load(const CheckpointReader& checkpoint) {
                                     fmt::join(value.sizes(), "×"), fmt::join(parameter.sizes(), "×")));
       return value.to(parameter.device(), parameter.scalar_type()).contiguous();
     };
-    const std::string own_step = "adam.step." + names_[i];
+    const std::string own_step = prefix_ + ".step." + names_[i];
     const int64_t taken = checkpoint.has(own_step) ? checkpoint.integer(own_step, 0, steps_) : steps_;
     auto state = std::make_unique<torch::optim::AdamWParamState>();
     state->step(taken);
-    state->exp_avg(restore("adam." + names_[i] + ".m"));
-    state->exp_avg_sq(restore("adam." + names_[i] + ".v"));
+    state->exp_avg(restore(prefix_ + "." + names_[i] + ".m"));
+    state->exp_avg_sq(restore(prefix_ + "." + names_[i] + ".v"));
     states[compat::optimizer_state_key(states, parameter)] = std::move(state);
   }
 }

@@ -28,8 +28,10 @@ struct AdamWSettings {
 class AdamWOptimizer {
  public:
   // `named_parameters`: the trained tensors with their names (those without requires_grad are
-  // skipped). The names key the checkpointed state.
-  AdamWOptimizer(const std::vector<std::pair<std::string, torch::Tensor>>& named_parameters, AdamWSettings settings);
+  // skipped). The names key the checkpointed state, under `prefix` ("adam": the trained model's;
+  // a second optimizer, such as the tokenizer's discriminator's, takes another).
+  AdamWOptimizer(const std::vector<std::pair<std::string, torch::Tensor>>& named_parameters, AdamWSettings settings,
+                 std::string prefix = "adam");
 
   void zero_grad();
   // One update at `learning_rate` (both groups; the decay group uses lr × weight_decay).
@@ -48,6 +50,7 @@ class AdamWOptimizer {
  private:
   torch::optim::AdamWParamState* state_of(const torch::Tensor& parameter) const;
 
+  std::string prefix_;
   std::vector<std::string> names_;
   std::vector<torch::Tensor> parameters_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;

@@ -11,8 +11,10 @@
 #include "io/atomic_file.h"
 #include "io/tensor_io.h"
 #include "model/model_dir.h"
+#include "tokenizer/perceptual.h"
 #include "tokenizer/vqgan.h"
 #include "training/distributed.h"
+#include "training/optimizer.h"
 
 namespace maskgit {
 namespace fs = std::filesystem;
@@ -53,6 +55,39 @@ void reseed_codes(torch::Tensor& codebook, const torch::Tensor& rows, const torc
   codebook.index_copy_(0, rows.to(codebook.device()), chosen.to(codebook.device()));
 }
 
+// The loss settings a checkpoint records ("tokenizer_losses"; absent in checkpoints of the
+// plain-MSE trainer, which resume as such).
+Json loss_settings(const TokenizerTrainOptions& options, const std::string& perceptual_sha256) {
+  Json json{{"codebook_weight", options.codebook_weight},
+            {"commitment_weight", options.commitment_weight},
+            {"decoder_only", options.decoder_only},
+            {"perceptual_model", options.perceptual_model},
+            {"perceptual_sha256", perceptual_sha256},
+            {"perceptual_weight", options.perceptual_weight},
+            {"adversarial_weight", options.adversarial_weight},
+            {"adversarial_start", options.adversarial_start},
+            {"discriminator_lr", options.discriminator_lr},
+            {"r1_weight", options.r1_weight},
+            {"discriminator", options.discriminator.to_json()}};
+  return json;
+}
+
+// Refuses settings that cannot work together; InvalidArgument naming the option.
+void check_loss_options(const TokenizerTrainOptions& options) {
+  auto weight = [](const char* name, double value) {
+    if (!std::isfinite(value) || value < 0 || value > 1e6)
+      throw InvalidArgument(name, fmt::format("is {}, must be in 0..1e6", value));
+  };
+  weight("perceptual_weight", options.perceptual_weight);
+  weight("adversarial_weight", options.adversarial_weight);
+  weight("r1_weight", options.r1_weight);
+  if (!std::isfinite(options.discriminator_lr) || options.discriminator_lr <= 0 || options.discriminator_lr > 1)
+    throw InvalidArgument("discriminator_lr", fmt::format("is {}, must be in (0, 1]", options.discriminator_lr));
+  if (options.adversarial_start < 0) throw InvalidArgument("adversarial_start", "must be 0 or more");
+  if (options.decoder_only && options.init_from.empty())
+    throw InvalidArgument("decoder_only", "needs a trained tokenizer to start from (init_from)");
+}
+
 class TokenizerStage final : public TrainingStage {
  public:
   explicit TokenizerStage(TokenizerTrainOptions& options) : options_(options) {}
@@ -67,9 +102,55 @@ class TokenizerStage final : public TrainingStage {
   void read_settings(const CheckpointReader& checkpoint) override {
     options_.config = checkpoint.parsed(
         "tokenizer_config", [](const Json& json) { return TokenizerConfig::from_json(json); });
+    // The losses (and the perceptual network, checked by hash in prepare) come from the
+    // checkpoint; a plain-MSE checkpoint has none of them.
+    options_.perceptual_model.clear();
+    options_.adversarial_weight = 0;
+    options_.decoder_only = false;
+    options_.init_from.clear();
+    if (!checkpoint.has("tokenizer_losses")) return;
+    checkpoint.parsed("tokenizer_losses", [&](const Json& json) {
+      auto number = [&](const char* key, double minimum, double maximum) {
+        const auto it = json.find(key);
+        if (it == json.end() || !it->is_number()) throw std::runtime_error(fmt::format("{} must be a number", key));
+        const double value = it->get<double>();
+        if (!(value >= minimum && value <= maximum))
+          throw std::runtime_error(fmt::format("{} is {}, must be in {}..{}", key, value, minimum, maximum));
+        return value;
+      };
+      auto text = [&](const char* key) {
+        const auto it = json.find(key);
+        if (it == json.end() || !it->is_string()) throw std::runtime_error(fmt::format("{} must be a string", key));
+        return it->get<std::string>();
+      };
+      const auto only = json.find("decoder_only");
+      if (only == json.end() || !only->is_boolean()) throw std::runtime_error("decoder_only must be true or false");
+      options_.decoder_only = only->get<bool>();
+      options_.codebook_weight = number("codebook_weight", 0, 1e6);
+      options_.commitment_weight = number("commitment_weight", 0, 1e6);
+      options_.perceptual_model = text("perceptual_model");
+      perceptual_sha256_ = text("perceptual_sha256");
+      options_.perceptual_weight = number("perceptual_weight", 0, 1e6);
+      options_.adversarial_weight = number("adversarial_weight", 0, 1e6);
+      options_.adversarial_start = static_cast<int64_t>(number("adversarial_start", 0, 1e15));
+      options_.discriminator_lr = number("discriminator_lr", 1e-30, 1);
+      options_.r1_weight = number("r1_weight", 0, 1e6);
+      const auto discriminator = json.find("discriminator");
+      if (discriminator == json.end()) throw std::runtime_error("discriminator is missing");
+      options_.discriminator = DiscriminatorConfig::from_json(*discriminator, "discriminator");
+      return 0;
+    });
   }
 
   int64_t prepare() override {
+    check_loss_options(options_);
+    ModelConfig init;
+    if (!options_.init_from.empty()) {
+      init = read_model_config(options_.init_from);
+      if (!init.tokenizer)
+        throw InvalidArgument("init_from", fmt::format("{} has no tokenizer", options_.init_from));
+      options_.config = *init.tokenizer;
+    }
     options_.config.validate();
     options_.data.channels = static_cast<int>(options_.config.channels);
     data_ = load_dataset(options_.data);
@@ -85,7 +166,44 @@ class TokenizerStage final : public TrainingStage {
     tokenizer_ = VQTokenizer(options_.config);
     tokenizer_->to(options_.device);
     tokenizer_->train();
+    if (!options_.init_from.empty()) {
+      // The starting weights (a fresh run; a resumed one loads its checkpoint over them).
+      VQTokenizer start = load_tokenizer(init, options_.device);
+      torch::NoGradGuard no_grad;
+      const auto source = start->named_parameters();
+      for (auto& item : tokenizer_->named_parameters()) item.value().copy_(source[item.key()]);
+    }
+    if (options_.decoder_only) {
+      // Only the decoder is trained: the optimizer takes what still requires a gradient.
+      for (auto& parameter : tokenizer_->encoder->parameters()) parameter.set_requires_grad(false);
+      tokenizer_->quantizer->codebook.set_requires_grad(false);
+      options_.dead_code_window = 0;
+    }
     code_usage_ = torch::zeros({options_.config.codebook_size}, torch::kLong);
+
+    if (!options_.perceptual_model.empty()) {
+      perceptual_ = std::make_unique<PerceptualLoss>(options_.perceptual_model, options_.config.channels, options_.device);
+      const int64_t factor = options_.config.downsample_factor();
+      perceptual_->check_image_size((model_.image_height + factor - 1) / factor * factor,
+                                    (model_.image_width + factor - 1) / factor * factor);
+      if (!perceptual_sha256_.empty() && perceptual_sha256_ != perceptual_->weights_sha256())
+        throw_bad_input(fmt::format("{}: the perceptual network's weights changed since the checkpoint was written "
+                                    "(SHA-256 {}, now {}); resuming would train against another loss",
+                                    options_.perceptual_model, perceptual_sha256_, perceptual_->weights_sha256()));
+      perceptual_sha256_ = perceptual_->weights_sha256();
+    }
+    if (options_.adversarial()) {
+      options_.discriminator.channels = options_.config.channels;
+      torch::manual_seed(mix_seed(options_.seed, 0xD15C));
+      discriminator_ = PatchDiscriminator(options_.discriminator);
+      discriminator_->to(options_.device);
+      discriminator_->train();
+      std::vector<std::pair<std::string, torch::Tensor>> named;
+      for (const auto& item : discriminator_->named_parameters()) named.emplace_back(item.key(), item.value());
+      // The release's β = (0, 0.99) (docs/model.md §2.7).
+      discriminator_optimizer_ =
+          std::make_unique<AdamWOptimizer>(named, AdamWSettings{0.0, 0.99, 1e-8, 0.0}, "discriminator_adam");
+    }
     return data_.images.size(0);
   }
 
@@ -94,6 +212,10 @@ class TokenizerStage final : public TrainingStage {
 
   void load_state(const CheckpointReader& checkpoint) override {
     load_module_state(*tokenizer_, checkpoint.file(), checkpoint.path(), "model.");
+    if (discriminator_) {
+      load_module_state(*discriminator_, checkpoint.file(), checkpoint.path(), "discriminator.");
+      discriminator_optimizer_->load(checkpoint);
+    }
     code_usage_ = checkpoint.tensor("trainer.code_usage").to(torch::kLong);
     if (code_usage_.dim() != 1 || code_usage_.numel() != options_.config.codebook_size)
       checkpoint.fail(fmt::format("\"trainer.code_usage\" has {} entries, the codebook {}", code_usage_.numel(),
@@ -104,6 +226,7 @@ class TokenizerStage final : public TrainingStage {
   // starts where data lives (each rank encodes its shard; all-gathered in rank order, they are
   // the global batch's, whatever the number of ranks).
   void initialise(const StepBatch& first_batch) override {
+    if (!options_.init_from.empty()) return;  // the codebook is the starting tokenizer's
     torch::NoGradGuard no_grad;
     const torch::Tensor latents =
         options_.group->all_gather(flat_latents(tokenizer_->encoder(images_of(first_batch.shard_indices()))));
@@ -112,21 +235,49 @@ class TokenizerStage final : public TrainingStage {
   }
 
   std::string describe(int64_t dataset_size) const override {
-    return fmt::format("tokenizer: {} parameters, codebook {}×{}, {} tokens per image, {} training images",
-                       count_parameters(*tokenizer_), options_.config.codebook_size, options_.config.embedding_dim,
-                       tokenizer_->grid_size(model_.image_height) * tokenizer_->grid_size(model_.image_width),
-                       dataset_size);
+    std::string line =
+        fmt::format("tokenizer: {} parameters, codebook {}×{}, {} tokens per image, {} training images",
+                    count_parameters(*tokenizer_), options_.config.codebook_size, options_.config.embedding_dim,
+                    tokenizer_->grid_size(model_.image_height) * tokenizer_->grid_size(model_.image_width), dataset_size);
+    if (options_.decoder_only) line += fmt::format("\n  decoder only, from {}", options_.init_from);
+    if (perceptual_)
+      line += fmt::format("\n  perceptual loss × {} through {}", options_.perceptual_weight, options_.perceptual_model);
+    if (discriminator_)
+      line += fmt::format("\n  adversarial loss × {} (adaptive) from step {}: discriminator of {} parameters, lr {}, "
+                          "R1 γ {}",
+                          options_.adversarial_weight, options_.adversarial_start, count_parameters(*discriminator_),
+                          options_.discriminator_lr, options_.r1_weight);
+    return line;
   }
 
   StepOutput forward(const StepBatch& batch) override {
     const torch::Tensor images = images_of(batch.shard_indices());
     const Reconstruction out = tokenizer_->forward(images);
     const torch::Tensor reconstruction_loss = (out.images - images).pow(2).mean();
+    torch::Tensor fidelity = reconstruction_loss;
+    torch::Tensor perceptual = torch::zeros({}, images.options());
+    if (perceptual_) {
+      perceptual = (*perceptual_)(out.images, images);
+      fidelity = fidelity + options_.perceptual_weight * perceptual;
+    }
+    torch::Tensor adversarial = torch::zeros({}, images.options());
+    torch::Tensor critic = torch::zeros({}, images.options());
+    torch::Tensor adaptive = torch::zeros({}, images.options());
+    torch::Tensor loss = fidelity;
+    if (discriminator_ && batch.step >= options_.adversarial_start) {
+      critic = discriminator_step(images, out.images.detach());
+      // The generator's term through the updated discriminator, whose own gradients are not wanted.
+      for (auto& parameter : discriminator_->parameters()) parameter.set_requires_grad(false);
+      adversarial = generator_adversarial_loss(discriminator_->forward(out.images));
+      for (auto& parameter : discriminator_->parameters()) parameter.set_requires_grad(true);
+      adaptive = adaptive_weight(fidelity, adversarial);
+      loss = loss + options_.adversarial_weight * adaptive * adversarial;
+    }
     StepOutput step;
-    step.loss = reconstruction_loss + options_.codebook_weight * out.quantized.codebook_loss +
+    step.loss = loss + options_.codebook_weight * out.quantized.codebook_loss +
                 options_.commitment_weight * out.quantized.commitment_loss;
     step.weight = static_cast<double>(batch.shard_size);
-    step.metrics = {reconstruction_loss};
+    step.metrics = {reconstruction_loss, perceptual, adversarial, critic, adaptive};
     step.sums = torch::bincount(out.quantized.ids.flatten(), {}, options_.config.codebook_size);
     latents_ = flat_latents(out.latents);
     return step;
@@ -146,8 +297,14 @@ class TokenizerStage final : public TrainingStage {
   }
 
   std::string progress(const WindowSummary& window) const override {
-    return fmt::format("loss {:.5f} | psnr {:.2f} dB | codes {}/{}", window.mean_loss,
-                       psnr_from_mse(window.mean_metrics.at(0)), codes_in_use_, options_.config.codebook_size);
+    std::string line = fmt::format("loss {:.5f} | psnr {:.2f} dB | codes {}/{}", window.mean_loss,
+                                   psnr_from_mse(window.mean_metrics.at(0)), codes_in_use_,
+                                   options_.config.codebook_size);
+    if (perceptual_) line += fmt::format(" | perceptual {:.4f}", window.mean_metrics.at(1));
+    if (discriminator_)
+      line += fmt::format(" | G {:.3f} × {:.3g} | D {:.3f}", window.mean_metrics.at(2), window.mean_metrics.at(4),
+                          window.mean_metrics.at(3));
+    return line;
   }
 
   void record(const WindowSummary& window, Json& record) const override {
@@ -155,11 +312,31 @@ class TokenizerStage final : public TrainingStage {
     record["reconstruction_mse"] = window.mean_metrics.at(0);
     record["psnr_db"] = psnr_from_mse(window.mean_metrics.at(0));
     record["codes_in_use"] = codes_in_use_;
+    if (perceptual_) record["perceptual_loss"] = window.mean_metrics.at(1);
+    if (discriminator_) {
+      record["generator_adversarial_loss"] = window.mean_metrics.at(2);
+      record["discriminator_loss"] = window.mean_metrics.at(3);
+      record["adaptive_weight"] = window.mean_metrics.at(4);
+    }
+  }
+
+  std::vector<torch::Tensor> extra_tensors() const override {
+    std::vector<torch::Tensor> tensors;
+    if (discriminator_) {
+      for (const auto& parameter : discriminator_->parameters()) tensors.push_back(parameter);
+      for (const auto& moment : discriminator_optimizer_->moments()) tensors.push_back(moment);
+    }
+    return tensors;
   }
 
   void write_checkpoint(CheckpointWriter& checkpoint) const override {
     checkpoint.add_tensor("trainer.code_usage", code_usage_);
     checkpoint.set("tokenizer_config", dump_json(options_.config.to_json()));
+    checkpoint.set("tokenizer_losses", dump_json(loss_settings(options_, perceptual_sha256_)));
+    if (discriminator_) {
+      checkpoint.add_module(*discriminator_, "discriminator.");
+      discriminator_optimizer_->save(checkpoint);
+    }
   }
 
   void write_model() const override {
@@ -169,8 +346,8 @@ class TokenizerStage final : public TrainingStage {
 
   std::vector<std::string> settings() const override {
     return {"tokenizer_config=" + dump_json(options_.config.to_json()),
-            fmt::format("codebook_weight={:.17g} commitment_weight={:.17g} dead_code_window={}", options_.codebook_weight,
-                        options_.commitment_weight, options_.dead_code_window)};
+            fmt::format("dead_code_window={}", options_.dead_code_window),
+            "tokenizer_losses=" + dump_json(loss_settings(options_, perceptual_sha256_))};
   }
 
   int64_t codes_used() const { return codes_used_; }
@@ -181,7 +358,40 @@ class TokenizerStage final : public TrainingStage {
     return tokenizer_->pad_to_multiple(data_.images.index_select(0, index)).to(options_.device);
   }
 
+  // One discriminator update on this rank's shard (gradients averaged over ranks); returns its
+  // loss (without the R1 term), detached.
+  torch::Tensor discriminator_step(const torch::Tensor& real, const torch::Tensor& fake) {
+    discriminator_optimizer_->zero_grad();
+    const torch::Tensor real_input = real.detach().requires_grad_(options_.r1_weight > 0);
+    const torch::Tensor real_logits = discriminator_->forward(real_input);
+    const torch::Tensor loss = discriminator_loss(real_logits, discriminator_->forward(fake));
+    torch::Tensor total = loss;
+    if (options_.r1_weight > 0) total = total + 0.5 * options_.r1_weight * r1_penalty(real_logits, real_input);
+    total.backward();
+    if (options_.group->world_size() > 1) options_.group->average_gradients(discriminator_optimizer_->parameters());
+    discriminator_optimizer_->step(options_.discriminator_lr);
+    return loss.detach();
+  }
+
+  // VQGAN's adaptive weight: |∇ fidelity| / (|∇ adversarial| + 1e-4) at the decoder's last kernel,
+  // clamped to [0, 1e4], without a graph. Over ranks, the gradients of the global batch's means.
+  torch::Tensor adaptive_weight(const torch::Tensor& fidelity, const torch::Tensor& adversarial) {
+    const torch::Tensor& kernel = tokenizer_->decoder->output_weight();
+    std::vector<torch::Tensor> gradients{
+        torch::autograd::grad({fidelity}, {kernel}, {}, /*retain_graph=*/true)[0].detach(),
+        torch::autograd::grad({adversarial}, {kernel}, {}, /*retain_graph=*/true)[0].detach()};
+    if (const int world = options_.group->world_size(); world > 1) {
+      options_.group->all_reduce_sum(gradients);  // equal shards: the sum over ranks is world × the mean's
+      for (torch::Tensor& gradient : gradients) gradient /= world;
+    }
+    return (gradients[0].norm() / (gradients[1].norm() + 1e-4)).clamp(0, 1e4).detach();
+  }
+
   TokenizerTrainOptions& options_;
+  std::unique_ptr<PerceptualLoss> perceptual_;
+  std::string perceptual_sha256_;  // from the checkpoint when resuming, else the network's
+  PatchDiscriminator discriminator_{nullptr};
+  std::unique_ptr<AdamWOptimizer> discriminator_optimizer_;
   LabeledImages data_;
   ModelConfig model_;
   mutable VQTokenizer tokenizer_{nullptr};  // saving takes the module holder by reference
