@@ -175,6 +175,8 @@ int main(int argc, char** argv) {
     const bool have_images = !images_dir.empty() || !files.empty() || !sample_model.empty();
     if (self_test && have_images) throw_usage("--self-test judges the classifier itself; give no images with it");
     if (self_test_limit != -1 && !self_test) throw_usage("--limit: only with --self-test");
+    if (sampler.show_defaults && sample_model.empty())
+      throw_usage("--show-defaults: only with --sample-model (the model whose decoding settings it shows)");
     if (self_test_limit == 0 || self_test_limit < -1) throw_usage("--limit: give a positive count (or -1 = all)");
     if (!self_test && !have_images) throw_usage("no images: give --images DIR or PNG files (or --self-test)");
     if (!images_dir.empty() && !files.empty()) throw_usage("give --images DIR or PNG files, not both");
@@ -189,7 +191,9 @@ int main(int argc, char** argv) {
     LabeledSamples samples;
     if (!sample_model.empty()) {
       // The model's decoding defaults for the sampler flags not given (config.json "sampling").
-      const DecodeOptions decode = decode_options_for_model(sampler, read_model_config(sample_model));
+      const ModelConfig model = read_model_config(sample_model);
+      const DecodeOptions decode = decode_options_for_model(sampler, model);
+      if (show_sampling_defaults(sampler, model, json_output)) return;
       samples = sample_model_for_evaluation(sample_model, classifier, per_class, sample_seed, decode,
                                             forward_dtype(sampler, device), batch_size, device);
     } else {

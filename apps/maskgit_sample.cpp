@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
     const ModelConfig config = read_model_config(model_dir);
     // The model's decoding defaults for the flags not given; what it cannot do, refused now.
     const DecodeOptions decode = decode_options_for_model(sampler, config);
+    if (show_sampling_defaults(sampler, config, json_output)) return;
     std::vector<int64_t> classes;
     if (class_words.empty()) {
       for (int64_t c = 0; c < config.num_classes(); ++c) classes.push_back(c);

@@ -196,6 +196,69 @@ TEST_CASE("sampler flags the user passes win over the model's defaults, which wi
   fs::remove_all(dir);
 }
 
+TEST_CASE("a model's temperature and guidance defaults, --release-defaults and --show-defaults", "[tools][model]") {
+  const fs::path dir = maskgit::testing::fresh_temp_dir("tools-guidance-defaults");
+  const std::string base = R"("steps": 10, "schedule": "linear", "choice_temperature": 3, "edit_steps": 6, "edit_start_step": 1)";
+  const ModelConfig model = read_model_config(model_with_sampling(
+      dir / "model", "{" + base + R"(, "temperature": 0.9, "guidance_scale": 1.5, "edit_guidance_scale": 3})"));
+  REQUIRE(model.sampling);
+  CHECK(model.sampling->temperature == 0.9);
+  CHECK(model.sampling->guidance_scale == 1.5);
+  CHECK(model.sampling->edit_guidance_scale == 3);
+  // Optional: a section without them (written before they existed) means 1.
+  const ModelConfig older = read_model_config(model_with_sampling(dir / "older", "{" + base + "}"));
+  CHECK((older.sampling->temperature == 1 && older.sampling->guidance_scale == 1));
+
+  // The model's values for the flags not given; the edit's guidance for maskgit-edit.
+  DecodeOptions decode = parse_sampler({}, model, SamplingUse::generation);
+  CHECK((decode.temperature == 0.9 && decode.guidance_scale == 1.5 && decode.steps == 10));
+  decode = parse_sampler({}, model, SamplingUse::editing);
+  CHECK((decode.temperature == 0.9 && decode.guidance_scale == 3 && decode.steps == 6));
+  decode = parse_sampler({"--temperature", "1", "--cfg-scale", "1"}, model, SamplingUse::generation);
+  CHECK((decode.temperature == 1 && decode.guidance_scale == 1 && decode.steps == 10));
+  // --release-defaults: the tool's own (the release's) for every flag not given.
+  SamplerCliOptions resolved;
+  decode = parse_sampler({"--release-defaults"}, model, SamplingUse::generation, &resolved);
+  CHECK((decode.steps == 8 && decode.schedule.name() == "cosine" && decode.choice_temperature == 4.5));
+  CHECK((decode.temperature == 1 && decode.guidance_scale == 1));
+  CHECK(resolved.steps_origin == "the tool's default");
+  decode = parse_sampler({"--release-defaults", "--steps", "5"}, model, SamplingUse::editing, &resolved);
+  CHECK((decode.steps == 5 && decode.start_step == 2 && decode.guidance_scale == 1));
+  CHECK(resolved.steps_origin == "the flag");
+  // Where each value came from, as --show-defaults prints it.
+  parse_sampler({"--show-defaults", "--top-k", "3", "--schedule", "cosine"}, model, SamplingUse::generation, &resolved);
+  CHECK(resolved.show_defaults);
+  CHECK(resolved.temperature_origin == "the model's sampling.temperature");
+  CHECK(resolved.cfg_scale_origin == "the model's sampling.guidance_scale");
+  CHECK(resolved.schedule_origin == "the flag");
+
+  // Out of range, or guidance on a model without a "no class" token: bad input naming the field.
+  const std::pair<std::string, std::string> bad[] = {
+      {"{" + base + R"(, "temperature": 0})", "sampling.temperature"},
+      {"{" + base + R"(, "temperature": "hot"})", "sampling.temperature"},
+      {"{" + base + R"(, "guidance_scale": 1e9})", "sampling.guidance_scale"},
+      {"{" + base + R"(, "edit_guidance_scale": -1e9})", "sampling.edit_guidance_scale"},
+  };
+  int index = 0;
+  for (const auto& [section, field] : bad) {
+    try {
+      read_model_config(model_with_sampling(dir / ("bad" + std::to_string(index++)), section));
+      FAIL("accepted: " << section);
+    } catch (const Error& e) {
+      CHECK(e.code() == ExitCode::bad_input);
+      CHECK_THAT(e.what(), Catch::Contains("config.json") && Catch::Contains(field));
+    }
+  }
+  {
+    ModelConfig plain = read_model_config(model_with_sampling(dir / "no-class", "{" + base + R"(, "guidance_scale": 2})"));
+    plain.transformer->no_class_token = false;
+    write_model_config(plain);
+    CHECK_THROWS_WITH(read_model_config(plain.directory),
+                      Catch::Contains("config.json") && Catch::Contains("guidance needs a transformer"));
+  }
+  fs::remove_all(dir);
+}
+
 TEST_CASE("guidance on a model without a \"no class\" token is refused, naming --cfg-scale", "[tools]") {
   const fs::path dir = maskgit::testing::fresh_temp_dir("tools-guidance");
   ModelConfig config = read_model_config(model_with_sampling(dir, ""));

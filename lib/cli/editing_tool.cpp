@@ -82,6 +82,7 @@ void run_editing_tool(Tool tool_id, const EditingCliOptions& options, const Prep
   // The model's decoding defaults for the sampler flags not given; what it cannot do, refused now.
   SamplerCliOptions sampler = options.sampler;
   const DecodeOptions decode = decode_options_for_model(sampler, config);
+  if (show_sampling_defaults(sampler, config, options.json)) return;
   int64_t class_id = -1;
   if (!options.class_word.empty()) {
     class_id = resolve_classes(config, {options.class_word}).front();

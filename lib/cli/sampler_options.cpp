@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "cli/common.h"
+#include "common/console.h"
 #include "common/error.h"
 #include "compat/torch_compat.h"
 #include "generation/sampler.h"
@@ -18,18 +19,27 @@ void add_sampler_options(ToolOptions& cli, SamplerCliOptions& options) {
   options.start_step_flag = cli.add("start_step", options.start_step);
   options.schedule_flag = cli.add("schedule", options.schedule);
   options.choice_temperature_flag = cli.add("choice_temperature", options.choice_temperature);
-  cli.add("temperature", options.temperature);
+  options.temperature_flag = cli.add("temperature", options.temperature);
   cli.add("top_k", options.top_k);
-  cli.add("cfg_scale", options.cfg_scale);
+  options.cfg_scale_flag = cli.add("cfg_scale", options.cfg_scale);
   cli.add("order", options.order);
   add_dtype_option(cli, options.dtype);
+  cli.add_flag("release_defaults", options.release_defaults);
+  cli.add_flag("show_defaults", options.show_defaults);
 }
 
 void apply_model_sampling_defaults(SamplerCliOptions& options, const ModelConfig& config) {
-  if (!config.sampling) return;
+  auto given = [](const CLI::Option* flag) { return flag != nullptr && flag->count() > 0; };
+  const std::string flag_origin = "the flag";
+  if (given(options.steps_flag)) options.steps_origin = flag_origin;
+  if (given(options.start_step_flag)) options.start_step_origin = flag_origin;
+  if (given(options.schedule_flag)) options.schedule_origin = flag_origin;
+  if (given(options.choice_temperature_flag)) options.choice_temperature_origin = flag_origin;
+  if (given(options.temperature_flag)) options.temperature_origin = flag_origin;
+  if (given(options.cfg_scale_flag)) options.cfg_scale_origin = flag_origin;
+  if (!config.sampling || options.release_defaults) return;
   const SamplingDefaults& defaults = *config.sampling;
   const bool editing = options.use == SamplingUse::editing;
-  auto given = [](const CLI::Option* flag) { return flag != nullptr && flag->count() > 0; };
   if (!given(options.steps_flag)) {
     options.steps = editing ? defaults.edit_steps : defaults.steps;
     options.steps_origin = editing ? "the model's sampling.edit_steps" : "the model's sampling.steps";
@@ -38,8 +48,56 @@ void apply_model_sampling_defaults(SamplerCliOptions& options, const ModelConfig
     options.start_step = defaults.edit_start_step;
     options.start_step_origin = "the model's sampling.edit_start_step";
   }
-  if (!given(options.schedule_flag)) options.schedule = defaults.schedule;
-  if (!given(options.choice_temperature_flag)) options.choice_temperature = defaults.choice_temperature;
+  if (!given(options.schedule_flag)) {
+    options.schedule = defaults.schedule;
+    options.schedule_origin = "the model's sampling.schedule";
+  }
+  if (!given(options.choice_temperature_flag)) {
+    options.choice_temperature = defaults.choice_temperature;
+    options.choice_temperature_origin = "the model's sampling.choice_temperature";
+  }
+  if (!given(options.temperature_flag)) {
+    options.temperature = defaults.temperature;
+    options.temperature_origin = "the model's sampling.temperature";
+  }
+  if (!given(options.cfg_scale_flag)) {
+    options.cfg_scale = editing ? defaults.edit_guidance_scale : defaults.guidance_scale;
+    options.cfg_scale_origin = editing ? "the model's sampling.edit_guidance_scale" : "the model's sampling.guidance_scale";
+  }
+}
+
+bool show_sampling_defaults(const SamplerCliOptions& options, const ModelConfig& config, bool json) {
+  if (!options.show_defaults) return false;
+  struct Row {
+    const char* flag;
+    Json value;
+    std::string origin;
+  };
+  const std::vector<Row> rows = {
+      {"--steps", options.steps, options.steps_origin},
+      {"--start-step", options.start_step, options.start_step_origin},
+      {"--schedule", options.schedule, options.schedule_origin},
+      {"--choice-temperature", options.choice_temperature, options.choice_temperature_origin},
+      {"--temperature", options.temperature, options.temperature_origin},
+      {"--cfg-scale", options.cfg_scale, options.cfg_scale_origin},
+  };
+  const std::string source = !config.sampling ? "the model has no sampling section: the tool's defaults (the release's)"
+                             : options.release_defaults ? "--release-defaults: the model's sampling section is ignored"
+                                                        : "the model's sampling section, under the flags given";
+  if (json) {
+    Json object{{"model", config.directory}, {"source", source}};
+    for (const Row& row : rows) object["settings"][std::string(row.flag).substr(2)] = {{"value", row.value}, {"from", row.origin}};
+    print_stdout("{}\n", dump_json(object));
+  } else {
+    print_stdout("decoding settings for {} ({}):\n", config.directory, source);
+    for (const Row& row : rows) {
+      const std::string value = row.value.is_string() ? row.value.get<std::string>()
+                                : row.value.is_number_float() ? exact_number(row.value.get<double>())
+                                                              : dump_json(row.value);
+      print_stdout("  {:<22} {:<10} {}\n", row.flag, value, row.origin);
+    }
+  }
+  return true;
 }
 
 void check_sampler_for_model(const SamplerCliOptions& options, const TransformerConfig& transformer) {

@@ -38,23 +38,37 @@ struct SamplerCliOptions {
   const CLI::Option* start_step_flag = nullptr;
   const CLI::Option* schedule_flag = nullptr;
   const CLI::Option* choice_temperature_flag = nullptr;
+  const CLI::Option* temperature_flag = nullptr;
+  const CLI::Option* cfg_scale_flag = nullptr;
+  // --release-defaults: the model's "sampling" section is ignored (the tools' own defaults are
+  // the release's behaviour). --show-defaults: print the resolved settings and stop.
+  bool release_defaults = false;
+  bool show_defaults = false;
   // Set by apply_model_sampling_defaults: where the values of --steps and --start-step came
   // from when the user did not pass them (for messages), e.g. "the model's sampling.edit_steps".
   std::string steps_origin = "the tool's default";
   std::string start_step_origin = "the tool's default";
+  std::string schedule_origin = "the tool's default", choice_temperature_origin = "the tool's default",
+              temperature_origin = "the tool's default", cfg_scale_origin = "the tool's default";
 };
 
 // --steps, --start-step, --schedule, --choice-temperature, --temperature, --top-k,
-// --cfg-scale, --order, --dtype. `options.use` and the values in `options` (the tool's own
+// --cfg-scale, --order, --dtype, --release-defaults, --show-defaults. `options.use` and the values in `options` (the tool's own
 // defaults) must be set before the call; --help says that the model's defaults come first.
 void add_sampler_options(ToolOptions& cli, SamplerCliOptions& options);
 // --dtype alone (for tools without the other sampler options, such as the benchmark).
 void add_dtype_option(ToolOptions& cli, std::string& dtype);
 
-// After parsing and reading the model: each of --steps, --start-step, --schedule and
-// --choice-temperature the user did not pass takes the model's default (config.sampling) when
-// the model has one (--start-step only when editing: generation starts at step 0).
+// After parsing and reading the model: each of --steps, --start-step, --schedule,
+// --choice-temperature, --temperature and --cfg-scale the user did not pass takes the model's
+// default (config.sampling) when the model has one and --release-defaults was not given
+// (--start-step only when editing: generation starts at step 0; --cfg-scale from
+// guidance_scale, or edit_guidance_scale when editing).
 void apply_model_sampling_defaults(SamplerCliOptions& options, const ModelConfig& config);
+// --show-defaults: prints the resolved decoding settings (after apply_model_sampling_defaults),
+// each with where it came from (the flag, the model's config.json, or the tool), on stdout, as
+// one JSON object with `json`; returns whether it did (the tool then stops, having done nothing).
+bool show_sampling_defaults(const SamplerCliOptions& options, const ModelConfig& config, bool json);
 // Before any work: Error(usage) naming the flag for what the model cannot do (--cfg-scale
 // without a "no class" token, the release's case).
 void check_sampler_for_model(const SamplerCliOptions& options, const TransformerConfig& transformer);

@@ -35,6 +35,13 @@ void SamplingDefaults::validate(const std::string& path) const {
           fmt::format("{} is not in 0..{} (below edit_steps)", edit_start_step, edit_steps - 1));
   require(std::isfinite(choice_temperature) && choice_temperature >= 0 && choice_temperature <= kMaxChoiceTemperature,
           "choice_temperature", fmt::format("{} is not in 0..{:g}", choice_temperature, kMaxChoiceTemperature));
+  require(std::isfinite(temperature) && temperature >= kMinTemperature && temperature <= kMaxTemperature, "temperature",
+          fmt::format("{} is not in {:g}..{:g}", temperature, kMinTemperature, kMaxTemperature));
+  require(std::isfinite(guidance_scale) && std::abs(guidance_scale) <= kMaxGuidanceScale, "guidance_scale",
+          fmt::format("{} is not in -{:g}..{:g}", guidance_scale, kMaxGuidanceScale, kMaxGuidanceScale));
+  require(std::isfinite(edit_guidance_scale) && std::abs(edit_guidance_scale) <= kMaxGuidanceScale,
+          "edit_guidance_scale",
+          fmt::format("{} is not in -{:g}..{:g}", edit_guidance_scale, kMaxGuidanceScale, kMaxGuidanceScale));
   MaskSchedule parsed;
   try {
     parsed = parse_schedule(schedule);
@@ -50,7 +57,10 @@ void to_json(Json& json, const SamplingDefaults& defaults) {
               {"schedule", defaults.schedule},
               {"choice_temperature", defaults.choice_temperature},
               {"edit_steps", defaults.edit_steps},
-              {"edit_start_step", defaults.edit_start_step}};
+              {"edit_start_step", defaults.edit_start_step},
+              {"temperature", defaults.temperature},
+              {"guidance_scale", defaults.guidance_scale},
+              {"edit_guidance_scale", defaults.edit_guidance_scale}};
 }
 
 void from_json(const Json& json, SamplingDefaults& defaults) { defaults = SamplingDefaults::from_json(json); }
@@ -59,7 +69,9 @@ Json SamplingDefaults::to_json() const { return *this; }
 
 SamplingDefaults SamplingDefaults::from_json(const Json& json, const std::string& path) {
   if (!json.is_object()) throw std::runtime_error(path + ": expected an object");
-  static const char* const kFields[] = {"steps", "schedule", "choice_temperature", "edit_steps", "edit_start_step"};
+  static const char* const kFields[] = {"steps",          "schedule",    "choice_temperature",
+                                        "edit_steps",     "edit_start_step", "temperature",
+                                        "guidance_scale", "edit_guidance_scale"};
   for (const auto& entry : json.items()) {
     const std::string& key = entry.key();  // (a structured binding cannot be captured in C++17)
     if (std::find_if(std::begin(kFields), std::end(kFields), [&](const char* field) { return key == field; }) ==
@@ -73,6 +85,11 @@ SamplingDefaults SamplingDefaults::from_json(const Json& json, const std::string
   defaults.choice_temperature = json_double(json, "choice_temperature", path);
   defaults.edit_steps = json_int(json, "edit_steps", path);
   defaults.edit_start_step = json_int(json, "edit_start_step", path);
+  // Optional (sections written before these existed lack them).
+  if (json_find(json, "temperature")) defaults.temperature = json_double(json, "temperature", path);
+  if (json_find(json, "guidance_scale")) defaults.guidance_scale = json_double(json, "guidance_scale", path);
+  if (json_find(json, "edit_guidance_scale"))
+    defaults.edit_guidance_scale = json_double(json, "edit_guidance_scale", path);
   defaults.validate(path);
   return defaults;
 }
@@ -159,7 +176,13 @@ ModelConfig read_model_config(const std::string& directory) {
               config.image_height, config.image_width / factor, config.image_height / factor));
       }
     }
-    if (const Json* sampling = json_find(root, "sampling")) config.sampling = SamplingDefaults::from_json(*sampling, "sampling");
+    if (const Json* sampling = json_find(root, "sampling")) {
+      config.sampling = SamplingDefaults::from_json(*sampling, "sampling");
+      if (config.transformer && !config.transformer->no_class_token &&
+          (config.sampling->guidance_scale != 1.0 || config.sampling->edit_guidance_scale != 1.0))
+        throw std::runtime_error(
+            "sampling.guidance_scale, edit_guidance_scale: guidance needs a transformer with a \"no class\" token");
+    }
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {

@@ -27,17 +27,23 @@ constexpr uint64_t kMaxConfigBytes = uint64_t{16} << 20;
 // 2^30 values, 4 GiB of float32 (the release's 512×512 model: 2^27).
 constexpr int64_t kMaxActivation = int64_t{1} << 30;
 
-// A model's decoding defaults: config.json's optional "sampling" section (every field required
-// when the section is there). The tools take them for the sampler flags the user does not
-// pass; without the section, the tools' own defaults (the values below) apply. "Generation" is
-// maskgit-sample, -inpaint and -outpaint (and maskgit-eval --sample-model); "editing" is
-// maskgit-edit's class-conditional box edit. The schedule and choice temperature apply to both.
+// A model's decoding defaults: config.json's optional "sampling" section (the first five fields
+// required when the section is there; temperature, guidance_scale and edit_guidance_scale
+// optional, 1 when absent, as sections written before they existed lack them). The tools take
+// them for the sampler flags the user does not pass (--release-defaults: never); without the
+// section, the tools' own defaults (the values below, the release's behaviour) apply.
+// "Generation" is maskgit-sample, -inpaint and -outpaint (and maskgit-eval --sample-model);
+// "editing" is maskgit-edit's class-conditional box edit. The schedule, choice temperature and
+// temperature apply to both.
 struct SamplingDefaults {
   int64_t steps = 8;                // generation: decoding steps T
   std::string schedule = "cosine";  // any --schedule value
   double choice_temperature = 4.5;  // τ0 of the keep/re-mask noise
   int64_t edit_steps = 12;          // editing: T ...
   int64_t edit_start_step = 2;      // ... starting at this step (ratios begin at (start + 1)/T)
+  double temperature = 1.0;         // of the token distribution (--temperature)
+  double guidance_scale = 1.0;      // generation's classifier-free guidance s (--cfg-scale; 1 = off)
+  double edit_guidance_scale = 1.0; // editing's
 
   // Bounds, shared with the sampler flags: steps in 1..kMaxSteps, a start step below its steps,
   // a choice temperature in 0..kMaxChoiceTemperature, a schedule parse_schedule accepts (a
@@ -45,6 +51,9 @@ struct SamplingDefaults {
   static constexpr int64_t kMaxSteps = 1024;
   static constexpr double kMaxChoiceTemperature = 1e6;
   static constexpr size_t kMaxCustomSteps = 65536;
+  // The sampler flags' bounds for --temperature and --cfg-scale.
+  static constexpr double kMinTemperature = 1e-3, kMaxTemperature = 1e3;
+  static constexpr double kMaxGuidanceScale = 1e3;
 
   // Throws std::runtime_error naming the field (prefixed by `path`).
   void validate(const std::string& path = "sampling") const;
