@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "cli/editing_tool.h"
+#include "cli/sampler_options.h"
 #include "cli/options.h"
 #include "cli/geometry_args.h"
 #include "common/error.h"
@@ -23,11 +24,13 @@ int main(int argc, char** argv) {
   options.sampler.start_step = 2;
   std::string box_text;
   ToolOptions cli(app, Tool::edit);
-  cli.add_no_default("box", box_text)->required();
-  add_editing_options(cli, options, ClassUse::required, InputUse::edit_in_place);
+  // --show-defaults needs no edit.
+  const bool show_defaults = show_defaults_requested(argc, argv);
+  cli.add_no_default("box", box_text)->required(!show_defaults);
+  add_editing_options(cli, options, show_defaults ? ClassUse::optional : ClassUse::required, InputUse::edit_in_place);
 
   return run_tool(cli, argc, argv, [&] {
-    const PixelBox box = parse_box(box_text, "--box");
+    const PixelBox box = options.sampler.show_defaults ? PixelBox{} : parse_box(box_text, "--box");
     run_editing_tool(Tool::edit, options, [&](const EditingInputs& inputs, EditDescription& description) {
       EditSetup setup;
       setup.images = inputs.images;

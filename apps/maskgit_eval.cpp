@@ -177,6 +177,16 @@ int main(int argc, char** argv) {
     if (self_test_limit != -1 && !self_test) throw_usage("--limit: only with --self-test");
     if (sampler.show_defaults && sample_model.empty())
       throw_usage("--show-defaults: only with --sample-model (the model whose decoding settings it shows)");
+    if (sampler.release_defaults && sample_model.empty())
+      throw_usage("--release-defaults: only with --sample-model (it sets how the model is sampled)");
+    if (sampler.show_defaults) {
+      // Before the classifier and the reference data are read: nothing but the settings.
+      SamplerCliOptions resolved = sampler;
+      const ModelConfig model = read_model_config(sample_model);
+      decode_options_for_model(resolved, model);
+      show_sampling_defaults(resolved, model, json_output);
+      return;
+    }
     if (self_test_limit == 0 || self_test_limit < -1) throw_usage("--limit: give a positive count (or -1 = all)");
     if (!self_test && !have_images) throw_usage("no images: give --images DIR or PNG files (or --self-test)");
     if (!images_dir.empty() && !files.empty()) throw_usage("give --images DIR or PNG files, not both");
@@ -191,9 +201,7 @@ int main(int argc, char** argv) {
     LabeledSamples samples;
     if (!sample_model.empty()) {
       // The model's decoding defaults for the sampler flags not given (config.json "sampling").
-      const ModelConfig model = read_model_config(sample_model);
-      const DecodeOptions decode = decode_options_for_model(sampler, model);
-      if (show_sampling_defaults(sampler, model, json_output)) return;
+      const DecodeOptions decode = decode_options_for_model(sampler, read_model_config(sample_model));
       samples = sample_model_for_evaluation(sample_model, classifier, per_class, sample_seed, decode,
                                             forward_dtype(sampler, device), batch_size, device);
     } else {

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "cli/editing_tool.h"
+#include "cli/sampler_options.h"
 #include "cli/options.h"
 #include "common/error.h"
 #include "editing/canvas.h"
@@ -20,7 +21,9 @@ int main(int argc, char** argv) {
   std::string mask_path;
   MaskReadOptions mask_options;
   ToolOptions cli(app, Tool::inpaint);
-  cli.add_no_default("mask", mask_path)->required();
+  // --show-defaults needs no edit.
+  const bool show_defaults = show_defaults_requested(argc, argv);
+  cli.add_no_default("mask", mask_path)->required(!show_defaults);
   cli.add("threshold", mask_options.threshold);
   cli.add_flag("invert", mask_options.invert);
   add_editing_options(cli, options, ClassUse::optional, InputUse::edit_in_place);

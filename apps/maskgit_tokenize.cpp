@@ -193,22 +193,26 @@ int main(int argc, char** argv) {
     // their size; one named by --classifier must.
     ReconstructionJudge judge;
     LoadedClassifier classifier;
-    if (inputs.files.empty() && data.images.size(0) >= 2 && !classifier_dir.empty()) {
-      const bool named = classifier_flag->count() > 0;
-      if (named || file_exists(classifier_dir + "/config.json")) {
-        classifier = read_classifier(classifier_dir, device);
-        const ClassifierConfig& c = classifier.config();
-        const bool fits = c.channels == data.images.size(1) && c.height == data.images.size(2) &&
-                          c.width == data.images.size(3) &&
-                          data.labels.max().item<int64_t>() < classifier.num_classes();
-        if (fits) {
-          judge.classifier = &classifier.model;
-          judge.labels = data.labels;
-        } else if (named) {
-          throw_usage(fmt::format("--classifier: {} takes {}×{}×{} images of {} classes, not the {}×{}×{} images given",
-                                  classifier_dir, c.channels, c.height, c.width, classifier.num_classes(),
-                                  data.images.size(1), data.images.size(2), data.images.size(3)));
-        }
+    const bool named = classifier_flag->count() > 0;
+    if (named && !inputs.files.empty())
+      throw_usage("--classifier: judges a labelled dataset (--data), not image files (they have no labels)");
+    if (named && data.images.size(0) < 2)
+      throw_usage("--classifier: needs at least 2 images (the Fréchet distance of their features)");
+    if (inputs.files.empty() && data.images.size(0) >= 2 && !classifier_dir.empty() &&
+        (named || file_exists(classifier_dir + "/config.json"))) {
+      classifier = read_classifier(classifier_dir, device);
+      const ClassifierConfig& c = classifier.config();
+      const bool fits = c.channels == data.images.size(1) && c.height == data.images.size(2) &&
+                        c.width == data.images.size(3) && classifier.class_names == data.class_names;
+      if (fits) {
+        judge.classifier = &classifier.model;
+        judge.labels = data.labels;
+      } else if (named) {
+        throw_usage(fmt::format("--classifier: {} judges {}×{}×{} images of its {} classes; the data are {}×{}×{} "
+                                "images of {} classes{}",
+                                classifier_dir, c.channels, c.height, c.width, classifier.num_classes(),
+                                data.images.size(1), data.images.size(2), data.images.size(3), data.class_names.size(),
+                                classifier.class_names == data.class_names ? "" : " (other class names)"));
       }
     }
     const ReconstructionStats stats = evaluate_reconstruction(tokenizer, data.images, batch_size, device, judge);

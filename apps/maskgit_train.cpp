@@ -127,15 +127,19 @@ int main(int argc, char** argv) {
   cli.add("commitment", tokenizer.commitment_weight);
   cli.add("dead_code_window", tokenizer.dead_code_window);
   cli.add_no_default("perceptual_model", tokenizer.perceptual_model);
-  auto* perceptual_weight = cli.add("perceptual_weight", tokenizer.perceptual_weight);
-  cli.add("adversarial_weight", tokenizer.adversarial_weight);
-  cli.add("adversarial_start", tokenizer.adversarial_start);
-  cli.add("discriminator_lr", tokenizer.discriminator_lr);
-  cli.add("r1_weight", tokenizer.r1_weight);
-  cli.add("discriminator_filters", tokenizer.discriminator.filters);
-  cli.add("discriminator_layers", tokenizer.discriminator.layers);
-  cli.add_no_default("init_from", tokenizer.init_from);
-  cli.add_flag("decoder_only", tokenizer.decoder_only);
+  // The loss settings a checkpoint records (refused with --resume: the checkpoint decides), and
+  // the adversarial ones (refused without --adversarial-weight, which they would not affect).
+  const std::vector<std::pair<const char*, const CLI::Option*>> recorded = {
+      {"--perceptual-weight", cli.add("perceptual_weight", tokenizer.perceptual_weight)},
+      {"--adversarial-weight", cli.add("adversarial_weight", tokenizer.adversarial_weight)},
+      {"--adversarial-start", cli.add("adversarial_start", tokenizer.adversarial_start)},
+      {"--discriminator-lr", cli.add("discriminator_lr", tokenizer.discriminator_lr)},
+      {"--r1-weight", cli.add("r1_weight", tokenizer.r1_weight)},
+      {"--discriminator-filters", cli.add("discriminator_filters", tokenizer.discriminator.filters)},
+      {"--discriminator-layers", cli.add("discriminator_layers", tokenizer.discriminator.layers)},
+      {"--init-from", cli.add_no_default("init_from", tokenizer.init_from)},
+      {"--decoder-only", cli.add_flag("decoder_only", tokenizer.decoder_only)},
+  };
 
   cli.add("layers", transformer.config.num_layers);
   cli.add("hidden", transformer.config.hidden_size);
@@ -188,7 +192,20 @@ int main(int argc, char** argv) {
         } catch (const std::exception& e) {
           throw_usage(fmt::format("--channel-mult: {}", e.what()));
         }
-        if (perceptual_weight->count() > 0 && tokenizer.perceptual_model.empty())
+        for (const auto& [flag, option] : recorded) {
+          if (option->count() == 0) continue;
+          if (flags.resume)
+            throw_usage(fmt::format("{}: a resumed run takes its loss settings from the checkpoint (start a new run "
+                                    "to change them)",
+                                    flag));
+          const std::string name = flag;
+          if (tokenizer.adversarial_weight == 0 &&
+              (name == "--adversarial-start" || name == "--discriminator-lr" || name == "--r1-weight" ||
+               name.rfind("--discriminator-", 0) == 0))
+            throw_usage(fmt::format("{}: only with --adversarial-weight above 0 (there is no discriminator otherwise)",
+                                    flag));
+        }
+        if (!flags.resume && recorded.front().second->count() > 0 && tokenizer.perceptual_model.empty())
           throw_usage("--perceptual-weight: needs --perceptual-model (the network the loss goes through)");
         if (tokenizer.decoder_only && tokenizer.init_from.empty())
           throw_usage("--decoder-only: needs --init-from (a trained tokenizer whose decoder is fine-tuned)");

@@ -228,4 +228,32 @@ check "no output after refused learning rates" test ! -e "$work/x"
 # --resume trains on the images the checkpoint was trained on (its --limit).
 expect 2 "--limit: the checkpoint" -- "$bin/maskgit-train" --stage tokenizer --data "$data" --split t10k --limit 32 --threads 1 -q --resume -o "$work/again"
 
+# The tokenizer's loss flags: refused where they would do nothing, on --resume (the checkpoint
+# decides), and the evaluation classifier as the perceptual network.
+expect 2 "--adversarial-start: only with --adversarial-weight" -- "${train[@]}" --adversarial-start 5 -o "$work/x"
+expect 2 "--r1-weight: only with --adversarial-weight" -- "${train[@]}" --r1-weight 2 -o "$work/x"
+expect 2 "--perceptual-weight: needs --perceptual-model" -- "${train[@]}" --perceptual-weight 2 -o "$work/x"
+expect 2 "--adversarial-weight: a resumed run" -- "${train[@]}" --adversarial-weight 0.5 --resume -o "$work/model"
+expect 2 "--init-from: a resumed run" -- "${train[@]}" --init-from "$work/model" --resume -o "$work/model"
+expect 2 "--perceptual-model: " -- "${train[@]}" --perceptual-model "$root/models/fashion-mnist-classifier" --steps 1 -o "$work/x"
+expect 2 "--discriminator-layers: 5 stride-2 layers" -- "${train[@]}" --adversarial-weight 0.5 --discriminator-layers 5 --steps 1 -o "$work/x"
+check "no output after refused loss flags" test ! -e "$work/x/tokenizer.safetensors"
+rm -rf "$work/x"
+
+# --show-defaults: the settings and where each comes from, then nothing else (no input needed).
+model_dir=$root/models/fashion-mnist
+"$bin/maskgit-sample" --show-defaults --json --temperature 0.7 -o "$work/never.png" >"$work/show.json" 2>"$work/err"
+check "--show-defaults prints the resolved settings as JSON" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+s = d["settings"]
+assert s["temperature"] == {"value": 0.7, "from": "the flag"}, s
+assert set(s) == {"steps", "start-step", "schedule", "choice-temperature", "temperature", "cfg-scale"}, s
+' "$work/show.json"
+check "--show-defaults writes no image" test ! -e "$work/never.png"
+"$bin/maskgit-edit" --show-defaults --release-defaults >"$work/show.txt" 2>"$work/err"
+check "maskgit-edit --show-defaults needs no box, class or input" grep -q -- "--steps *12 *the tool's default" "$work/show.txt"
+expect 2 "--show-defaults: only with --sample-model" -- "$bin/maskgit-eval" --show-defaults --images "$work"
+expect 2 "--release-defaults: only with --sample-model" -- "$bin/maskgit-eval" --release-defaults --images "$work"
+
 finish cli_errors

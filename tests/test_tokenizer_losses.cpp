@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "eval/classifier.h"
+#include "eval/frechet.h"
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "io/tensor_io.h"
@@ -125,6 +126,12 @@ TEST_CASE("the patch discriminator gives one logit per patch and the release's l
   const torch::Tensor real = torch::rand({2, 1, 8, 8}).requires_grad_(true);
   const torch::Tensor logits = (3.0 * real).sum({1, 2, 3});
   CHECK(r1_penalty(logits, real).item<double>() == Approx(9.0 * 64));
+  // With patch logits the image's score is their mean: four patches of 3·Σx score 3·Σx.
+  const torch::Tensor patches = logits.view({2, 1, 1, 1}).expand({2, 1, 2, 2});
+  CHECK(r1_penalty(patches, real).item<double>() == Approx(9.0 * 64));
+  // A critic of one half of the image: only those pixels count.
+  const torch::Tensor half = (3.0 * real.narrow(3, 0, 4)).sum({1, 2, 3});
+  CHECK(r1_penalty(half, real).item<double>() == Approx(9.0 * 32));
 
   // Bad configurations name the field.
   config.layers = 0;
@@ -156,7 +163,8 @@ TEST_CASE("the perceptual loss is zero on identical images and trains only the r
   // Smaller images than the network takes, a network for other channels, a missing one: bad
   // input naming the directory.
   require_error([&] { loss.check_image_size(4, 8); }, ExitCode::bad_input, {network.string(), "8×8"});
-  CHECK_NOTHROW(loss.check_image_size(12, 8));
+  require_error([&] { loss.check_image_size(12, 8); }, ExitCode::bad_input, {network.string(), "8×8"});
+  CHECK_NOTHROW(loss.check_image_size(8, 8));
   require_error([&] { PerceptualLoss(network.string(), 3, torch::kCPU); }, ExitCode::bad_input,
                 {network.string(), "channel"});
   require_error([&] { PerceptualLoss((dir / "missing").string(), 1, torch::kCPU); }, ExitCode::bad_input,
@@ -253,6 +261,11 @@ TEST_CASE("a checkpoint's tokenizer_losses metadata is validated", "[tokenizer-l
   cases.push_back({edited("discriminator_lr", 0), "discriminator_lr"});
   cases.push_back({edited("discriminator", Json{{"channels", 1}, {"filters", 0}, {"layers", 2}}), "discriminator.filters"});
   cases.push_back({edited("perceptual_model", 3), "perceptual_model"});
+  cases.push_back({edited("adversarial_start", 2.7), "adversarial_start"});
+  cases.push_back({edited("dead_code_window", -1), "dead_code_window"});
+  cases.push_back({edited("perceptual_model", "/somewhere"), "perceptual_sha256"});  // a model needs its hash
+  cases.push_back({edited("perceptual_sha256", "abc"), "perceptual_sha256"});        // no model, a hash
+  cases.push_back({edited("surprise", 1), "surprise: unknown field"});
   {
     Json copy = losses;
     copy.erase("r1_weight");
@@ -294,14 +307,35 @@ TEST_CASE("decoder-only fine-tuning keeps the encoder and codebook, so token gri
   base.steps = 10;
   train_tokenizer(base);
 
-  TokenizerTrainOptions tuned = tiny(data, dir / "tuned");
-  tuned.steps = 10;
-  tuned.init_from = base.model_dir;
-  tuned.decoder_only = true;
-  tuned.perceptual_model = make_network(dir / "net", 8).string();
-  tuned.adversarial_weight = 0.5;
-  tuned.config.filters = 4;  // ignored: the architecture is the starting model's
+  auto tuned_options = [&](const fs::path& out) {
+    TokenizerTrainOptions tuned = tiny(data, out);
+    tuned.steps = 10;
+    tuned.init_from = base.model_dir;
+    tuned.decoder_only = true;
+    tuned.perceptual_model = (dir / "net").string();
+    tuned.adversarial_weight = 0.5;
+    tuned.config.filters = 4;      // ignored: the architecture is the starting model's
+    tuned.dead_code_window = 1;    // ignored: restarts would change the codebook
+    return tuned;
+  };
+  make_network(dir / "net", 8);
+  TokenizerTrainOptions tuned = tuned_options(dir / "tuned");
   train_tokenizer(tuned);
+  const SafetensorsFile state = read_safetensors(training_state_path(tuned.model_dir, "tokenizer"));
+  const Json recorded = parse_json(state.metadata.at("tokenizer_losses"));
+  CHECK(recorded.at("decoder_only").get<bool>());
+  CHECK(recorded.at("dead_code_window").get<int64_t>() == 0);
+  CHECK(fs::path(recorded.at("init_from").get<std::string>()).is_absolute());
+
+  // Interrupted and resumed (from the checkpoint alone): the same model as straight through.
+  TokenizerTrainOptions split = tuned_options(dir / "split");
+  split.stop_after = 6;
+  CHECK(train_tokenizer(split).steps_done == 6);
+  TokenizerTrainOptions resumed = tiny(data, dir / "split");
+  resumed.steps = 10;
+  resumed.resume = true;
+  CHECK(train_tokenizer(resumed).steps_done == 10);
+  require_same_weights(dir / "tuned" / kTokenizerWeightsFile, dir / "split" / kTokenizerWeightsFile);
 
   const ModelConfig a = read_model_config(base.model_dir), b = read_model_config(tuned.model_dir);
   CHECK(a.tokenizer->to_json() == b.tokenizer->to_json());
@@ -356,7 +390,14 @@ TEST_CASE("a judged reconstruction evaluation reports the classifier on original
   torch::NoGradGuard no_grad;
   const double expected = judge->forward(images).argmax(1).eq(labels).to(torch::kFloat64).mean().item<double>();
   CHECK(judged.accuracy_originals == Approx(expected));
-  CHECK(judged.accuracy_reconstructions >= 0);
-  CHECK(judged.accuracy_reconstructions <= 1);
-  CHECK(judged.frechet_distance >= 0);
+  const torch::Tensor reconstructions = tokenizer->decode(tokenizer->encode(images), 8, 8).clamp(0, 1);
+  const torch::Tensor a = judge->forward(images).argmax(1), b = judge->forward(reconstructions).argmax(1);
+  CHECK(judged.accuracy_reconstructions == Approx(b.eq(labels).to(torch::kFloat64).mean().item<double>()));
+  CHECK(judged.prediction_agreement == Approx(a.eq(b).to(torch::kFloat64).mean().item<double>()));
+  const double distance = frechet_distance(feature_stats(judge->features(reconstructions)), feature_stats(judge->features(images)));
+  CHECK(judged.frechet_distance == Approx(distance).epsilon(1e-4));
+  CHECK(judged.frechet_distance > 0);
+  // Judging the originals against themselves: everything agrees.
+  CHECK(frechet_distance(feature_stats(judge->features(images)), feature_stats(judge->features(images))) ==
+        Approx(0).margin(1e-6));
 }

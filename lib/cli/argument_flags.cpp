@@ -76,6 +76,9 @@ constexpr ArgumentFlag kArgumentFlags[] = {
     {"r1_weight", "--r1-weight", "maskgit-train"},
     {"init_from", "--init-from", "maskgit-train"},
     {"decoder_only", "--decoder-only", "maskgit-train"},
+    {"perceptual_model", "--perceptual-model", "maskgit-train"},
+    {"discriminator_layers", "--discriminator-layers", "maskgit-train"},
+    {"discriminator_filters", "--discriminator-filters", "maskgit-train"},
 };
 
 }  // namespace

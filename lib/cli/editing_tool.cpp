@@ -74,6 +74,14 @@ torch::Tensor comparison_grid(const EditSetup& setup, const EditPlan& plan, cons
 
 void run_editing_tool(Tool tool_id, const EditingCliOptions& options, const PrepareEdit& prepare) {
   const std::string tool = tool_name(tool_id);
+  if (options.sampler.show_defaults) {
+    // Nothing but the settings: no input, class or device needed.
+    SamplerCliOptions resolved = options.sampler;
+    const ModelConfig config = read_model_config(options.model_dir);
+    decode_options_for_model(resolved, config);
+    show_sampling_defaults(resolved, config, options.json);
+    return;
+  }
   require_one_input_source(options.inputs, "-i/--input");
   const torch::Device device = apply_runtime_options(options.runtime);
   const ModelConfig config = read_model_config(options.model_dir);
@@ -82,7 +90,6 @@ void run_editing_tool(Tool tool_id, const EditingCliOptions& options, const Prep
   // The model's decoding defaults for the sampler flags not given; what it cannot do, refused now.
   SamplerCliOptions sampler = options.sampler;
   const DecodeOptions decode = decode_options_for_model(sampler, config);
-  if (show_sampling_defaults(sampler, config, options.json)) return;
   int64_t class_id = -1;
   if (!options.class_word.empty()) {
     class_id = resolve_classes(config, {options.class_word}).front();

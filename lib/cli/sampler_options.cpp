@@ -66,6 +66,15 @@ void apply_model_sampling_defaults(SamplerCliOptions& options, const ModelConfig
   }
 }
 
+bool show_defaults_requested(int argc, const char* const* argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view argument = argv[i];
+    if (argument == "--") break;
+    if (argument == "--show-defaults") return true;
+  }
+  return false;
+}
+
 bool show_sampling_defaults(const SamplerCliOptions& options, const ModelConfig& config, bool json) {
   if (!options.show_defaults) return false;
   struct Row {

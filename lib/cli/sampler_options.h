@@ -69,6 +69,9 @@ void apply_model_sampling_defaults(SamplerCliOptions& options, const ModelConfig
 // each with where it came from (the flag, the model's config.json, or the tool), on stdout, as
 // one JSON object with `json`; returns whether it did (the tool then stops, having done nothing).
 bool show_sampling_defaults(const SamplerCliOptions& options, const ModelConfig& config, bool json);
+// Whether the command line asks for --show-defaults: the editing tools then stop requiring the
+// options that only the edit itself needs (--box, --mask, -c/--class), before parsing.
+bool show_defaults_requested(int argc, const char* const* argv);
 // Before any work: Error(usage) naming the flag for what the model cannot do (--cfg-scale
 // without a "no class" token, the release's case).
 void check_sampler_for_model(const SamplerCliOptions& options, const TransformerConfig& transformer);

@@ -57,10 +57,12 @@ void to_json(Json& json, const SamplingDefaults& defaults) {
               {"schedule", defaults.schedule},
               {"choice_temperature", defaults.choice_temperature},
               {"edit_steps", defaults.edit_steps},
-              {"edit_start_step", defaults.edit_start_step},
-              {"temperature", defaults.temperature},
-              {"guidance_scale", defaults.guidance_scale},
-              {"edit_guidance_scale", defaults.edit_guidance_scale}};
+              {"edit_start_step", defaults.edit_start_step}};
+  // The optional fields only when they say something (1 is their meaning when absent), so that
+  // builds from before they existed still read the file.
+  if (defaults.temperature != 1.0) json["temperature"] = defaults.temperature;
+  if (defaults.guidance_scale != 1.0) json["guidance_scale"] = defaults.guidance_scale;
+  if (defaults.edit_guidance_scale != 1.0) json["edit_guidance_scale"] = defaults.edit_guidance_scale;
 }
 
 void from_json(const Json& json, SamplingDefaults& defaults) { defaults = SamplingDefaults::from_json(json); }

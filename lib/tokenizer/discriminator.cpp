@@ -71,8 +71,11 @@ torch::Tensor discriminator_loss(const torch::Tensor& real_logits, const torch::
 torch::Tensor generator_adversarial_loss(const torch::Tensor& fake_logits) { return torch::softplus(-fake_logits).mean(); }
 
 torch::Tensor r1_penalty(const torch::Tensor& real_logits, const torch::Tensor& real) {
+  // Each image's score is the mean of its patch logits (as the losses average them): summed over
+  // the batch, its gradient at each image is that image's own.
+  const torch::Tensor scores = real_logits.dim() > 1 ? real_logits.flatten(1).mean(1) : real_logits;
   const torch::Tensor gradient =
-      torch::autograd::grad({real_logits.sum()}, {real}, {}, /*retain_graph=*/true, /*create_graph=*/true)[0];
+      torch::autograd::grad({scores.sum()}, {real}, {}, /*retain_graph=*/true, /*create_graph=*/true)[0];
   return gradient.pow(2).flatten(1).sum(1).mean();
 }
 

@@ -45,8 +45,9 @@ TORCH_MODULE(PatchDiscriminator);
 // the discriminator's softplus(−D(real)) + softplus(D(fake)), the generator's softplus(−D(fake)).
 torch::Tensor discriminator_loss(const torch::Tensor& real_logits, const torch::Tensor& fake_logits);
 torch::Tensor generator_adversarial_loss(const torch::Tensor& fake_logits);
-// R1 = mean over images of |∂ Σ D(x) / ∂x|² at real images `real` (which must require grad and
-// have produced `real_logits`), with its graph (Mescheder et al. 2018); the loss adds γ/2 · R1.
+// R1 = mean over images of |∂D(x)/∂x|², D(x) an image's score (the mean of its patch logits
+// [N, 1, h, w], or [N] scores), at real images `real` (which must require grad and have produced
+// `real_logits`), with its graph (Mescheder et al. 2018); the loss adds γ/2 · R1.
 torch::Tensor r1_penalty(const torch::Tensor& real_logits, const torch::Tensor& real);
 
 }  // namespace maskgit

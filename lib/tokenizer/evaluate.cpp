@@ -24,7 +24,11 @@ ReconstructionStats evaluate_reconstruction(VQTokenizer& tokenizer, const torch:
   double psnr_sum = 0, mse_sum = 0;
   std::vector<torch::Tensor> original_features, reconstruction_features, original_predictions,
       reconstruction_predictions;
-  if (judge.classifier) (*judge.classifier)->eval();
+  if (judge.classifier) {
+    (*judge.classifier)->eval();
+    TORCH_CHECK(judge.labels.dim() == 1 && judge.labels.size(0) == stats.images,
+                "evaluate_reconstruction: one label per image is needed");
+  }
   for (int64_t begin = 0; begin < stats.images; begin += batch_size) {
     adapt_cpu_threads();
     const int64_t end = std::min(stats.images, begin + batch_size);

@@ -20,14 +20,16 @@ PerceptualLoss::PerceptualLoss(const std::string& directory, int64_t channels, c
 }
 
 void PerceptualLoss::check_image_size(int64_t height, int64_t width) const {
-  if (height < network_.config().height || width < network_.config().width)
+  if (height != network_.config().height || width != network_.config().width)
     throw_bad_input(fmt::format("{}: the perceptual network takes {}×{} images, the tokenizer's are {}×{}",
                                 network_.directory, network_.config().width, network_.config().height, width, height));
 }
 
 torch::Tensor PerceptualLoss::operator()(const torch::Tensor& reconstructions, const torch::Tensor& images) {
-  check_image_size(images.size(2), images.size(3));
   const int64_t height = network_.config().height, width = network_.config().width;
+  if (images.size(2) < height || images.size(3) < width)
+    throw_bad_input(fmt::format("{}: the perceptual network takes {}×{} images, not {}×{}", network_.directory, width,
+                                height, images.size(3), images.size(2)));
   auto crop = [&](const torch::Tensor& x) { return x.narrow(2, 0, height).narrow(3, 0, width); };
   std::vector<torch::Tensor> target;
   {

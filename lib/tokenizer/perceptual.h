@@ -20,13 +20,13 @@ class PerceptualLoss {
   // and in eval mode on `device`. `channels` is the tokenizer's: the network must take as many.
   PerceptualLoss(const std::string& directory, int64_t channels, const torch::Device& device);
 
-  // Error(bad_input) naming the directory when the network cannot take images of this size
-  // (it takes its own size, or larger ones cropped to it).
+  // Error(bad_input) naming the directory unless the network takes images of this size (the
+  // dataset's, before the tokenizer pads them).
   void check_image_size(int64_t height, int64_t width) const;
 
   // Images and reconstructions [N, C, H, W] in [0, 1] (reconstructions are clamped) → a scalar
-  // with the graph through `reconstructions` only. H, W: the network's input size, or larger
-  // (the tokenizer's padding is cropped off the bottom and right).
+  // with the graph through `reconstructions` only. H, W: the network's input size, or larger by
+  // the tokenizer's padding (cropped off the bottom and right).
   torch::Tensor operator()(const torch::Tensor& reconstructions, const torch::Tensor& images);
 
   // The weights' SHA-256 (recorded in checkpoints: a resumed run refuses another network).

@@ -198,7 +198,10 @@ class TrainingStage {
   // One line after the set-up ("transformer: 1.2M parameters, ...").
   virtual std::string describe(int64_t dataset_size) const = 0;
 
-  // The loss of this rank's shard of step `batch.step`.
+  // The loss of this rank's shard of step `batch.step`. A stage may run its own collectives
+  // here (options.group; every rank calls forward once per step, so they meet in the same
+  // order), and update a model of its own with its own optimizer (the tokenizer's
+  // discriminator), as long as that model's state goes into write_checkpoint/load_state.
   virtual StepOutput forward(const StepBatch& batch) = 0;
   // After the optimizer's update of step `steps_done - 1` (EMA, codebook restarts);
   // `sums` is StepOutput::sums summed over ranks (undefined when the stage gave none).

@@ -2,13 +2,16 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
 #include "common/error.h"
 #include "compat/torch_compat.h"
 #include "data/batcher.h"
+#include "eval/classifier.h"
 #include "io/atomic_file.h"
+#include "io/file_hash.h"
 #include "io/tensor_io.h"
 #include "model/model_dir.h"
 #include "tokenizer/perceptual.h"
@@ -60,6 +63,8 @@ void reseed_codes(torch::Tensor& codebook, const torch::Tensor& rows, const torc
 Json loss_settings(const TokenizerTrainOptions& options, const std::string& perceptual_sha256) {
   Json json{{"codebook_weight", options.codebook_weight},
             {"commitment_weight", options.commitment_weight},
+            {"dead_code_window", options.dead_code_window},
+            {"init_from", options.init_from},
             {"decoder_only", options.decoder_only},
             {"perceptual_model", options.perceptual_model},
             {"perceptual_sha256", perceptual_sha256},
@@ -70,6 +75,77 @@ Json loss_settings(const TokenizerTrainOptions& options, const std::string& perc
             {"r1_weight", options.r1_weight},
             {"discriminator", options.discriminator.to_json()}};
   return json;
+}
+
+// Reads what loss_settings wrote into `options` (and the perceptual network's SHA-256); throws
+// std::runtime_error naming the field.
+void read_loss_settings(const Json& json, TokenizerTrainOptions& options, std::string& perceptual_sha256) {
+  if (!json.is_object()) throw std::runtime_error("expected an object");
+  static const char* const kFields[] = {"codebook_weight",    "commitment_weight", "dead_code_window",  "init_from",
+                                        "decoder_only",       "perceptual_model",  "perceptual_sha256", "perceptual_weight",
+                                        "adversarial_weight", "adversarial_start", "discriminator_lr",  "r1_weight",
+                                        "discriminator"};
+  for (const auto& entry : json.items()) {
+    const std::string& key = entry.key();
+    if (std::find_if(std::begin(kFields), std::end(kFields), [&](const char* field) { return key == field; }) ==
+        std::end(kFields))
+      throw std::runtime_error(fmt::format("{}: unknown field", key.substr(0, 64)));
+  }
+  auto member = [&](const char* key) -> const Json& {
+    const auto it = json.find(key);
+    if (it == json.end()) throw std::runtime_error(fmt::format("{} is missing", key));
+    return *it;
+  };
+  auto number = [&](const char* key, double minimum, double maximum) {
+    const Json& value = member(key);
+    if (!value.is_number()) throw std::runtime_error(fmt::format("{} must be a number", key));
+    const double x = value.get<double>();
+    if (!(x >= minimum && x <= maximum))
+      throw std::runtime_error(fmt::format("{} is {}, must be in {}..{}", key, x, minimum, maximum));
+    return x;
+  };
+  auto integer = [&](const char* key, int64_t minimum, int64_t maximum) {
+    const Json& value = member(key);
+    if (!value.is_number_integer()) throw std::runtime_error(fmt::format("{} must be an integer", key));
+    const int64_t x = value.get<int64_t>();
+    if (x < minimum || x > maximum)
+      throw std::runtime_error(fmt::format("{} is {}, must be in {}..{}", key, x, minimum, maximum));
+    return x;
+  };
+  auto text = [&](const char* key) {
+    const Json& value = member(key);
+    if (!value.is_string()) throw std::runtime_error(fmt::format("{} must be a string", key));
+    return value.get<std::string>();
+  };
+  const Json& only = member("decoder_only");
+  if (!only.is_boolean()) throw std::runtime_error("decoder_only must be true or false");
+  options.decoder_only = only.get<bool>();
+  options.codebook_weight = number("codebook_weight", 0, 1e6);
+  options.commitment_weight = number("commitment_weight", 0, 1e6);
+  options.dead_code_window = integer("dead_code_window", 0, int64_t{1} << 40);
+  options.init_from = text("init_from");
+  options.perceptual_model = text("perceptual_model");
+  perceptual_sha256 = text("perceptual_sha256");
+  const bool hex = perceptual_sha256.size() == 64 &&
+                   perceptual_sha256.find_first_not_of("0123456789abcdef") == std::string::npos;
+  if (options.perceptual_model.empty() ? !perceptual_sha256.empty() : !hex)
+    throw std::runtime_error("perceptual_sha256 must be 64 hex digits exactly when there is a perceptual_model");
+  options.perceptual_weight = number("perceptual_weight", 0, 1e6);
+  options.adversarial_weight = number("adversarial_weight", 0, 1e6);
+  options.adversarial_start = integer("adversarial_start", 0, int64_t{1} << 50);
+  options.discriminator_lr = number("discriminator_lr", 1e-30, 1);
+  options.r1_weight = number("r1_weight", 0, 1e6);
+  options.discriminator = DiscriminatorConfig::from_json(member("discriminator"), "discriminator");
+}
+
+// The side of the discriminator's logit grid for images of `pixels` a side (4×4 stride-2
+// convolutions with padding 1, then a 3×3 one that keeps the size).
+int64_t discriminator_grid(int64_t pixels, int64_t layers) {
+  for (int64_t i = 0; i < layers; ++i) {
+    if (pixels + 2 < 4) return 0;  // the padded input is smaller than the kernel
+    pixels = (pixels + 2 - 4) / 2 + 1;
+  }
+  return pixels;
 }
 
 // Refuses settings that cannot work together; InvalidArgument naming the option.
@@ -84,8 +160,23 @@ void check_loss_options(const TokenizerTrainOptions& options) {
   if (!std::isfinite(options.discriminator_lr) || options.discriminator_lr <= 0 || options.discriminator_lr > 1)
     throw InvalidArgument("discriminator_lr", fmt::format("is {}, must be in (0, 1]", options.discriminator_lr));
   if (options.adversarial_start < 0) throw InvalidArgument("adversarial_start", "must be 0 or more");
-  if (options.decoder_only && options.init_from.empty())
+  if (options.decoder_only && options.init_from.empty() && !options.resume)
     throw InvalidArgument("decoder_only", "needs a trained tokenizer to start from (init_from)");
+  if (options.adversarial()) {
+    try {
+      options.discriminator.validate();
+    } catch (const std::exception& e) {
+      throw InvalidArgument(options.discriminator.layers < 1 || options.discriminator.layers > 6 ? "discriminator_layers"
+                                                                                                 : "discriminator_filters",
+                            e.what());
+    }
+  }
+}
+
+// The SHA-256 of the evaluation classifier's weights (default_classifier_dir()), "" when there is none.
+std::string evaluation_classifier_sha256() {
+  const std::string path = (fs::path(default_classifier_dir()) / kClassifierWeightsFile).string();
+  return file_exists(path) ? sha256_file(path) : std::string();
 }
 
 class TokenizerStage final : public TrainingStage {
@@ -103,49 +194,26 @@ class TokenizerStage final : public TrainingStage {
     options_.config = checkpoint.parsed(
         "tokenizer_config", [](const Json& json) { return TokenizerConfig::from_json(json); });
     // The losses (and the perceptual network, checked by hash in prepare) come from the
-    // checkpoint; a plain-MSE checkpoint has none of them.
+    // checkpoint; a plain-MSE checkpoint has none of them. A perceptual network named now
+    // replaces the recorded path (a moved directory) when its weights are the recorded ones.
+    const std::string named_network = options_.perceptual_model;
     options_.perceptual_model.clear();
     options_.adversarial_weight = 0;
     options_.decoder_only = false;
     options_.init_from.clear();
     if (!checkpoint.has("tokenizer_losses")) return;
     checkpoint.parsed("tokenizer_losses", [&](const Json& json) {
-      auto number = [&](const char* key, double minimum, double maximum) {
-        const auto it = json.find(key);
-        if (it == json.end() || !it->is_number()) throw std::runtime_error(fmt::format("{} must be a number", key));
-        const double value = it->get<double>();
-        if (!(value >= minimum && value <= maximum))
-          throw std::runtime_error(fmt::format("{} is {}, must be in {}..{}", key, value, minimum, maximum));
-        return value;
-      };
-      auto text = [&](const char* key) {
-        const auto it = json.find(key);
-        if (it == json.end() || !it->is_string()) throw std::runtime_error(fmt::format("{} must be a string", key));
-        return it->get<std::string>();
-      };
-      const auto only = json.find("decoder_only");
-      if (only == json.end() || !only->is_boolean()) throw std::runtime_error("decoder_only must be true or false");
-      options_.decoder_only = only->get<bool>();
-      options_.codebook_weight = number("codebook_weight", 0, 1e6);
-      options_.commitment_weight = number("commitment_weight", 0, 1e6);
-      options_.perceptual_model = text("perceptual_model");
-      perceptual_sha256_ = text("perceptual_sha256");
-      options_.perceptual_weight = number("perceptual_weight", 0, 1e6);
-      options_.adversarial_weight = number("adversarial_weight", 0, 1e6);
-      options_.adversarial_start = static_cast<int64_t>(number("adversarial_start", 0, 1e15));
-      options_.discriminator_lr = number("discriminator_lr", 1e-30, 1);
-      options_.r1_weight = number("r1_weight", 0, 1e6);
-      const auto discriminator = json.find("discriminator");
-      if (discriminator == json.end()) throw std::runtime_error("discriminator is missing");
-      options_.discriminator = DiscriminatorConfig::from_json(*discriminator, "discriminator");
+      read_loss_settings(json, options_, perceptual_sha256_);
       return 0;
     });
+    if (!named_network.empty() && !options_.perceptual_model.empty()) options_.perceptual_model = named_network;
   }
 
   int64_t prepare() override {
     check_loss_options(options_);
     ModelConfig init;
-    if (!options_.init_from.empty()) {
+    const bool start_from_model = !options_.init_from.empty() && !options_.resume;  // resumed: the checkpoint's weights
+    if (start_from_model) {
       init = read_model_config(options_.init_from);
       if (!init.tokenizer)
         throw InvalidArgument("init_from", fmt::format("{} has no tokenizer", options_.init_from));
@@ -166,7 +234,7 @@ class TokenizerStage final : public TrainingStage {
     tokenizer_ = VQTokenizer(options_.config);
     tokenizer_->to(options_.device);
     tokenizer_->train();
-    if (!options_.init_from.empty()) {
+    if (start_from_model) {
       // The starting weights (a fresh run; a resumed one loads its checkpoint over them).
       VQTokenizer start = load_tokenizer(init, options_.device);
       torch::NoGradGuard no_grad;
@@ -181,11 +249,20 @@ class TokenizerStage final : public TrainingStage {
     }
     code_usage_ = torch::zeros({options_.config.codebook_size}, torch::kLong);
 
+    if (!options_.resume) {
+      // Recorded in the checkpoint: absolute, so that a resume from elsewhere finds them.
+      if (!options_.perceptual_model.empty()) options_.perceptual_model = fs::absolute(options_.perceptual_model).string();
+      if (!options_.init_from.empty()) options_.init_from = fs::absolute(options_.init_from).string();
+    }
     if (!options_.perceptual_model.empty()) {
       perceptual_ = std::make_unique<PerceptualLoss>(options_.perceptual_model, options_.config.channels, options_.device);
-      const int64_t factor = options_.config.downsample_factor();
-      perceptual_->check_image_size((model_.image_height + factor - 1) / factor * factor,
-                                    (model_.image_width + factor - 1) / factor * factor);
+      perceptual_->check_image_size(model_.image_height, model_.image_width);
+      if (perceptual_->weights_sha256() == evaluation_classifier_sha256())
+        throw InvalidArgument("perceptual_model",
+                              fmt::format("{} is the evaluation classifier ({}): a tokenizer trained against the "
+                                          "judge's own features would only please the judge; train another network "
+                                          "for the purpose (scripts/train_perceptual.sh)",
+                                          options_.perceptual_model, default_classifier_dir()));
       if (!perceptual_sha256_.empty() && perceptual_sha256_ != perceptual_->weights_sha256())
         throw_bad_input(fmt::format("{}: the perceptual network's weights changed since the checkpoint was written "
                                     "(SHA-256 {}, now {}); resuming would train against another loss",
@@ -194,6 +271,17 @@ class TokenizerStage final : public TrainingStage {
     }
     if (options_.adversarial()) {
       options_.discriminator.channels = options_.config.channels;
+      const int64_t factor = options_.config.downsample_factor();
+      const int64_t side = std::min((model_.image_height + factor - 1) / factor * factor,
+                                    (model_.image_width + factor - 1) / factor * factor);
+      if (discriminator_grid(side, options_.discriminator.layers) < 1)
+        throw InvalidArgument("discriminator_layers",
+                              fmt::format("{} stride-2 layers leave no patch of a {}-pixel side (at most {})",
+                                          options_.discriminator.layers, side, [&] {
+                                            int64_t layers = 0;
+                                            while (discriminator_grid(side, layers + 1) >= 1) ++layers;
+                                            return layers;
+                                          }()));
       torch::manual_seed(mix_seed(options_.seed, 0xD15C));
       discriminator_ = PatchDiscriminator(options_.discriminator);
       discriminator_->to(options_.device);
@@ -239,7 +327,8 @@ class TokenizerStage final : public TrainingStage {
         fmt::format("tokenizer: {} parameters, codebook {}×{}, {} tokens per image, {} training images",
                     count_parameters(*tokenizer_), options_.config.codebook_size, options_.config.embedding_dim,
                     tokenizer_->grid_size(model_.image_height) * tokenizer_->grid_size(model_.image_width), dataset_size);
-    if (options_.decoder_only) line += fmt::format("\n  decoder only, from {}", options_.init_from);
+    if (options_.decoder_only) line += fmt::format("\n  decoder only (encoder and codebook frozen), from {}", options_.init_from);
+    else if (!options_.init_from.empty()) line += fmt::format("\n  fine-tuning, from {}", options_.init_from);
     if (perceptual_)
       line += fmt::format("\n  perceptual loss × {} through {}", options_.perceptual_weight, options_.perceptual_model);
     if (discriminator_)
@@ -346,7 +435,6 @@ class TokenizerStage final : public TrainingStage {
 
   std::vector<std::string> settings() const override {
     return {"tokenizer_config=" + dump_json(options_.config.to_json()),
-            fmt::format("dead_code_window={}", options_.dead_code_window),
             "tokenizer_losses=" + dump_json(loss_settings(options_, perceptual_sha256_))};
   }
 
