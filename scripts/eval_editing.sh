@@ -50,8 +50,12 @@ for target in 0 1 2 3 4 5 6 7 8 9; do
   "$bin/maskgit-edit" "${common[@]}" --box 8,0,12,28 -c "$target" -o "$out/edit/$target-%05d.png" --json \
     >"$out/edit-$target.jsonl"
 done
-cat "$out"/edit-*.jsonl |
-  sed -E 's/.*"file":"([^"]*)".*"class":([0-9]+),.*"label":([0-9]+).*/\1 \2 \3/' |
-  awk '$2 != $3 { print $1 }' >"$out/edit-other-class.txt"
+cat "$out"/edit-*.jsonl | python3 -c '
+import json, sys
+for line in sys.stdin:
+    record = json.loads(line)
+    target = record["class"]["id"] if isinstance(record["class"], dict) else record["class"]
+    if target != record["input"]["label"]:
+        print(record["file"])' >"$out/edit-other-class.txt"
 mapfile -t edited <"$out/edit-other-class.txt"
 report edit "${edited[@]}"

@@ -83,14 +83,21 @@ torch::Tensor decode_tokens(const DecodeRequest& request, const DecodeOptions& o
     throw std::invalid_argument("decode_tokens: class_tokens must be [B]");
   if (options.steps < 1 || options.start_step < 0 || options.start_step >= options.steps)
     throw std::invalid_argument("decode_tokens: need 0 <= start_step < steps");
-  const bool guided = options.guidance_scale != 1.0;
-  if (guided && request.no_class_token < 0) throw std::invalid_argument("decode_tokens: guidance needs a no-class token");
+  if (options.guidance_scale != 1.0 && request.no_class_token < 0)
+    throw std::invalid_argument("decode_tokens: guidance needs a no-class token");
+  // Guidance changes nothing when every image is decoded without a class (u + s·(u − u) = u,
+  // exactly): its second forward is skipped then.
+  const bool guided = options.guidance_scale != 1.0 &&
+                      !request.class_tokens.eq(request.no_class_token).all().item<bool>();
   const int64_t steps = decode_step_count(options.schedule, options.steps, options.start_step);
 
   torch::Tensor current = request.ids.to(torch::kLong).clone();
   const torch::Tensor classes = request.class_tokens.to(device, torch::kLong);
-  const torch::Tensor model_classes =
-      guided ? torch::cat({classes, torch::full_like(classes, request.no_class_token)}) : classes;
+  const torch::Tensor model_classes = classes;
+  // Guidance's unconditional pass: a forward of its own, as large as the conditional one (not
+  // one forward of twice the batch), so that an image's tokens are the same whatever the batch
+  // size with guidance as without (a matrix product's rounding can depend on its row count).
+  const torch::Tensor no_classes = guided ? torch::full_like(classes, request.no_class_token) : torch::Tensor();
   // The only host round trip: how many tokens each image starts with unknown.
   const torch::Tensor initially_unknown = (current == request.mask_id).sum(1).to(torch::kCPU);
   const torch::Tensor count_table = masked_count_table(initially_unknown, options);
@@ -120,9 +127,9 @@ torch::Tensor decode_tokens(const DecodeRequest& request, const DecodeOptions& o
     const torch::Tensor unknown = current == request.mask_id;  // [B, N]
     torch::Tensor logits;
     if (guided) {
-      const torch::Tensor both = logits_of(torch::cat({current, current}), model_classes).to(torch::kFloat32);
-      all_finite.logical_and_(torch::isfinite(both).all());
-      const torch::Tensor conditional = both.slice(0, 0, batch), unconditional = both.slice(0, batch);
+      const torch::Tensor conditional = logits_of(current, model_classes).to(torch::kFloat32);
+      const torch::Tensor unconditional = logits_of(current, no_classes).to(torch::kFloat32);
+      all_finite.logical_and_(torch::isfinite(conditional).all().logical_and(torch::isfinite(unconditional).all()));
       logits = unconditional + options.guidance_scale * (conditional - unconditional);
     } else {
       logits = logits_of(current, model_classes);

@@ -32,8 +32,8 @@ struct DecodeOptions {
 
 // Logits for a batch: ids [B, N] (MASK where unknown) and class tokens [B], both int64 on the
 // decoding device → [B, N, K] on the same device (any float dtype; the decoder samples in
-// float32). For guidance the decoder passes a batch of 2B rows, the unconditional ones
-// carrying the "no class" token.
+// float32). For guidance the decoder calls it twice per step, with the classes and with the
+// "no class" token (skipped when every image is decoded without a class).
 using LogitsFunction = std::function<torch::Tensor(const torch::Tensor& ids, const torch::Tensor& class_tokens)>;
 
 // Called after each step with the step index and the ids still masked then ([B, N] bool, on

@@ -6,6 +6,7 @@
 #include "compat/torch_compat.h"
 #include "decoding/counter_rng.h"
 #include "runtime/threads.h"
+#include "tokenizer/pipeline.h"
 
 namespace maskgit {
 
@@ -73,7 +74,7 @@ torch::Tensor generate_tokens(BidirectionalTransformer& transformer, const std::
 torch::Tensor tokens_to_images(VQTokenizer& tokenizer, const TransformerConfig& shape, const torch::Tensor& ids,
                                int64_t height, int64_t width, const torch::Device& device) {
   const torch::Tensor grids = ids.view({-1, shape.grid_height, shape.grid_width}).to(device);
-  return tokenizer->decode(grids, height, width).clamp(0, 1).to(torch::kCPU);
+  return decode_each(tokenizer, grids, height, width);
 }
 
 void generate_images(BidirectionalTransformer& transformer, VQTokenizer& tokenizer, int64_t height, int64_t width,
