@@ -63,16 +63,20 @@ LabeledSamples sample_model_for_evaluation(const std::string& model_dir, const L
   return samples;
 }
 
-void print_quality(const SampleQuality& quality, const std::string& classifier_dir, bool json_output) {
+// `decoding`: the sampler flags a --sample-model run used (empty for images read from files).
+void print_quality(const SampleQuality& quality, const std::string& classifier_dir, bool json_output,
+                   const std::vector<std::string>& decoding = {}) {
   if (json_output) {
     Json root = Json::object();
     root["classifier"] = classifier_dir;
+    if (!decoding.empty()) root["decoding"] = decoding;
     const Json fields = quality.to_json();
     for (const auto& [key, value] : fields.items()) root[key] = value;
     print_stdout("{}\n", dump_json(root));
     return;
   }
   print_stdout("classifier        {}\n", classifier_dir);
+  if (!decoding.empty()) print_stdout("decoding          {}\n", fmt::join(decoding, " "));
   print_stdout("images            {}\n", quality.images());
   print_stdout("class accuracy    {}  (the intended class is the one predicted)\n", percent(quality.accuracy()));
   print_stdout("Fréchet distance  {}  (classifier features, against {} images of {})\n", number(quality.frechet_distance),
@@ -199,11 +203,14 @@ int main(int argc, char** argv) {
     if (!sample_model.empty() && (!images_dir.empty() || !files.empty()))
       throw_usage("--sample-model: give a model to sample or images to read, not both");
     LabeledSamples samples;
+    std::vector<std::string> decoding;
     if (!sample_model.empty()) {
       // The model's decoding defaults for the sampler flags not given (config.json "sampling").
       const DecodeOptions decode = decode_options_for_model(sampler, read_model_config(sample_model));
-      samples = sample_model_for_evaluation(sample_model, classifier, per_class, sample_seed, decode,
-                                            forward_dtype(sampler, device), batch_size, device);
+      const torch::ScalarType dtype = forward_dtype(sampler, device);
+      decoding = sampler_arguments(sampler, dtype);
+      samples = sample_model_for_evaluation(sample_model, classifier, per_class, sample_seed, decode, dtype,
+                                            batch_size, device);
     } else {
       samples = images_dir.empty() ? read_labeled_sample_files(files, classifier.class_names, classifier.config())
                                    : read_labeled_samples(images_dir, classifier.class_names, classifier.config());
@@ -211,6 +218,6 @@ int main(int argc, char** argv) {
     const ReferenceSets references = load_reference_sets(reference, classifier.config(), samples.images.size(0));
     const SampleQuality quality =
         evaluate_sample_quality(classifier, samples.images, samples.labels, references, batch_size, device);
-    print_quality(quality, classifier_dir, json_output);
+    print_quality(quality, classifier_dir, json_output, decoding);
   });
 }

@@ -59,7 +59,9 @@ int main(int argc, char** argv) {
   cli.add_no_default("originals", originals_output, reconstruct);
   cli.add_no_default("grid", grid_output, reconstruct);
   cli.add("grid_scale", grid_scale, reconstruct);
-  auto* evaluate = app.add_subcommand("evaluate", "Mean PSNR and codebook use over a dataset (default: Fashion-MNIST test split)");
+  auto* evaluate = app.add_subcommand("evaluate", "Mean PSNR and codebook use over a dataset (default: Fashion-MNIST test "
+                                                  "split) or image files; on a labelled dataset also the evaluation "
+                                                  "classifier on originals and reconstructions");
   add_inputs(cli, evaluate, evaluate_inputs, "t10k");
   evaluate_inputs.dataset.path = kFashionMnistDir;
   std::string classifier_dir = default_classifier_dir();
@@ -106,6 +108,9 @@ int main(int argc, char** argv) {
       return;
     }
 
+    // evaluate's --data has a default (the test split): image files given instead replace it.
+    if (*evaluate && !evaluate_inputs.files.empty() && evaluate->get_option("--data")->count() == 0)
+      evaluate_inputs.dataset.path.clear();
     InputOptions& inputs = *encode ? encode_inputs : *reconstruct ? reconstruct_inputs : evaluate_inputs;
     require_one_input_source(inputs, "-i/--input");
     if (*encode) prepare_output_file(encode_output, "--output");

@@ -13,6 +13,7 @@
 #include "common/console.h"
 #include "common/error.h"
 #include "io/atomic_file.h"
+#include "io/json.h"
 #include "training/classifier_trainer.h"
 #include "training/distributed.h"
 #include "training/interrupt.h"
@@ -124,7 +125,7 @@ int main(int argc, char** argv) {
   cli.add("embedding_dim", tokenizer.config.embedding_dim);
   cli.add("norm_groups", tokenizer.config.norm_groups);
   cli.add_flag("release_shortcut", tokenizer.config.release_shortcut);
-  cli.add("commitment", tokenizer.commitment_weight);
+  const CLI::Option* commitment_flag = cli.add("commitment", tokenizer.commitment_weight);
   cli.add("dead_code_window", tokenizer.dead_code_window);
   cli.add_no_default("perceptual_model", tokenizer.perceptual_model);
   // The loss settings a checkpoint records (refused with --resume: the checkpoint decides), and
@@ -139,6 +140,7 @@ int main(int argc, char** argv) {
       {"--discriminator-layers", cli.add("discriminator_layers", tokenizer.discriminator.layers)},
       {"--init-from", cli.add_no_default("init_from", tokenizer.init_from)},
       {"--decoder-only", cli.add_flag("decoder_only", tokenizer.decoder_only)},
+      {"--commitment", commitment_flag},
   };
 
   cli.add("layers", transformer.config.num_layers);
@@ -234,6 +236,25 @@ int main(int argc, char** argv) {
       const std::string weights = stage == "classifier" ? "classifier.safetensors" : stage + ".safetensors";
       if (!flags.metrics.empty()) prepare_output_file(flags.metrics, "--metrics", false);
       prepare_output_file(out + "/config.json", "--out", false);
+      // A directory of the other kind (a MaskGIT model vs a classifier) is never written over:
+      // its config.json would be replaced by this stage's.
+      if (file_exists(out + "/config.json")) {
+        const std::string want = stage == "classifier" ? "maskgit-cpp-classifier" : "maskgit-cpp";
+        std::string format;
+        try {
+          const Json root = parse_json(read_file_bytes(out + "/config.json", uint64_t{16} << 20));
+          if (const Json* value = root.is_object() ? json_find(root, "format") : nullptr; value && value->is_string())
+            format = value->get<std::string>();
+        } catch (const std::exception&) {
+          format.clear();
+        }
+        if (!format.empty() && format != want)
+          throw Error(ExitCode::io_error,
+                      fmt::format("--out: {} holds a {} (config.json format \"{}\"), not a {}: the {} stage would "
+                                  "replace its config.json; train into another directory",
+                                  out, format == "maskgit-cpp" ? "MaskGIT model" : "classifier", format,
+                                  stage == "classifier" ? "classifier" : "MaskGIT model", stage));
+      }
       prepare_output_file(out + "/" + weights, "--out", false);
       prepare_output_file(out + "/train-state/" + stage + ".safetensors", "--out", false);
       if (flags.metrics.empty()) prepare_output_file(out + "/train-state/" + stage + "-metrics.jsonl", "--out", false);

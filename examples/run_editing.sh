@@ -37,11 +37,13 @@ set -x
 "$bin/maskgit-outpaint" "${shoes[@]}" --right 28 -n 2 \
   -o "$out/results/wide-%02d.png" --grid "$out/outpaint-wide.png"
 
-# Class-conditional editing of a whole-height box (the release's 1-token dilation, T = 12 from step 2).
-"$bin/maskgit-edit" "${all[@]}" --box 8,0,12,28 -c Bag -n 4 \
+# Class-conditional editing of a whole-height box with the release's settings (the 1-token
+# dilation, T = 12 from step 2, no guidance).
+"$bin/maskgit-edit" "${all[@]}" --box 8,0,12,28 -c Bag -n 4 --release-defaults \
   -o "$out/results/edit-bag-%02d.png" --grid "$out/edit-bag.png"
-# The same with classifier-free guidance (off by default, as in the release): follows the target more.
-"$bin/maskgit-edit" "${all[@]}" --box 8,0,12,28 -c Bag -n 4 --cfg-scale 4 \
+# The same with the shipped model's defaults: classifier-free guidance 4 (its sampling.edit_guidance_scale)
+# follows the target more.
+"$bin/maskgit-edit" "${all[@]}" --box 8,0,12,28 -c Bag -n 4 \
   -o "$out/results/edit-bag-cfg4-%02d.png" --grid "$out/edit-bag-cfg4.png"
 "$bin/maskgit-edit" "${clothes[@]}" --box 0,14,28,14 -c Dress -n 4 \
   -o "$out/results/edit-dress-%02d.png" --grid "$out/edit-dress.png"

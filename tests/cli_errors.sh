@@ -237,7 +237,15 @@ expect 2 "--adversarial-weight: a resumed run" -- "${train[@]}" --adversarial-we
 expect 2 "--init-from: a resumed run" -- "${train[@]}" --init-from "$work/model" --resume -o "$work/model"
 expect 2 "--perceptual-model: " -- "${train[@]}" --perceptual-model "$root/models/fashion-mnist-classifier" --steps 1 -o "$work/x"
 expect 2 "--discriminator-layers: 5 stride-2 layers" -- "${train[@]}" --adversarial-weight 0.5 --discriminator-layers 5 --steps 1 -o "$work/x"
+expect 2 "--perceptual-model: " -- "${train[@]}" --perceptual-model "$root/models/fashion-mnist-perceptual" --resume -o "$work/model"
+expect 2 "--adversarial-start: is 5" -- "${train[@]}" --adversarial-weight 0.5 --adversarial-start 5 --steps 5 -o "$work/x"
 check "no output after refused loss flags" test ! -e "$work/x/tokenizer.safetensors"
+# A stage never writes over a directory of the other kind (its config.json would be replaced).
+cp -r "$work/model" "$work/kind"
+expect 4 "holds a MaskGIT model" -- "$bin/maskgit-train" --stage classifier --data "$data" --split t10k --limit 64 --steps 1 -o "$work/kind"
+check "the model's config.json is untouched" cmp "$work/model/config.json" "$work/kind/config.json"
+# maskgit-tokenize evaluate takes image files instead of its default dataset.
+check "tokenize evaluate on image files" "$bin/maskgit-tokenize" -m "$work/model" evaluate -i "$fixtures/../../examples/fashion-mnist/1-trouser-t10k-00002.png"
 rm -rf "$work/x"
 
 # --show-defaults: the settings and where each comes from, then nothing else (no input needed).

@@ -343,7 +343,8 @@ std::vector<OptionSpec> build_table() {
   t.push_back({"adversarial_weight", "--adversarial-weight", "Tokenizer",
                "Weight of the adversarial loss (× VQGAN's adaptive weight); 0 = no discriminator", kTrain, loss_weight});
   t.push_back({"adversarial_start", "--adversarial-start", "Tokenizer",
-               "First step with the discriminator and the adversarial loss", kTrain, non_negative});
+               "Steps before the discriminator and the adversarial loss start (0: from the first step)", kTrain,
+               non_negative});
   t.push_back({"discriminator_lr", "--discriminator-lr", "Tokenizer", "The discriminator's (constant) learning rate",
                kTrain, discriminator_lr_range});
   t.push_back({"r1_weight", "--r1-weight", "Tokenizer", "R1 penalty γ on real images (the discriminator adds γ/2 · R1)",

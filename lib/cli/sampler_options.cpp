@@ -20,10 +20,10 @@ void add_sampler_options(ToolOptions& cli, SamplerCliOptions& options) {
   options.schedule_flag = cli.add("schedule", options.schedule);
   options.choice_temperature_flag = cli.add("choice_temperature", options.choice_temperature);
   options.temperature_flag = cli.add("temperature", options.temperature);
-  cli.add("top_k", options.top_k);
+  options.top_k_flag = cli.add("top_k", options.top_k);
   options.cfg_scale_flag = cli.add("cfg_scale", options.cfg_scale);
-  cli.add("order", options.order);
-  add_dtype_option(cli, options.dtype);
+  options.order_flag = cli.add("order", options.order);
+  options.dtype_flag = cli.add("dtype", options.dtype);
   cli.add_flag("release_defaults", options.release_defaults);
   cli.add_flag("show_defaults", options.show_defaults);
 }
@@ -82,13 +82,29 @@ bool show_sampling_defaults(const SamplerCliOptions& options, const ModelConfig&
     Json value;
     std::string origin;
   };
+  // A custom schedule decides the number of steps itself.
+  int64_t steps = options.steps;
+  std::string steps_origin = options.steps_origin;
+  try {
+    const MaskSchedule schedule = parse_schedule(options.schedule);
+    if (!schedule.custom_reveals.empty()) {
+      steps = decode_step_count(schedule, options.steps, options.start_step);
+      steps_origin = "the custom schedule's length";
+    }
+  } catch (const std::exception&) {
+    // to_decode_options has refused a bad schedule before this is reached
+  }
+  auto origin = [](const CLI::Option* flag) { return flag != nullptr && flag->count() > 0 ? "the flag" : "the tool's default"; };
   const std::vector<Row> rows = {
-      {"--steps", options.steps, options.steps_origin},
+      {"--steps", steps, steps_origin},
       {"--start-step", options.start_step, options.start_step_origin},
       {"--schedule", options.schedule, options.schedule_origin},
       {"--choice-temperature", options.choice_temperature, options.choice_temperature_origin},
       {"--temperature", options.temperature, options.temperature_origin},
       {"--cfg-scale", options.cfg_scale, options.cfg_scale_origin},
+      {"--top-k", options.top_k, origin(options.top_k_flag)},
+      {"--order", options.order, origin(options.order_flag)},
+      {"--dtype", options.dtype, origin(options.dtype_flag)},
   };
   const std::string source = !config.sampling ? "the model has no sampling section: the tool's defaults (the release's)"
                              : options.release_defaults ? "--release-defaults: the model's sampling section is ignored"

@@ -40,6 +40,9 @@ struct SamplerCliOptions {
   const CLI::Option* choice_temperature_flag = nullptr;
   const CLI::Option* temperature_flag = nullptr;
   const CLI::Option* cfg_scale_flag = nullptr;
+  const CLI::Option* top_k_flag = nullptr;
+  const CLI::Option* order_flag = nullptr;
+  const CLI::Option* dtype_flag = nullptr;
   // --release-defaults: the model's "sampling" section is ignored (the tools' own defaults are
   // the release's behaviour). --show-defaults: print the resolved settings and stop.
   bool release_defaults = false;

@@ -160,6 +160,10 @@ void check_loss_options(const TokenizerTrainOptions& options) {
   if (!std::isfinite(options.discriminator_lr) || options.discriminator_lr <= 0 || options.discriminator_lr > 1)
     throw InvalidArgument("discriminator_lr", fmt::format("is {}, must be in (0, 1]", options.discriminator_lr));
   if (options.adversarial_start < 0) throw InvalidArgument("adversarial_start", "must be 0 or more");
+  if (options.adversarial() && !options.resume && options.adversarial_start >= options.steps)
+    throw InvalidArgument("adversarial_start", fmt::format("is {}: the discriminator would start after the last of the "
+                                                           "{} steps",
+                                                           options.adversarial_start, options.steps));
   if (options.decoder_only && options.init_from.empty() && !options.resume)
     throw InvalidArgument("decoder_only", "needs a trained tokenizer to start from (init_from)");
   if (options.adversarial()) {
@@ -206,7 +210,13 @@ class TokenizerStage final : public TrainingStage {
       read_loss_settings(json, options_, perceptual_sha256_);
       return 0;
     });
-    if (!named_network.empty() && !options_.perceptual_model.empty()) options_.perceptual_model = named_network;
+    if (!named_network.empty()) {
+      if (options_.perceptual_model.empty())
+        throw InvalidArgument("perceptual_model", fmt::format("{} was trained without a perceptual loss: a resumed run "
+                                                              "cannot add one (start a new run, e.g. with --init-from)",
+                                                              checkpoint.path()));
+      options_.perceptual_model = fs::absolute(named_network).string();
+    }
   }
 
   int64_t prepare() override {
@@ -334,7 +344,7 @@ class TokenizerStage final : public TrainingStage {
     if (discriminator_)
       line += fmt::format("\n  adversarial loss × {} (adaptive) from step {}: discriminator of {} parameters, lr {}, "
                           "R1 γ {}",
-                          options_.adversarial_weight, options_.adversarial_start, count_parameters(*discriminator_),
+                          options_.adversarial_weight, options_.adversarial_start + 1, count_parameters(*discriminator_),
                           options_.discriminator_lr, options_.r1_weight);
     return line;
   }

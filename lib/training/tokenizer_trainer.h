@@ -39,7 +39,8 @@ struct TokenizerTrainOptions : TrainingRunOptions {
   double perceptual_weight = 1.0;  // used when perceptual_model is set
   // Adversarial loss: 0 = none (no discriminator).
   double adversarial_weight = 0.0;
-  int64_t adversarial_start = 0;    // the first step with a discriminator update and term
+  int64_t adversarial_start = 0;    // steps done before the discriminator and its term start (the
+                                    // progress line's step adversarial_start + 1 is the first with them)
   double discriminator_lr = 1e-4;   // constant
   double r1_weight = 1.0;           // γ: the discriminator's loss adds γ/2 · R1
   DiscriminatorConfig discriminator;
