@@ -250,10 +250,13 @@ int main(int argc, char** argv) {
         }
         if (!format.empty() && format != want)
           throw Error(ExitCode::io_error,
-                      fmt::format("--out: {} holds a {} (config.json format \"{}\"), not a {}: the {} stage would "
+                      fmt::format("--out: {} holds {} (config.json format \"{}\"), not a {}: the {} stage would "
                                   "replace its config.json; train into another directory",
-                                  out, format == "maskgit-cpp" ? "MaskGIT model" : "classifier", format,
-                                  stage == "classifier" ? "classifier" : "MaskGIT model", stage));
+                                  out,
+                                  format == "maskgit-cpp"              ? "a MaskGIT model"
+                                  : format == "maskgit-cpp-classifier" ? "a classifier"
+                                                                       : "something else",
+                                  format, stage == "classifier" ? "classifier" : "MaskGIT model", stage));
       }
       prepare_output_file(out + "/" + weights, "--out", false);
       prepare_output_file(out + "/train-state/" + stage + ".safetensors", "--out", false);

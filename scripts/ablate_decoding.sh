@@ -93,7 +93,7 @@ print("\n| decoding | steps | Fréchet distance | accuracy | sampling seconds |"
 print("|---|---|---|---|---|")
 for r in rows:
     if r["run"] in ("default", "one-per-step"):
-        what = "MaskGIT (the model's defaults)" if r["run"] == "default" else "one token per step"
+        what = "MaskGIT (this run's default settings)" if r["run"] == "default" else "one token per step"
         steps = "default" if r["run"] == "default" else r["steps"]
         print(f"| {what} | {steps} | {r['frechet_distance']:.2f} | {100 * r['accuracy']:.1f}% | {r['sampling_seconds']:.1f} |")
 EOF

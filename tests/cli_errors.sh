@@ -256,7 +256,7 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 s = d["settings"]
 assert s["temperature"] == {"value": 0.7, "from": "the flag"}, s
-assert set(s) == {"steps", "start-step", "schedule", "choice-temperature", "temperature", "cfg-scale"}, s
+assert set(s) == {"steps", "start-step", "schedule", "choice-temperature", "temperature", "cfg-scale", "top-k", "order", "dtype"}, s
 ' "$work/show.json"
 check "--show-defaults writes no image" test ! -e "$work/never.png"
 "$bin/maskgit-edit" --show-defaults --release-defaults >"$work/show.txt" 2>"$work/err"
