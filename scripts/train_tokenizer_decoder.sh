@@ -6,7 +6,9 @@
 #   mkdir -p runs/base && git show cae7a99:models/fashion-mnist/config.json >runs/base/config.json &&
 #     git show cae7a99:models/fashion-mnist/tokenizer.safetensors >runs/base/tokenizer.safetensors
 #   scripts/train_tokenizer_decoder.sh runs/decoder runs/base
-# Resumable: run it again after a kill and it continues from the last checkpoint.
+# OUT_DIR receives a tokenizer (config.json with a tokenizer section only); for a whole model,
+# copy a model directory to OUT_DIR first and add --overwrite (its transformer and "sampling"
+# section are kept). Resumable: run it again after a kill and it continues from the last checkpoint.
 # Usage: scripts/train_tokenizer_decoder.sh OUT_DIR BASE_MODEL_DIR [maskgit-train flags...]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
