@@ -20,6 +20,7 @@
 #include "training/tokenizer_trainer.h"
 
 #include "test_support.h"
+#include "training_fixtures.h"
 
 // Catch2 comes last: LibTorch pulls in glog, whose CHECK macro would replace Catch's.
 #include <catch2/catch.hpp>
@@ -32,22 +33,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// 8×8 grey bars in two classes (as test_training.cpp's fixture, another seed).
-fs::path make_bars(const fs::path& root) {
-  torch::manual_seed(11);
-  for (int cls = 0; cls < 2; ++cls) {
-    const fs::path folder = root / (cls == 0 ? "horizontal" : "vertical");
-    fs::create_directories(folder);
-    for (int i = 0; i < 32; ++i) {
-      torch::Tensor image = torch::zeros({1, 8, 8});
-      const int64_t position = torch::randint(0, 7, {1}).item<int64_t>();
-      if (cls == 0) image.slice(1, position, position + 2).fill_(1.0);
-      else image.slice(2, position, position + 2).fill_(1.0);
-      write_png((folder / (std::to_string(i) + ".png")).string(), image);
-    }
-  }
-  return root;
-}
+fs::path make_bars(const fs::path& root) { return testing::make_bar_dataset(root, 11); }
 
 ClassifierConfig tiny_network_config() {
   ClassifierConfig config;
@@ -67,22 +53,13 @@ fs::path make_network(const fs::path& dir, uint64_t seed) {
   return dir;
 }
 
+// The training tests' tiny run, logging, checkpointing and restarting codes every 5 steps, with
+// a small discriminator.
 TokenizerTrainOptions tiny(const fs::path& data, const fs::path& out) {
-  TokenizerTrainOptions options;
-  options.data.path = data.string();
-  options.model_dir = out.string();
-  options.config.filters = 8;
-  options.config.channel_multipliers = {1, 2};
-  options.config.codebook_size = 16;
-  options.config.embedding_dim = 4;
-  options.config.norm_groups = 4;
-  options.batch_size = 16;
-  options.learning_rate = 3e-3;
-  options.warmup_steps = 5;
+  TokenizerTrainOptions options = testing::tiny_tokenizer_training(data, out);
   options.log_every = 5;
   options.checkpoint_every = 5;
   options.dead_code_window = 5;
-  options.quiet = true;
   options.discriminator.filters = 8;
   return options;
 }
@@ -368,13 +345,7 @@ TEST_CASE("a judged reconstruction evaluation reports the classifier on original
           "[tokenizer-losses]") {
   torch::set_num_threads(1);
   torch::manual_seed(2);
-  TokenizerConfig config;
-  config.filters = 8;
-  config.channel_multipliers = {1, 2};
-  config.codebook_size = 16;
-  config.embedding_dim = 4;
-  config.norm_groups = 4;
-  VQTokenizer tokenizer(config);
+  VQTokenizer tokenizer(testing::tiny_tokenizer_config());
   tokenizer->eval();
   Classifier judge(tiny_network_config());
   judge->eval();

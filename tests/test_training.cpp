@@ -19,6 +19,7 @@
 #include "training/tokenizer_trainer.h"
 
 #include "test_support.h"
+#include "training_fixtures.h"
 
 // Catch2 comes last: LibTorch pulls in glog, whose CHECK macro would replace Catch's.
 #include <catch2/catch.hpp>
@@ -31,42 +32,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// An image folder of 8×8 grey pictures in two classes: horizontal and vertical bars at
-// random positions, which a tiny tokenizer can learn in a few dozen steps.
-fs::path make_bar_dataset(const fs::path& root) {
-  torch::manual_seed(7);
-  for (int cls = 0; cls < 2; ++cls) {
-    const fs::path folder = root / (cls == 0 ? "horizontal" : "vertical");
-    fs::create_directories(folder);
-    for (int i = 0; i < 32; ++i) {
-      torch::Tensor image = torch::zeros({1, 8, 8});
-      const int64_t position = torch::randint(0, 7, {1}).item<int64_t>();
-      if (cls == 0) image.slice(1, position, position + 2).fill_(1.0);
-      else image.slice(2, position, position + 2).fill_(1.0);
-      write_png((folder / (std::to_string(i) + ".png")).string(), image);
-    }
-  }
-  return root;
-}
+using testing::make_bar_dataset;
 
-TokenizerTrainOptions tiny_options(const fs::path& data, const fs::path& out) {
-  TokenizerTrainOptions options;
-  options.data.path = data.string();
-  options.model_dir = out.string();
-  options.config.filters = 8;
-  options.config.channel_multipliers = {1, 2};
-  options.config.codebook_size = 16;
-  options.config.embedding_dim = 4;
-  options.config.norm_groups = 4;
-  options.batch_size = 16;
-  options.learning_rate = 3e-3;
-  options.warmup_steps = 5;
-  options.log_every = 10;
-  options.checkpoint_every = 10;
-  options.dead_code_window = 10;
-  options.quiet = true;
-  return options;
-}
+TokenizerTrainOptions tiny_options(const fs::path& data, const fs::path& out) { return testing::tiny_tokenizer_training(data, out); }
 
 }  // namespace
 
