@@ -13,7 +13,7 @@
 #include "common/console.h"
 #include "common/error.h"
 #include "io/atomic_file.h"
-#include "io/json.h"
+#include "model/model_dir.h"
 #include "training/classifier_trainer.h"
 #include "training/distributed.h"
 #include "training/interrupt.h"
@@ -238,26 +238,13 @@ int main(int argc, char** argv) {
       prepare_output_file(out + "/config.json", "--out", false);
       // A directory of the other kind (a MaskGIT model vs a classifier) is never written over:
       // its config.json would be replaced by this stage's.
-      if (file_exists(out + "/config.json")) {
-        const std::string want = stage == "classifier" ? "maskgit-cpp-classifier" : "maskgit-cpp";
-        std::string format;
-        try {
-          const Json root = parse_json(read_file_bytes(out + "/config.json", uint64_t{16} << 20));
-          if (const Json* value = root.is_object() ? json_find(root, "format") : nullptr; value && value->is_string())
-            format = value->get<std::string>();
-        } catch (const std::exception&) {
-          format.clear();
-        }
-        if (!format.empty() && format != want)
-          throw Error(ExitCode::io_error,
-                      fmt::format("--out: {} holds {} (config.json format \"{}\"), not a {}: the {} stage would "
-                                  "replace its config.json; train into another directory",
-                                  out,
-                                  format == "maskgit-cpp"              ? "a MaskGIT model"
-                                  : format == "maskgit-cpp-classifier" ? "a classifier"
-                                                                       : "something else",
-                                  format, stage == "classifier" ? "classifier" : "MaskGIT model", stage));
-      }
+      const std::string want = stage == "classifier" ? "maskgit-cpp-classifier" : "maskgit-cpp";
+      if (const std::string format = directory_format(out); !format.empty() && format != want)
+        throw Error(ExitCode::io_error,
+                    fmt::format("--out: {} holds {} (config.json format \"{}\"), not a {}: the {} stage would "
+                                "replace its config.json; train into another directory",
+                                out, describe_directory_format(format), format,
+                                stage == "classifier" ? "classifier" : "MaskGIT model", stage));
       prepare_output_file(out + "/" + weights, "--out", false);
       prepare_output_file(out + "/train-state/" + stage + ".safetensors", "--out", false);
       if (flags.metrics.empty()) prepare_output_file(out + "/train-state/" + stage + "-metrics.jsonl", "--out", false);

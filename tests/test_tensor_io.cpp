@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "common/error.h"
 #include "io/atomic_file.h"
@@ -194,5 +195,35 @@ TEST_CASE("weights save by streaming the module's own storage: the same file as 
     INFO(name);
     CHECK(torch::equal(value, restored.at(name)));
   }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("directory_format tells a model, a classifier and anything else apart without throwing", "[tensor_io][model]") {
+  namespace fs = std::filesystem;
+  const fs::path dir = maskgit::testing::fresh_temp_dir("directory-format");
+  const auto with_config = [&](const std::string& name, const std::string& text) {
+    fs::create_directories(dir / name);
+    std::ofstream(dir / name / "config.json") << text;
+    return (dir / name).string();
+  };
+  const std::pair<std::string, std::string> cases[] = {
+      {with_config("model", R"({"format": "maskgit-cpp", "format_version": 1})"), "maskgit-cpp"},
+      {with_config("classifier", R"({"format": "maskgit-cpp-classifier"})"), "maskgit-cpp-classifier"},
+      {with_config("other", R"({"format": "something"})"), "something"},
+      {with_config("number", R"({"format": 7})"), ""},
+      {with_config("array", R"(["maskgit-cpp"])"), ""},
+      {with_config("broken", R"({"format": "maskgit-cpp")"), ""},
+      {with_config("empty", ""), ""},
+      {(dir / "missing").string(), ""},
+  };
+  for (const auto& [path, format] : cases) {
+    INFO(path);
+    CHECK(maskgit::directory_format(path) == format);
+  }
+  fs::create_directories(dir / "dir-config" / "config.json");  // a folder where the file should be
+  CHECK(maskgit::directory_format((dir / "dir-config").string()).empty());
+  CHECK(maskgit::describe_directory_format("maskgit-cpp") == "a MaskGIT model");
+  CHECK(maskgit::describe_directory_format("maskgit-cpp-classifier") == "a classifier");
+  CHECK(maskgit::describe_directory_format("") == "something else");
   fs::remove_all(dir);
 }

@@ -3,6 +3,7 @@
 // checkpoints (bit-exact resume, refusals), and the judged reconstruction evaluation.
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -62,17 +63,6 @@ TokenizerTrainOptions tiny(const fs::path& data, const fs::path& out) {
   options.dead_code_window = 5;
   options.discriminator.filters = 8;
   return options;
-}
-
-void require_same_weights(const fs::path& a_path, const fs::path& b_path) {
-  const SafetensorsFile a = read_safetensors(a_path.string());
-  const SafetensorsFile b = read_safetensors(b_path.string());
-  REQUIRE(a.tensors.size() == b.tensors.size());
-  for (size_t i = 0; i < a.tensors.size(); ++i) {
-    INFO(a.tensors[i].name);
-    CHECK(a.tensors[i].name == b.tensors[i].name);
-    CHECK(torch::equal(entry_to_tensor(a.tensors[i]), entry_to_tensor(b.tensors[i])));
-  }
 }
 
 }  // namespace
@@ -165,21 +155,15 @@ TEST_CASE("perceptual + adversarial tokenizer training resumes bit for bit, disc
     options.r1_weight = 1.0;
     return options;
   };
-  TokenizerTrainOptions straight = options_for(dir / "straight");
-  const TokenizerTrainResult done = train_tokenizer(straight);
-  CHECK(done.steps_done == 15);
-
-  TokenizerTrainOptions split = options_for(dir / "split");
-  split.stop_after = 10;
-  CHECK(train_tokenizer(split).steps_done == 10);
-  // On resume the losses come from the checkpoint: these changes are ignored.
-  TokenizerTrainOptions resumed = tiny(data, dir / "split");
-  resumed.steps = 15;
-  resumed.resume = true;
-  CHECK(train_tokenizer(resumed).steps_done == 15);
-  require_same_weights(dir / "straight" / kTokenizerWeightsFile, dir / "split" / kTokenizerWeightsFile);
-  require_same_weights(training_state_path((dir / "straight").string(), "tokenizer"),
-                       training_state_path((dir / "split").string(), "tokenizer"));
+  // On resume the losses come from the checkpoint: the options' (none here) are ignored.
+  const auto resume_for = [&](const fs::path& out) {
+    TokenizerTrainOptions resumed = tiny(data, out);
+    resumed.steps = 15;
+    resumed.resume = true;
+    return resumed;
+  };
+  CHECK(testing::resume_differences(options_for, resume_for, dir, 10).empty());
+  const TokenizerTrainOptions straight = options_for(dir / "straight");
 
   // The checkpoint holds the discriminator, its optimizer and the losses.
   const SafetensorsFile state = read_safetensors(training_state_path((dir / "straight").string(), "tokenizer"));
@@ -305,14 +289,13 @@ TEST_CASE("decoder-only fine-tuning keeps the encoder and codebook, so token gri
   CHECK(fs::path(recorded.at("init_from").get<std::string>()).is_absolute());
 
   // Interrupted and resumed (from the checkpoint alone): the same model as straight through.
-  TokenizerTrainOptions split = tuned_options(dir / "split");
-  split.stop_after = 6;
-  CHECK(train_tokenizer(split).steps_done == 6);
-  TokenizerTrainOptions resumed = tiny(data, dir / "split");
-  resumed.steps = 10;
-  resumed.resume = true;
-  CHECK(train_tokenizer(resumed).steps_done == 10);
-  require_same_weights(dir / "tuned" / kTokenizerWeightsFile, dir / "split" / kTokenizerWeightsFile);
+  const auto resume_for = [&](const fs::path& out) {
+    TokenizerTrainOptions resumed = tiny(data, out);
+    resumed.steps = 10;
+    resumed.resume = true;
+    return resumed;
+  };
+  CHECK(testing::resume_differences(tuned_options, resume_for, dir / "resume", 6).empty());
 
   const ModelConfig a = read_model_config(base.model_dir), b = read_model_config(tuned.model_dir);
   CHECK(a.tokenizer->to_json() == b.tokenizer->to_json());
@@ -359,6 +342,18 @@ TEST_CASE("a judged reconstruction evaluation reports the classifier on original
   REQUIRE(judged.judged);
   CHECK(judged.mean_psnr_db == Approx(plain.mean_psnr_db));
   torch::NoGradGuard no_grad;
+  // Codebook use: distinct ids, and the perplexity exp(H) of their frequencies, by hand.
+  {
+    const torch::Tensor ids = tokenizer->encode(images).flatten();
+    std::map<int64_t, double> counts;
+    for (int64_t i = 0; i < ids.numel(); ++i) counts[ids[i].item<int64_t>()] += 1;
+    double entropy = 0;
+    for (const auto& [id, count] : counts) entropy -= count / ids.numel() * std::log(count / ids.numel());
+    CHECK(plain.codes_used == static_cast<int64_t>(counts.size()));
+    CHECK(plain.codebook_perplexity == Approx(std::exp(entropy)));
+    CHECK(plain.codebook_perplexity >= 1);
+    CHECK(plain.codebook_perplexity <= plain.codes_used + 1e-9);
+  }
   const double expected = judge->forward(images).argmax(1).eq(labels).to(torch::kFloat64).mean().item<double>();
   CHECK(judged.accuracy_originals == Approx(expected));
   const torch::Tensor reconstructions = tokenizer->decode(tokenizer->encode(images), 8, 8).clamp(0, 1);

@@ -231,6 +231,16 @@ TEST_CASE("a model's temperature and guidance defaults, --release-defaults and -
   CHECK(resolved.temperature_origin == "the model's sampling.temperature");
   CHECK(resolved.cfg_scale_origin == "the model's sampling.guidance_scale");
   CHECK(resolved.schedule_origin == "the flag");
+  CHECK(resolved.start_step_origin == "the tool's default");  // generation starts at step 0
+  parse_sampler({}, model, SamplingUse::editing, &resolved);
+  CHECK(resolved.steps_origin == "the model's sampling.edit_steps");
+  CHECK(resolved.start_step_origin == "the model's sampling.edit_start_step");
+  CHECK(resolved.cfg_scale_origin == "the model's sampling.edit_guidance_scale");
+  // An optional field the model leaves out is named as absent, not as a value it recommends.
+  parse_sampler({}, older, SamplingUse::generation, &resolved);
+  CHECK(resolved.temperature_origin == "the model's sampling (no temperature: 1)");
+  CHECK(resolved.cfg_scale_origin == "the model's sampling (no guidance_scale: 1)");
+  CHECK(resolved.choice_temperature_origin == "the model's sampling.choice_temperature");
 
   // Out of range, or guidance on a model without a "no class" token: bad input naming the field.
   const std::pair<std::string, std::string> bad[] = {

@@ -4,10 +4,17 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <functional>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "io/image.h"
+#include "io/safetensors.h"
+#include "io/tensor_io.h"
+#include "model/model_dir.h"
 #include "tiny_models.h"
+#include "training/engine.h"
 #include "training/tokenizer_trainer.h"
 
 namespace maskgit::testing {
@@ -46,6 +53,47 @@ inline TokenizerTrainOptions tiny_tokenizer_training(const std::filesystem::path
   options.dead_code_window = 10;
   options.quiet = true;
   return options;
+}
+
+// The tensors of two safetensors files that differ, bit for bit, by name (a name on one side
+// only, or at another position, counts too); empty when the files hold the same tensors.
+inline std::vector<std::string> differing_tensors(const std::filesystem::path& a_path,
+                                                  const std::filesystem::path& b_path) {
+  const SafetensorsFile a = read_safetensors(a_path.string()), b = read_safetensors(b_path.string());
+  std::vector<std::string> differing;
+  for (size_t i = 0; i < std::max(a.tensors.size(), b.tensors.size()); ++i) {
+    if (i >= a.tensors.size() || i >= b.tensors.size() || a.tensors[i].name != b.tensors[i].name) {
+      differing.push_back(i < a.tensors.size() ? a.tensors[i].name : b.tensors[i].name);
+    } else if (!torch::equal(entry_to_tensor(a.tensors[i]), entry_to_tensor(b.tensors[i]))) {
+      differing.push_back(a.tensors[i].name);
+    }
+  }
+  return differing;
+}
+
+// A tokenizer run killed and resumed must end exactly where an uninterrupted one does. Trains
+// `options_for(DIR/straight)` through; trains `options_for(DIR/split)` stopped after
+// `stop_after` steps (as if killed right after that checkpoint), then `resume_for(DIR/split)`
+// (the options a resuming user passes, with resume set). Returns the tensors that differ
+// between the two runs' weights and training checkpoints (empty: bit for bit); throws
+// std::runtime_error when a run does not stop where it should.
+inline std::vector<std::string> resume_differences(
+    const std::function<TokenizerTrainOptions(const std::filesystem::path&)>& options_for,
+    const std::function<TokenizerTrainOptions(const std::filesystem::path&)>& resume_for,
+    const std::filesystem::path& dir, int64_t stop_after) {
+  const TokenizerTrainOptions straight = options_for(dir / "straight");
+  const int64_t steps = train_tokenizer(straight).steps_done;
+  TokenizerTrainOptions split = options_for(dir / "split");
+  split.stop_after = stop_after;
+  if (train_tokenizer(split).steps_done != stop_after) throw std::runtime_error("the split run did not stop");
+  if (train_tokenizer(resume_for(dir / "split")).steps_done != steps)
+    throw std::runtime_error("the resumed run did not end at the straight run's step");
+  std::vector<std::string> differing =
+      differing_tensors(dir / "straight" / kTokenizerWeightsFile, dir / "split" / kTokenizerWeightsFile);
+  for (const std::string& name : differing_tensors(training_state_path((dir / "straight").string(), "tokenizer"),
+                                                   training_state_path((dir / "split").string(), "tokenizer")))
+    differing.push_back("train-state: " + name);
+  return differing;
 }
 
 }  // namespace maskgit::testing

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <functional>
+#include <vector>
 
 #include "cli/common.h"
 #include "common/console.h"
@@ -29,40 +31,40 @@ void add_sampler_options(ToolOptions& cli, SamplerCliOptions& options) {
 }
 
 void apply_model_sampling_defaults(SamplerCliOptions& options, const ModelConfig& config) {
-  auto given = [](const CLI::Option* flag) { return flag != nullptr && flag->count() > 0; };
-  const std::string flag_origin = "the flag";
-  if (given(options.steps_flag)) options.steps_origin = flag_origin;
-  if (given(options.start_step_flag)) options.start_step_origin = flag_origin;
-  if (given(options.schedule_flag)) options.schedule_origin = flag_origin;
-  if (given(options.choice_temperature_flag)) options.choice_temperature_origin = flag_origin;
-  if (given(options.temperature_flag)) options.temperature_origin = flag_origin;
-  if (given(options.cfg_scale_flag)) options.cfg_scale_origin = flag_origin;
-  if (!config.sampling || options.release_defaults) return;
-  const SamplingDefaults& defaults = *config.sampling;
   const bool editing = options.use == SamplingUse::editing;
-  if (!given(options.steps_flag)) {
-    options.steps = editing ? defaults.edit_steps : defaults.steps;
-    options.steps_origin = editing ? "the model's sampling.edit_steps" : "the model's sampling.steps";
-  }
-  if (editing && !given(options.start_step_flag)) {
-    options.start_step = defaults.edit_start_step;
-    options.start_step_origin = "the model's sampling.edit_start_step";
-  }
-  if (!given(options.schedule_flag)) {
-    options.schedule = defaults.schedule;
-    options.schedule_origin = "the model's sampling.schedule";
-  }
-  if (!given(options.choice_temperature_flag)) {
-    options.choice_temperature = defaults.choice_temperature;
-    options.choice_temperature_origin = "the model's sampling.choice_temperature";
-  }
-  if (!given(options.temperature_flag)) {
-    options.temperature = defaults.temperature;
-    options.temperature_origin = "the model's sampling.temperature";
-  }
-  if (!given(options.cfg_scale_flag)) {
-    options.cfg_scale = editing ? defaults.edit_guidance_scale : defaults.guidance_scale;
-    options.cfg_scale_origin = editing ? "the model's sampling.edit_guidance_scale" : "the model's sampling.guidance_scale";
+  const SamplingDefaults* model = config.sampling && !options.release_defaults ? &*config.sampling : nullptr;
+  // One row per flag a model may recommend: the flag, where its value came from, the model's
+  // field for this use (none: the model has no say, as for generation's start step) and its
+  // value. An optional field (written only when it is not 1) is named as absent when it is 1.
+  struct Row {
+    const CLI::Option* flag;
+    std::string* origin;
+    const char* field;
+    bool optional;
+    std::function<double(const SamplingDefaults&)> take;  // sets the option, returns the value
+  };
+  const std::vector<Row> rows = {
+      {options.steps_flag, &options.steps_origin, editing ? "edit_steps" : "steps", false,
+       [&](const SamplingDefaults& d) { return static_cast<double>(options.steps = editing ? d.edit_steps : d.steps); }},
+      {options.start_step_flag, &options.start_step_origin, editing ? "edit_start_step" : nullptr, false,
+       [&](const SamplingDefaults& d) { return static_cast<double>(options.start_step = d.edit_start_step); }},
+      {options.schedule_flag, &options.schedule_origin, "schedule", false,
+       [&](const SamplingDefaults& d) { options.schedule = d.schedule; return 0.0; }},
+      {options.choice_temperature_flag, &options.choice_temperature_origin, "choice_temperature", false,
+       [&](const SamplingDefaults& d) { return options.choice_temperature = d.choice_temperature; }},
+      {options.temperature_flag, &options.temperature_origin, "temperature", true,
+       [&](const SamplingDefaults& d) { return options.temperature = d.temperature; }},
+      {options.cfg_scale_flag, &options.cfg_scale_origin, editing ? "edit_guidance_scale" : "guidance_scale", true,
+       [&](const SamplingDefaults& d) { return options.cfg_scale = editing ? d.edit_guidance_scale : d.guidance_scale; }},
+  };
+  for (const Row& row : rows) {
+    if (row.flag != nullptr && row.flag->count() > 0) {
+      *row.origin = "the flag";
+    } else if (model != nullptr && row.field != nullptr) {
+      const double value = row.take(*model);
+      *row.origin = row.optional && value == 1.0 ? fmt::format("the model's sampling (no {}: 1)", row.field)
+                                                 : fmt::format("the model's sampling.{}", row.field);
+    }
   }
 }
 

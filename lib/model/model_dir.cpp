@@ -106,6 +106,25 @@ SamplingDefaults release_sampling_defaults(int64_t image_size) {
   return defaults;
 }
 
+std::string directory_format(const std::string& directory) {
+  const std::string path = (fs::path(directory) / kModelConfigFile).string();
+  try {
+    std::error_code error;
+    if (!fs::is_regular_file(path, error)) return "";
+    const Json root = parse_json(read_file_bytes(path, kMaxConfigBytes));
+    const Json* format = root.is_object() ? json_find(root, "format") : nullptr;
+    return format != nullptr && format->is_string() ? format->get<std::string>() : "";
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
+std::string describe_directory_format(const std::string& format) {
+  if (format == "maskgit-cpp") return "a MaskGIT model";
+  if (format == "maskgit-cpp-classifier") return "a classifier";
+  return "something else";
+}
+
 ModelConfig read_model_config(const std::string& directory) {
   ModelConfig config;
   config.directory = directory;

@@ -101,6 +101,13 @@ void check_tokenizer_image_size(const ModelConfig& config, int64_t width, int64_
 
 // Reads and validates DIR/config.json. Throws Error(bad_input) naming the file and field.
 ModelConfig read_model_config(const std::string& directory);
+// What `directory` holds, by its config.json's "format": "maskgit-cpp" (a MaskGIT model),
+// "maskgit-cpp-classifier" (a classifier, eval/classifier.h) or another string; "" when there is
+// no config.json or it is not a JSON object with a string "format" (never throws). For a trainer
+// that must not write one kind of directory over another.
+std::string directory_format(const std::string& directory);
+// A format string as words: "a MaskGIT model", "a classifier" or "something else".
+std::string describe_directory_format(const std::string& format);
 // Writes DIR/config.json atomically (creating DIR), merging into `config.raw`.
 void write_model_config(const ModelConfig& config);
 
