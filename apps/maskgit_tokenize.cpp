@@ -228,6 +228,7 @@ int main(int argc, char** argv) {
                 {"mean_mse", stats.mean_mse},
                 {"codes_used", stats.codes_used},
                 {"codebook_size", stats.codebook_size},
+                {"codebook_perplexity", stats.codebook_perplexity},
                 {"tokens_per_image", stats.tokens_per_image},
                 {"parameters", count_parameters(*tokenizer)},
                 {"seconds", stats.seconds}};
@@ -241,9 +242,11 @@ int main(int argc, char** argv) {
       print_stdout("{}\n", dump_json(line));
     } else {
       print_stdout("images            {}\nmean PSNR         {:.2f} dB\ncodes used        {} / {} ({:.1f}%)\n"
+                 "perplexity        {:.1f} (codebook use: exp of the ids' entropy)\n"
                  "tokens per image  {}\nparameters        {}\n",
                  stats.images, stats.mean_psnr_db, stats.codes_used, stats.codebook_size,
-                 100.0 * stats.codes_used / stats.codebook_size, stats.tokens_per_image, count_parameters(*tokenizer));
+                 100.0 * stats.codes_used / stats.codebook_size, stats.codebook_perplexity, stats.tokens_per_image,
+                 count_parameters(*tokenizer));
       if (stats.judged)
         print_stdout("classifier        {}\naccuracy          {:.2f}% on the originals, {:.2f}% on the reconstructions\n"
                      "same prediction   {:.2f}%\nFréchet distance  {:.3f} (reconstructions vs originals)\n",

@@ -4,6 +4,7 @@
 #include "runtime/threads.h"
 
 #include <chrono>
+#include <cmath>
 
 namespace maskgit {
 
@@ -63,6 +64,11 @@ ReconstructionStats evaluate_reconstruction(VQTokenizer& tokenizer, const torch:
     stats.mean_mse = mse_sum / stats.images;
   }
   stats.codes_used = (usage > 0).sum().item<int64_t>();
+  const double tokens = usage.sum().item<double>();
+  if (tokens > 0) {
+    const torch::Tensor p = usage.to(torch::kFloat64) / tokens;
+    stats.codebook_perplexity = std::exp(-(p * p.clamp_min(1e-300).log()).sum().item<double>());
+  }
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return stats;
 }

@@ -12,6 +12,9 @@ struct ReconstructionStats {
   double mean_psnr_db = 0;   // mean over images of 10·log10(1 / MSE), pixels clamped to [0,1]
   double mean_mse = 0;
   int64_t codes_used = 0;    // distinct ids over all images
+  // Codebook perplexity: exp of the entropy (nats) of the ids' frequencies over all tokens;
+  // codebook_size when every entry is used equally often, 1 when one entry takes every token.
+  double codebook_perplexity = 0;
   int64_t codebook_size = 0;
   int64_t tokens_per_image = 0;
   double seconds = 0;
