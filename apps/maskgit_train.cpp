@@ -117,17 +117,21 @@ int main(int argc, char** argv) {
   cli.add("split", flags.data.split);
   cli.add("limit", flags.data.limit);
 
-  cli.add("channels", tokenizer.config.channels);
-  cli.add("filters", tokenizer.config.filters);
-  cli.add("channel_mult", channel_multipliers);
-  cli.add("res_blocks", tokenizer.config.num_res_blocks);
-  cli.add("codebook_size", tokenizer.config.codebook_size);
-  cli.add("embedding_dim", tokenizer.config.embedding_dim);
-  cli.add("norm_groups", tokenizer.config.norm_groups);
-  cli.add_flag("release_shortcut", tokenizer.config.release_shortcut);
-  const CLI::Option* commitment_flag = cli.add("commitment", tokenizer.commitment_weight);
-  cli.add("dead_code_window", tokenizer.dead_code_window);
-  cli.add_no_default("perceptual_model", tokenizer.perceptual_model);
+  // The flags of one stage only, refused with another (they would do nothing there).
+  std::vector<std::pair<std::string, const CLI::Option*>> stage_only;
+  const auto only = [&](const char* only_stage, const CLI::Option* option) {
+    stage_only.emplace_back(only_stage, option);
+    return option;
+  };
+  for (const CLI::Option* option :
+       {cli.add("channels", tokenizer.config.channels), cli.add("filters", tokenizer.config.filters),
+        cli.add("channel_mult", channel_multipliers), cli.add("res_blocks", tokenizer.config.num_res_blocks),
+        cli.add("codebook_size", tokenizer.config.codebook_size), cli.add("embedding_dim", tokenizer.config.embedding_dim),
+        cli.add("norm_groups", tokenizer.config.norm_groups), cli.add_flag("release_shortcut", tokenizer.config.release_shortcut),
+        cli.add("dead_code_window", tokenizer.dead_code_window),
+        cli.add_no_default("perceptual_model", tokenizer.perceptual_model)})
+    only("tokenizer", option);
+  const CLI::Option* commitment_flag = only("tokenizer", cli.add("commitment", tokenizer.commitment_weight));
   // The loss settings a checkpoint records (refused with --resume: the checkpoint decides), and
   // the adversarial ones (refused without --adversarial-weight, which they would not affect).
   const std::vector<std::pair<const char*, const CLI::Option*>> recorded = {
@@ -142,21 +146,20 @@ int main(int argc, char** argv) {
       {"--decoder-only", cli.add_flag("decoder_only", tokenizer.decoder_only)},
       {"--commitment", commitment_flag},
   };
+  for (const auto& [flag, option] : recorded) only("tokenizer", option);
 
-  cli.add("layers", transformer.config.num_layers);
-  cli.add("hidden", transformer.config.hidden_size);
-  cli.add("heads", transformer.config.num_heads);
-  cli.add("mlp_dim", transformer.config.mlp_dim);
-  cli.add("dropout", transformer.config.dropout);
-  cli.add("class_dropout", transformer.class_dropout);
-  cli.add("label_smoothing", transformer.label_smoothing);
-  cli.add("weight_decay", transformer.weight_decay);
-  cli.add("ema", transformer.ema_decay);
+  for (const CLI::Option* option :
+       {cli.add("layers", transformer.config.num_layers), cli.add("hidden", transformer.config.hidden_size),
+        cli.add("heads", transformer.config.num_heads), cli.add("mlp_dim", transformer.config.mlp_dim),
+        cli.add("dropout", transformer.config.dropout), cli.add("class_dropout", transformer.class_dropout),
+        cli.add("label_smoothing", transformer.label_smoothing), cli.add("weight_decay", transformer.weight_decay),
+        cli.add("ema", transformer.ema_decay)})
+    only("transformer", option);
 
-  cli.add("epochs", classifier.epochs);
-  cli.add_no_default("eval_split", evaluation_split);
-  cli.add("width_multiplier", classifier.config.width_multiplier);
-  cli.add_flag("augment", classifier.augment);
+  for (const CLI::Option* option :
+       {cli.add("epochs", classifier.epochs), cli.add_no_default("eval_split", evaluation_split),
+        cli.add("width_multiplier", classifier.config.width_multiplier), cli.add_flag("augment", classifier.augment)})
+    only("classifier", option);
 
   // Defaults that differ per stage are the trainers' own (the help says which).
   cli.add_no_default("train_steps", flags.steps);
@@ -188,6 +191,10 @@ int main(int argc, char** argv) {
                               launch.rank, launch.world_size));
     // The stage's flags, checked before anything starts (by every rank alike: rank 0 reports).
     const auto check_flags = [&] {
+      for (const auto& [only_stage, option] : stage_only)
+        if (option->count() > 0 && only_stage != stage)
+          throw_usage(fmt::format("{}: a flag of the {} stage; this run trains the {} stage, where it would do nothing",
+                                  option->get_name(), only_stage, stage));
       if (stage == "tokenizer") {
         try {
           tokenizer.config.channel_multipliers = parse_int_list(channel_multipliers);

@@ -240,6 +240,13 @@ expect 2 "--discriminator-layers: 5 stride-2 layers" -- "${train[@]}" --adversar
 expect 2 "--perceptual-model: " -- "${train[@]}" --perceptual-model "$root/models/fashion-mnist-perceptual" --resume -o "$work/model"
 expect 2 "--adversarial-start: is 5" -- "${train[@]}" --adversarial-weight 0.5 --adversarial-start 5 --steps 5 -o "$work/x"
 check "no output after refused loss flags" test ! -e "$work/x/tokenizer.safetensors"
+# A flag of another stage would do nothing: refused, naming the flag and its stage.
+expect 2 "--filters: a flag of the tokenizer stage" -- "$bin/maskgit-train" --stage transformer --filters 8 -o "$work/x"
+expect 2 "--perceptual-model: a flag of the tokenizer stage" -- "$bin/maskgit-train" --stage classifier --perceptual-model "$work/x" -o "$work/x"
+expect 2 "--ema: a flag of the transformer stage" -- "${train[@]}" --ema 0.99 -o "$work/x"
+expect 2 "--augment: a flag of the classifier stage" -- "${train[@]}" --augment -o "$work/x"
+expect 2 "--layers: a flag of the transformer stage" -- "$bin/maskgit-train" --stage classifier --layers 2 -o "$work/x"
+check "no output after flags of another stage" test ! -e "$work/x"
 # A stage never writes over a directory of the other kind (its config.json would be replaced).
 cp -r "$work/model" "$work/kind"
 expect 4 "holds a MaskGIT model" -- "$bin/maskgit-train" --stage classifier --data "$data" --split t10k --limit 64 --steps 1 -o "$work/kind"
