@@ -209,15 +209,18 @@ int main(int argc, char** argv) {
       const ClassifierConfig& c = classifier.config();
       const bool fits = c.channels == data.images.size(1) && c.height == data.images.size(2) &&
                         c.width == data.images.size(3) && classifier.class_names == data.class_names;
+      const std::string mismatch =
+          fmt::format("{} judges {}×{}×{} images of its {} classes; the data are {}×{}×{} images of {} classes{}",
+                      classifier_dir, c.channels, c.height, c.width, classifier.num_classes(), data.images.size(1),
+                      data.images.size(2), data.images.size(3), data.class_names.size(),
+                      classifier.class_names == data.class_names ? "" : " (other class names)");
       if (fits) {
         judge.classifier = &classifier.model;
         judge.labels = data.labels;
       } else if (named) {
-        throw_usage(fmt::format("--classifier: {} judges {}×{}×{} images of its {} classes; the data are {}×{}×{} "
-                                "images of {} classes{}",
-                                classifier_dir, c.channels, c.height, c.width, classifier.num_classes(),
-                                data.images.size(1), data.images.size(2), data.images.size(3), data.class_names.size(),
-                                classifier.class_names == data.class_names ? "" : " (other class names)"));
+        throw_usage("--classifier: " + mismatch);
+      } else {
+        print_note("not judged: the default classifier {} (pass --classifier to judge these data)\n", mismatch);
       }
     }
     const ReconstructionStats stats = evaluate_reconstruction(tokenizer, data.images, batch_size, device, judge);

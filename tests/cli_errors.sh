@@ -253,6 +253,12 @@ expect 4 "holds a MaskGIT model" -- "$bin/maskgit-train" --stage classifier --da
 check "the model's config.json is untouched" cmp "$work/model/config.json" "$work/kind/config.json"
 # maskgit-tokenize evaluate takes image files instead of its default dataset.
 check "tokenize evaluate on image files" "$bin/maskgit-tokenize" -m "$work/model" evaluate -i "$fixtures/../../examples/fashion-mnist/1-trouser-t10k-00002.png"
+# Data of other classes than the default classifier's: evaluated, not judged, and it says so.
+mkdir -p "$work/folder/a" "$work/folder/b"
+cp "$root"/examples/fashion-mnist/1-trouser-t10k-00002.png "$work/folder/a/"
+cp "$root"/examples/fashion-mnist/1-trouser-t10k-00002.png "$work/folder/b/"
+check "tokenize evaluate on other classes" "$bin/maskgit-tokenize" -m "$work/model" evaluate --data "$work/folder" 2>"$work/err"
+check "... says it is not judged" grep -q "not judged: the default classifier" "$work/err"
 rm -rf "$work/x"
 
 # --show-defaults: the settings and where each comes from, then nothing else (no input needed).
