@@ -15,26 +15,38 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/runs/tokenizer-sweep}
 steps=${STEPS:-600}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
-perceptual=(--perceptual-model "$root/models/fashion-mnist-perceptual" --perceptual-weight 1)
-base=(--filters 16 --channel-mult 1,2,4 --res-blocks 1 --codebook-size 512 --embedding-dim 32 --norm-groups 8
-  --dead-code-window 100)
-# name | flags added after the base (later flags win)
+perceptual="--perceptual-model $root/models/fashion-mnist-perceptual --perceptual-weight 1"
+# The shipped architecture; a variant's flags replace these values or add flags.
+base="--filters 16 --channel-mult 1,2,4 --res-blocks 1 --codebook-size 512 --embedding-dim 32 --norm-groups 8
+  --dead-code-window 100"
+# name | the variant's flags
 variants_table="
-base|${perceptual[*]}
+base|$perceptual
 mse|
-dim8|${perceptual[*]} --embedding-dim 8
-dim64|${perceptual[*]} --embedding-dim 64
-wide|${perceptual[*]} --filters 32
-codes1024|${perceptual[*]} --codebook-size 1024
-no-restarts|${perceptual[*]} --dead-code-window 0
-f2|${perceptual[*]} --channel-mult 1,2"
+dim8|$perceptual --embedding-dim 8
+dim64|$perceptual --embedding-dim 64
+wide|$perceptual --filters 32
+codes1024|$perceptual --codebook-size 1024
+no-restarts|$perceptual --dead-code-window 0
+f2|$perceptual --channel-mult 1,2"
 names=${VARIANTS:-$(sed -n 's/|.*//p' <<<"$variants_table" | tr '\n' ' ')}
 mkdir -p "$out"
 touch "$out/sweep.jsonl"
 for name in $names; do
   row=$(grep -m1 "^$name|" <<<"$variants_table") || { echo "sweep_tokenizer.sh: unknown variant '$name'" >&2; exit 2; }
   grep -q "\"variant\": \"$name\"" "$out/sweep.jsonl" && continue
-  read -r -a flags <<<"${row#*|}"
+  # The base's flags with the variant's values, then the variant's other flags.
+  declare -A value=()
+  order=()
+  set -- $base ${row#*|}
+  while [ $# -gt 0 ]; do
+    [ -z "${value[$1]+set}" ] && order+=("$1")
+    value[$1]=$2
+    shift 2
+  done
+  flags=()
+  for flag in "${order[@]}"; do flags+=("$flag" "${value[$flag]}"); done
+  unset value
   dir=$out/$name
   resume=()
   [ -f "$dir/train-state/tokenizer.safetensors" ] && resume=(--resume)
@@ -43,7 +55,7 @@ for name in $names; do
     "$root/build/apps/maskgit-train" --stage tokenizer -o "$dir" --resume --threads "${THREADS:-0}" --log-every 100 >&2
   else
     "$root/build/apps/maskgit-train" --stage tokenizer -o "$dir" --data /usr/share/datasets/fashion-mnist --split train \
-      "${base[@]}" "${flags[@]}" --steps "$steps" --batch-size 128 --lr 1e-3 --warmup 100 --seed 1 \
+      "${flags[@]}" --steps "$steps" --batch-size 128 --lr 1e-3 --warmup 100 --seed 1 \
       --checkpoint-every 100 --log-every 100 --threads "${THREADS:-0}" >&2
   fi
   seconds=$(( $(date +%s) - start ))
