@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -281,6 +282,19 @@ int main(int argc, char** argv) {
         transformer.model_dir = flags.model_dir;
         transformer.config.attention_dropout = transformer.config.dropout;
         transformer.device = device;
+        // The decoding defaults a model recommends were measured on its former transformer.
+        if (!flags.resume && flags.group->is_main() && directory_format(flags.model_dir) == "maskgit-cpp") {
+          std::optional<ModelConfig> model;
+          try {
+            model = read_model_config(flags.model_dir);
+          } catch (const Error&) {
+            // the trainer reports a bad config.json itself
+          }
+          if (model && model->sampling)
+            print_note("{}: config.json keeps its \"sampling\" section, measured with the former transformer; "
+                       "re-measure it for the new one (scripts/sweep_sampling.sh)\n",
+                       flags.model_dir);
+        }
         finish(train_transformer(transformer), flags);
       }
     };

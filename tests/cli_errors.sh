@@ -55,6 +55,18 @@ check "no output after failed loads" test ! -e "$work/r.png"
 cp -r "$work/model" "$work/gen"
 "$bin/maskgit-train" --stage transformer -o "$work/gen" --data "$data" --split t10k --limit 64 --steps 2 -b 32 \
   --layers 1 --hidden 16 --heads 2 --mlp-dim 32 --threads 1 -q 2>"$work/err" || { echo "FAIL: tiny transformer"; cat "$work/err"; }
+# A new transformer over a model that recommends decoding settings: they are kept, with a note.
+cp -r "$work/gen" "$work/resampled"
+/usr/bin/python3 - "$work/resampled/config.json" <<'PY'
+import json, sys
+config = json.load(open(sys.argv[1]))
+config["sampling"] = {"steps": 6, "schedule": "cosine", "choice_temperature": 3, "edit_steps": 6, "edit_start_step": 1}
+json.dump(config, open(sys.argv[1], "w"))
+PY
+"$bin/maskgit-train" --stage transformer -o "$work/resampled" --data "$data" --split t10k --limit 64 --steps 1 -b 32 \
+  --layers 1 --hidden 16 --heads 2 --mlp-dim 32 --threads 1 --overwrite 2>"$work/err" >/dev/null
+check "a retrained transformer: the note on the kept sampling section" grep -q 'keeps its "sampling" section' "$work/err"
+check "... which is kept" grep -q '"choice_temperature": 3' "$work/resampled/config.json"
 sample=("$bin/maskgit-sample" -m "$work/gen" --threads 1)
 "${sample[@]}" -c 1 -n 3 -s 5 -b 1 -o "$work/b1-%d.png" 2>"$work/progress"
 check "progress to a file is whole lines, no carriage returns" \
