@@ -62,6 +62,15 @@ check "the 2-rank checkpoint records 2 ranks and the global batch" \
   grep -aq '"ranks":"2"' "$work/tok2/train-state/tokenizer.safetensors"
 check "... and the global batch of 32" grep -aq '"batch_size":"32"' "$work/tok2/train-state/tokenizer.safetensors"
 check "rank 0 alone wrote the metrics log: one record per step" test "$(wc -l <"$work/tok2/train-state/tokenizer-metrics.jsonl")" -eq 12
+# The perceptual and adversarial losses too: the discriminator's step, its R1 penalty and the
+# adaptive weight are taken over the global batch.
+gan=(--perceptual-model "$root/models/fashion-mnist-perceptual" --adversarial-weight 0.5 --adversarial-start 3 --r1-weight 1)
+check "tokenizer + discriminator, 1 process at batch 32" "${tokenizer[@]}" "${gan[@]}" --steps 8 --batch-size 32 -o "$work/gan1"
+check "tokenizer + discriminator, --nproc 2 at batch 16" "${tokenizer[@]}" "${gan[@]}" --steps 8 --batch-size 16 --nproc 2 -o "$work/gan2"
+check "2 ranks at 16 = 1 process at 32 (tokenizer weights, with the discriminator)" \
+  compare "$work/gan1/tokenizer.safetensors" "$work/gan2/tokenizer.safetensors"
+check "2 ranks at 16 = 1 process at 32 (checkpoint: the discriminator and its AdamW state included)" \
+  compare "$work/gan1/train-state/tokenizer.safetensors" "$work/gan2/train-state/tokenizer.safetensors" --atol 1e-4
 
 # torchrun's way: each rank started by hand with the launcher's variables, joining a store that
 # the "agent" hosts (TORCHELASTIC_USE_AGENT_STORE=True, as torchrun sets), and, as older
