@@ -1,10 +1,10 @@
 // maskgit-train: trains one stage of a model directory.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <functional>
-#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,7 +32,7 @@ struct CommonTrainingFlags {
   DatasetSpec data;
   std::string model_dir;
   int64_t steps = 0, batch_size = 0, warmup = -1, checkpoint_every = 0, log_every = 0, stop_after = -1;
-  double learning_rate = 0;
+  double learning_rate = 0, weight_decay = -1;  // -1: the stage's own
   uint64_t seed = 1;
   std::string metrics;
   bool resume = false, overwrite = false, quiet = false;
@@ -44,6 +44,7 @@ struct CommonTrainingFlags {
     if (steps > 0) options.steps = steps;
     if (batch_size > 0) options.batch_size = batch_size;
     if (learning_rate > 0) options.learning_rate = learning_rate;
+    if (weight_decay >= 0) options.weight_decay = weight_decay;
     if (warmup >= 0) options.warmup_steps = warmup;
     if (checkpoint_every > 0) options.checkpoint_every = checkpoint_every;
     if (log_every > 0) options.log_every = log_every;
@@ -118,21 +119,23 @@ int main(int argc, char** argv) {
   cli.add("split", flags.data.split);
   cli.add("limit", flags.data.limit);
 
-  // The flags of one stage only, refused with another (they would do nothing there).
-  std::vector<std::pair<std::string, const CLI::Option*>> stage_only;
-  const auto only = [&](const char* only_stage, const CLI::Option* option) {
-    stage_only.emplace_back(only_stage, option);
+  // The flags of some stages only, refused with another (they would do nothing there).
+  std::vector<std::pair<std::vector<std::string>, const CLI::Option*>> stage_only;
+  const auto only = [&](std::vector<std::string> stages, const CLI::Option* option) {
+    stage_only.emplace_back(std::move(stages), option);
     return option;
   };
+  // Also the classifier's: its input channels.
+  const CLI::Option* channels_flag = only({"tokenizer", "classifier"}, cli.add("channels", tokenizer.config.channels));
   for (const CLI::Option* option :
-       {cli.add("channels", tokenizer.config.channels), cli.add("filters", tokenizer.config.filters),
-        cli.add("channel_mult", channel_multipliers), cli.add("res_blocks", tokenizer.config.num_res_blocks),
-        cli.add("codebook_size", tokenizer.config.codebook_size), cli.add("embedding_dim", tokenizer.config.embedding_dim),
-        cli.add("norm_groups", tokenizer.config.norm_groups), cli.add_flag("release_shortcut", tokenizer.config.release_shortcut),
+       {cli.add("filters", tokenizer.config.filters), cli.add("channel_mult", channel_multipliers),
+        cli.add("res_blocks", tokenizer.config.num_res_blocks), cli.add("codebook_size", tokenizer.config.codebook_size),
+        cli.add("embedding_dim", tokenizer.config.embedding_dim), cli.add("norm_groups", tokenizer.config.norm_groups),
+        cli.add_flag("release_shortcut", tokenizer.config.release_shortcut),
         cli.add("dead_code_window", tokenizer.dead_code_window),
         cli.add_no_default("perceptual_model", tokenizer.perceptual_model)})
-    only("tokenizer", option);
-  const CLI::Option* commitment_flag = only("tokenizer", cli.add("commitment", tokenizer.commitment_weight));
+    only({"tokenizer"}, option);
+  const CLI::Option* commitment_flag = cli.add("commitment", tokenizer.commitment_weight);
   // The loss settings a checkpoint records (refused with --resume: the checkpoint decides), and
   // the adversarial ones (refused without --adversarial-weight, which they would not affect).
   const std::vector<std::pair<const char*, const CLI::Option*>> recorded = {
@@ -147,25 +150,28 @@ int main(int argc, char** argv) {
       {"--decoder-only", cli.add_flag("decoder_only", tokenizer.decoder_only)},
       {"--commitment", commitment_flag},
   };
-  for (const auto& [flag, option] : recorded) only("tokenizer", option);
+  for (const auto& [flag, option] : recorded) only({"tokenizer"}, option);
 
+  // Also the classifier's: its dropout before the logits.
+  const CLI::Option* dropout_flag =
+      only({"transformer", "classifier"}, cli.add("dropout", transformer.config.dropout));
   for (const CLI::Option* option :
        {cli.add("layers", transformer.config.num_layers), cli.add("hidden", transformer.config.hidden_size),
         cli.add("heads", transformer.config.num_heads), cli.add("mlp_dim", transformer.config.mlp_dim),
-        cli.add("dropout", transformer.config.dropout), cli.add("class_dropout", transformer.class_dropout),
-        cli.add("label_smoothing", transformer.label_smoothing), cli.add("weight_decay", transformer.weight_decay),
+        cli.add("class_dropout", transformer.class_dropout), cli.add("label_smoothing", transformer.label_smoothing),
         cli.add("ema", transformer.ema_decay)})
-    only("transformer", option);
+    only({"transformer"}, option);
 
   for (const CLI::Option* option :
        {cli.add("epochs", classifier.epochs), cli.add_no_default("eval_split", evaluation_split),
         cli.add("width_multiplier", classifier.config.width_multiplier), cli.add_flag("augment", classifier.augment)})
-    only("classifier", option);
+    only({"classifier"}, option);
 
   // Defaults that differ per stage are the trainers' own (the help says which).
   cli.add_no_default("train_steps", flags.steps);
   cli.add_no_default("batch_size", flags.batch_size);
   cli.add_no_default("lr", flags.learning_rate);
+  cli.add_no_default("weight_decay", flags.weight_decay);
   cli.add_no_default("warmup", flags.warmup);
   cli.add("seed", flags.seed);
   cli.add_no_default("checkpoint_every", flags.checkpoint_every);
@@ -192,10 +198,10 @@ int main(int argc, char** argv) {
                               launch.rank, launch.world_size));
     // The stage's flags, checked before anything starts (by every rank alike: rank 0 reports).
     const auto check_flags = [&] {
-      for (const auto& [only_stage, option] : stage_only)
-        if (option->count() > 0 && only_stage != stage)
-          throw_usage(fmt::format("{}: a flag of the {} stage; this run trains the {} stage, where it would do nothing",
-                                  option->get_name(), only_stage, stage));
+      for (const auto& [stages, option] : stage_only)
+        if (option->count() > 0 && std::find(stages.begin(), stages.end(), stage) == stages.end())
+          throw_usage(fmt::format("{}: a flag of the {} stage{}; this run trains the {} stage, where it would do nothing",
+                                  option->get_name(), fmt::join(stages, " and "), stages.size() > 1 ? "s" : "", stage));
       if (stage == "tokenizer") {
         try {
           tokenizer.config.channel_multipliers = parse_int_list(channel_multipliers);
@@ -267,6 +273,8 @@ int main(int argc, char** argv) {
       } else if (stage == "classifier") {
         flags.apply_to(classifier);
         classifier.out_dir = flags.model_dir;
+        if (channels_flag->count() > 0) classifier.config.channels = tokenizer.config.channels;
+        if (dropout_flag->count() > 0) classifier.config.dropout = transformer.config.dropout;
         if (!evaluation_split.empty()) {
           classifier.evaluation.path = flags.data.path;
           classifier.evaluation.split = evaluation_split;
@@ -282,20 +290,22 @@ int main(int argc, char** argv) {
         transformer.model_dir = flags.model_dir;
         transformer.config.attention_dropout = transformer.config.dropout;
         transformer.device = device;
-        // The decoding defaults a model recommends were measured on its former transformer.
+        // The decoding defaults a model recommends were measured on its former transformer:
+        // said once the new one is trained (after the trainer's own refusals).
+        bool kept_sampling = false;
         if (!flags.resume && flags.group->is_main() && directory_format(flags.model_dir) == "maskgit-cpp") {
-          std::optional<ModelConfig> model;
           try {
-            model = read_model_config(flags.model_dir);
-          } catch (const Error&) {
+            kept_sampling = read_model_config(flags.model_dir).sampling.has_value();
+          } catch (const std::exception&) {
             // the trainer reports a bad config.json itself
           }
-          if (model && model->sampling)
-            print_note("{}: config.json keeps its \"sampling\" section, measured with the former transformer; "
-                       "re-measure it for the new one (scripts/sweep_sampling.sh)\n",
-                       flags.model_dir);
         }
-        finish(train_transformer(transformer), flags);
+        const TransformerTrainResult result = train_transformer(transformer);
+        if (kept_sampling && !result.interrupted)
+          print_note("{}: config.json keeps its \"sampling\" section, measured with the former transformer; "
+                     "re-measure it for the new one (scripts/sweep_sampling.sh)\n",
+                     flags.model_dir);
+        finish(result, flags);
       }
     };
     if (launcher) {

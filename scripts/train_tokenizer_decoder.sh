@@ -2,7 +2,7 @@
 # Sharpens a trained tokenizer's decoder with the perceptual loss (docs/training.md §4): the
 # encoder and codebook stay frozen, so every image keeps its token grid and a transformer
 # trained on BASE_MODEL_DIR's grids stays valid with the new decoder. This made the shipped
-# model's decoder from its MSE-trained tokenizer (scripts/train_tokenizer.sh), e.g.:
+# model's decoder from its MSE-trained tokenizer (`git show cae7a99:scripts/train_tokenizer.sh`), e.g.:
 #   mkdir -p runs/base && git show cae7a99:models/fashion-mnist/config.json >runs/base/config.json &&
 #     git show cae7a99:models/fashion-mnist/tokenizer.safetensors >runs/base/tokenizer.safetensors
 #   scripts/train_tokenizer_decoder.sh runs/decoder runs/base
@@ -15,11 +15,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:?usage: train_tokenizer_decoder.sh OUT_DIR BASE_MODEL_DIR [flags...]}
 base=${2:?usage: train_tokenizer_decoder.sh OUT_DIR BASE_MODEL_DIR [flags...]}
 shift 2
+# The schedule, given to a fresh run and to a resumed one alike (a checkpoint does not record it).
+schedule=(--steps 1200 --lr 2e-4 --warmup 50 --checkpoint-every 200 --log-every 50)
 if [ -f "$out/train-state/tokenizer.safetensors" ]; then
-  exec "$root/build/apps/maskgit-train" --stage tokenizer -o "$out" --resume --steps 1200 --log-every 50 "$@"
+  exec "$root/build/apps/maskgit-train" --stage tokenizer -o "$out" --resume "${schedule[@]}" "$@"
 fi
 exec "$root/build/apps/maskgit-train" --stage tokenizer -o "$out" --init-from "$base" --decoder-only \
   --data /usr/share/datasets/fashion-mnist --split train \
   --perceptual-model "$root/models/fashion-mnist-perceptual" --perceptual-weight 1 \
-  --steps 1200 --batch-size 128 --lr 2e-4 --warmup 50 --seed 1 \
-  --checkpoint-every 200 --log-every 50 "$@"
+  --batch-size 128 --seed 1 "${schedule[@]}" "$@"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Data-parallel training on c10d (Gloo on loopback), end to end through maskgit-train:
 # - two ranks at --batch-size B reach the weights of one process at 2B (float tolerance), for
-#   the tokenizer and the transformer, launched by --nproc 2 and by hand with torchrun's
+#   the tokenizer (also with its perceptual and adversarial losses: the discriminator and its
+#   optimizer too) and the transformer, launched by --nproc 2 and by hand with torchrun's
 #   environment variables (RANK, WORLD_SIZE, ..., as `torchrun --no-python` sets them);
 # - a 2-rank run killed (SIGKILL) and resumed, and one interrupted (SIGINT) and resumed, end
 #   bit for bit where an uninterrupted 2-rank run does; a 2-rank checkpoint resumes on 1 rank,

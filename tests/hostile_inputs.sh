@@ -20,12 +20,13 @@ passed=0 failed=0
 # there). HOSTILE_MEMORY_KB=unlimited for a sanitizer build: ASan reserves terabytes of shadow
 # address space at start.
 memory_kb=${HOSTILE_MEMORY_KB:-4194304}
+limit_memory() { [ "$memory_kb" = unlimited ] || ulimit -v "$memory_kb"; }
 
 # case STATUS NEEDLE -- command...
 case_() {
   local want=$1 needle=$2; shift 3
   rm -rf "$out" && mkdir -p "$out"
-  (ulimit -v "$memory_kb"; timeout 60 "$@") >"$work/stdout" 2>"$work/err" </dev/null
+  (limit_memory; timeout 60 "$@") >"$work/stdout" 2>"$work/err" </dev/null
   local got=$? lines written
   lines=$(wc -l <"$work/err")
   written=$(find "$out" -mindepth 1 | head -3)
@@ -274,7 +275,7 @@ case_ 4 "--save-mask" -- "${inpaint[@]}" -i "$work/ok.png" --mask "$centre" -o "
 case_ 4 "--grid" -- "${outpaint[@]}" -i "$work/ok.png" --right 4 -o "$out/x.png" --grid /proc/no-such/g.png
 case_ 4 "--output" -- "${tokenize[@]}" encode "$work/ok.png" -o /proc/no-such/t.safetensors
 # Results on stdout that cannot be written are an output error; progress on stderr is not.
-(ulimit -v "$memory_kb"; timeout 60 "${sample[@]}" -n 2 -o "" --json >/dev/full 2>"$work/err")
+(limit_memory; timeout 60 "${sample[@]}" -n 2 -o "" --json >/dev/full 2>"$work/err")
 status=$?
 check "--json into a full stdout exits 4 (got $status)" test "$status" -eq 4
 check "... naming standard output" grep -q "standard output: cannot write" "$work/err"

@@ -238,8 +238,8 @@ TEST_CASE("a model's temperature and guidance defaults, --release-defaults and -
   CHECK(resolved.cfg_scale_origin == "the model's sampling.edit_guidance_scale");
   // An optional field the model leaves out is named as absent, not as a value it recommends.
   parse_sampler({}, older, SamplingUse::generation, &resolved);
-  CHECK(resolved.temperature_origin == "the model's sampling (no temperature: 1)");
-  CHECK(resolved.cfg_scale_origin == "the model's sampling (no guidance_scale: 1)");
+  CHECK(resolved.temperature_origin == "the model's sampling (temperature absent or 1)");
+  CHECK(resolved.cfg_scale_origin == "the model's sampling (guidance_scale absent or 1)");
   CHECK(resolved.choice_temperature_origin == "the model's sampling.choice_temperature");
 
   // Out of range, or guidance on a model without a "no class" token: bad input naming the field.

@@ -3,6 +3,7 @@
 // dataset a tiny tokenizer learns in a few dozen steps, and the options of such a run.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <stdexcept>

@@ -322,7 +322,8 @@ std::vector<OptionSpec> build_table() {
   t.push_back({"dist_timeout", "--dist-timeout", "Data-parallel",
                "Seconds a rank waits for the others (rendezvous, each collective) before it gives up with an error",
                kTrain, dist_timeout_range});
-  t.push_back({"channels", "--channels", "Tokenizer", "Image channels: 1 or 3", kTrain, nullptr});
+  t.push_back({"channels", "--channels", "Tokenizer", "Image channels: 1 or 3 (tokenizer and classifier stages)", kTrain,
+               nullptr});
   t.push_back({"filters", "--filters", "Tokenizer", "Base width F", kTrain, nullptr});
   t.push_back({"channel_mult", "--channel-mult", "Tokenizer", "Width multipliers per level; levels-1 halvings", kTrain,
                some_text});
@@ -363,13 +364,17 @@ std::vector<OptionSpec> build_table() {
   t.push_back({"hidden", "--hidden", "Transformer", "Hidden size", kTrain, nullptr});
   t.push_back({"heads", "--heads", "Transformer", "Attention heads", kTrain, nullptr});
   t.push_back({"mlp_dim", "--mlp-dim", "Transformer", "MLP width", kTrain, nullptr});
-  t.push_back({"dropout", "--dropout", "Transformer", "Dropout (also on attention weights)", kTrain, dropout_range});
+  t.push_back({"dropout", "--dropout", "Transformer",
+               "Dropout (the transformer's also on attention weights; the classifier's before its logits, default 0.3)",
+               kTrain, dropout_range});
   t.push_back({"class_dropout", "--class-dropout", "Transformer",
                "Probability of training on the no-class token (enables guidance and unconditional decoding)", kTrain,
                probability});
   t.push_back({"label_smoothing", "--label-smoothing", "Transformer", "Label smoothing of the masked-token loss",
                kTrain, dropout_range});
-  t.push_back({"weight_decay", "--weight-decay", "Transformer", "AdamW decoupled weight decay", kTrain, loss_weight});
+  t.push_back({"weight_decay", "--weight-decay", "Training",
+               "AdamW decoupled weight decay on matrices and kernels (transformer 0.045, tokenizer and classifier 0)",
+               kTrain, loss_weight});
   t.push_back({"ema", "--ema", "Transformer", "EMA decay of the shipped weights (0 = off, e.g. 0.999)", kTrain,
                ema_range});
   t.push_back({"epochs", "--epochs", "Classifier", "Epochs (when --steps is not given)", kTrain, positive});

@@ -35,7 +35,7 @@ void apply_model_sampling_defaults(SamplerCliOptions& options, const ModelConfig
   const SamplingDefaults* model = config.sampling && !options.release_defaults ? &*config.sampling : nullptr;
   // One row per flag a model may recommend: the flag, where its value came from, the model's
   // field for this use (none: the model has no say, as for generation's start step) and its
-  // value. An optional field (written only when it is not 1) is named as absent when it is 1.
+  // value. An optional field (written only when it is not 1) at 1 is named as possibly absent.
   struct Row {
     const CLI::Option* flag;
     std::string* origin;
@@ -62,7 +62,7 @@ void apply_model_sampling_defaults(SamplerCliOptions& options, const ModelConfig
       *row.origin = "the flag";
     } else if (model != nullptr && row.field != nullptr) {
       const double value = row.take(*model);
-      *row.origin = row.optional && value == 1.0 ? fmt::format("the model's sampling (no {}: 1)", row.field)
+      *row.origin = row.optional && value == 1.0 ? fmt::format("the model's sampling ({} absent or 1)", row.field)
                                                  : fmt::format("the model's sampling.{}", row.field);
     }
   }

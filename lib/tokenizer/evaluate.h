@@ -13,7 +13,8 @@ struct ReconstructionStats {
   double mean_mse = 0;
   int64_t codes_used = 0;    // distinct ids over all images
   // Codebook perplexity: exp of the entropy (nats) of the ids' frequencies over all tokens;
-  // codebook_size when every entry is used equally often, 1 when one entry takes every token.
+  // codebook_size when every entry is used equally often, 1 when one entry takes every token,
+  // 0 when there are no tokens (no images).
   double codebook_perplexity = 0;
   int64_t codebook_size = 0;
   int64_t tokens_per_image = 0;
