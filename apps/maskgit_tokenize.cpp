@@ -203,6 +203,14 @@ int main(int argc, char** argv) {
       throw_usage("--classifier: judges a labelled dataset (--data), not image files (they have no labels)");
     if (named && data.images.size(0) < 2)
       throw_usage("--classifier: needs at least 2 images (the Fréchet distance of their features)");
+    // Without a named classifier, dataset images are judged when the default one can; when it
+    // cannot, a note says why.
+    if (inputs.files.empty() && !named) {
+      if (classifier_dir.empty() || !file_exists(classifier_dir + "/config.json"))
+        print_note("not judged: no classifier at {}\n", classifier_dir.empty() ? "(none given)" : classifier_dir);
+      else if (data.images.size(0) < 2)
+        print_note("not judged: the classifier needs at least 2 images (the Fréchet distance of their features)\n");
+    }
     if (inputs.files.empty() && data.images.size(0) >= 2 && !classifier_dir.empty() &&
         (named || file_exists(classifier_dir + "/config.json"))) {
       classifier = read_classifier(classifier_dir, device);
@@ -210,17 +218,19 @@ int main(int argc, char** argv) {
       const bool fits = c.channels == data.images.size(1) && c.height == data.images.size(2) &&
                         c.width == data.images.size(3) && classifier.class_names == data.class_names;
       const std::string mismatch =
-          fmt::format("{} judges {}×{}×{} images of its {} classes; the data are {}×{}×{} images of {} classes{}",
+          fmt::format("{} judges {}×{}×{} images of its {} classes; the data are {}×{}×{} images of {} class(es){}",
                       classifier_dir, c.channels, c.height, c.width, classifier.num_classes(), data.images.size(1),
                       data.images.size(2), data.images.size(3), data.class_names.size(),
-                      classifier.class_names == data.class_names ? "" : " (other class names)");
+                      classifier.class_names == data.class_names ? "" : " (other class names, or in another order)");
       if (fits) {
         judge.classifier = &classifier.model;
         judge.labels = data.labels;
       } else if (named) {
         throw_usage("--classifier: " + mismatch);
       } else {
-        print_note("not judged: the default classifier {} (pass --classifier to judge these data)\n", mismatch);
+        print_note("not judged: the default classifier {} (to judge these data, pass --classifier with a classifier "
+                   "trained on them: maskgit-train --stage classifier)\n",
+                   mismatch);
       }
     }
     const ReconstructionStats stats = evaluate_reconstruction(tokenizer, data.images, batch_size, device, judge);

@@ -295,7 +295,8 @@ int main(int argc, char** argv) {
         bool kept_sampling = false;
         if (!flags.resume && flags.group->is_main() && directory_format(flags.model_dir) == "maskgit-cpp") {
           try {
-            kept_sampling = read_model_config(flags.model_dir).sampling.has_value();
+            const ModelConfig model = read_model_config(flags.model_dir);
+            kept_sampling = model.sampling.has_value() && model.transformer.has_value();
           } catch (const std::exception&) {
             // the trainer reports a bad config.json itself
           }

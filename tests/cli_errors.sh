@@ -271,6 +271,11 @@ cp "$root"/examples/fashion-mnist/1-trouser-t10k-00002.png "$work/folder/a/"
 cp "$root"/examples/fashion-mnist/1-trouser-t10k-00002.png "$work/folder/b/"
 check "tokenize evaluate on other classes" "$bin/maskgit-tokenize" -m "$work/model" evaluate --data "$work/folder" 2>"$work/err"
 check "... says it is not judged" grep -q "not judged: the default classifier" "$work/err"
+check "tokenize evaluate on one image" "$bin/maskgit-tokenize" -m "$work/model" evaluate --data "$data" --limit 1 2>"$work/err"
+check "... says it is not judged" grep -q "not judged: the classifier needs at least 2 images" "$work/err"
+check "tokenize evaluate without a classifier" env MASKGIT_CLASSIFIER="$work/none" "$bin/maskgit-tokenize" -m "$work/model" \
+  evaluate --data "$data" --limit 4 2>"$work/err"
+check "... says it is not judged" grep -q "not judged: no classifier at $work/none" "$work/err"
 rm -rf "$work/x"
 
 # --show-defaults: the settings and where each comes from, then nothing else (no input needed).

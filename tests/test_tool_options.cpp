@@ -238,8 +238,13 @@ TEST_CASE("a model's temperature and guidance defaults, --release-defaults and -
   CHECK(resolved.cfg_scale_origin == "the model's sampling.edit_guidance_scale");
   // An optional field the model leaves out is named as absent, not as a value it recommends.
   parse_sampler({}, older, SamplingUse::generation, &resolved);
-  CHECK(resolved.temperature_origin == "the model's sampling (temperature absent or 1)");
-  CHECK(resolved.cfg_scale_origin == "the model's sampling (guidance_scale absent or 1)");
+  CHECK(resolved.temperature_origin == "the tool's default (the model's sampling section has no temperature)");
+  CHECK(resolved.cfg_scale_origin == "the tool's default (the model's sampling section has no guidance_scale)");
+  // Written at 1 by hand: the model's value.
+  const ModelConfig explicit_one =
+      read_model_config(model_with_sampling(dir / "explicit", "{" + base + R"(, "temperature": 1})"));
+  parse_sampler({}, explicit_one, SamplingUse::generation, &resolved);
+  CHECK(resolved.temperature_origin == "the model's sampling.temperature");
   CHECK(resolved.choice_temperature_origin == "the model's sampling.choice_temperature");
 
   // Out of range, or guidance on a model without a "no class" token: bad input naming the field.

@@ -35,35 +35,38 @@ void apply_model_sampling_defaults(SamplerCliOptions& options, const ModelConfig
   const SamplingDefaults* model = config.sampling && !options.release_defaults ? &*config.sampling : nullptr;
   // One row per flag a model may recommend: the flag, where its value came from, the model's
   // field for this use (none: the model has no say, as for generation's start step) and its
-  // value. An optional field (written only when it is not 1) at 1 is named as possibly absent.
+  // value. An optional field the section leaves out (written only when not 1) is the tool's 1.
   struct Row {
     const CLI::Option* flag;
     std::string* origin;
     const char* field;
     bool optional;
-    std::function<double(const SamplingDefaults&)> take;  // sets the option, returns the value
+    std::function<void(const SamplingDefaults&)> take;  // sets the option from the model's value
   };
   const std::vector<Row> rows = {
       {options.steps_flag, &options.steps_origin, editing ? "edit_steps" : "steps", false,
-       [&](const SamplingDefaults& d) { return static_cast<double>(options.steps = editing ? d.edit_steps : d.steps); }},
+       [&](const SamplingDefaults& d) { options.steps = editing ? d.edit_steps : d.steps; }},
       {options.start_step_flag, &options.start_step_origin, editing ? "edit_start_step" : nullptr, false,
-       [&](const SamplingDefaults& d) { return static_cast<double>(options.start_step = d.edit_start_step); }},
+       [&](const SamplingDefaults& d) { options.start_step = d.edit_start_step; }},
       {options.schedule_flag, &options.schedule_origin, "schedule", false,
-       [&](const SamplingDefaults& d) { options.schedule = d.schedule; return 0.0; }},
+       [&](const SamplingDefaults& d) { options.schedule = d.schedule; }},
       {options.choice_temperature_flag, &options.choice_temperature_origin, "choice_temperature", false,
-       [&](const SamplingDefaults& d) { return options.choice_temperature = d.choice_temperature; }},
+       [&](const SamplingDefaults& d) { options.choice_temperature = d.choice_temperature; }},
       {options.temperature_flag, &options.temperature_origin, "temperature", true,
-       [&](const SamplingDefaults& d) { return options.temperature = d.temperature; }},
+       [&](const SamplingDefaults& d) { options.temperature = d.temperature; }},
       {options.cfg_scale_flag, &options.cfg_scale_origin, editing ? "edit_guidance_scale" : "guidance_scale", true,
-       [&](const SamplingDefaults& d) { return options.cfg_scale = editing ? d.edit_guidance_scale : d.guidance_scale; }},
+       [&](const SamplingDefaults& d) { options.cfg_scale = editing ? d.edit_guidance_scale : d.guidance_scale; }},
   };
+  const Json* section = json_find(config.raw, "sampling");
   for (const Row& row : rows) {
     if (row.flag != nullptr && row.flag->count() > 0) {
       *row.origin = "the flag";
     } else if (model != nullptr && row.field != nullptr) {
-      const double value = row.take(*model);
-      *row.origin = row.optional && value == 1.0 ? fmt::format("the model's sampling ({} absent or 1)", row.field)
-                                                 : fmt::format("the model's sampling.{}", row.field);
+      row.take(*model);
+      const bool written = section != nullptr && section->is_object() && json_find(*section, row.field) != nullptr;
+      *row.origin = row.optional && !written
+                        ? fmt::format("the tool's default (the model's sampling section has no {})", row.field)
+                        : fmt::format("the model's sampling.{}", row.field);
     }
   }
 }
