@@ -245,6 +245,12 @@ TEST_CASE("a model's temperature and guidance defaults, --release-defaults and -
       read_model_config(model_with_sampling(dir / "explicit", "{" + base + R"(, "temperature": 1})"));
   parse_sampler({}, explicit_one, SamplingUse::generation, &resolved);
   CHECK(resolved.temperature_origin == "the model's sampling.temperature");
+  // A config built in code (no file's section behind it): every field is the model's.
+  ModelConfig in_code = model;
+  in_code.raw = Json();
+  parse_sampler({}, in_code, SamplingUse::generation, &resolved);
+  CHECK(resolved.temperature_origin == "the model's sampling.temperature");
+  CHECK(resolved.cfg_scale_origin == "the model's sampling.guidance_scale");
   CHECK(resolved.choice_temperature_origin == "the model's sampling.choice_temperature");
 
   // Out of range, or guidance on a model without a "no class" token: bad input naming the field.

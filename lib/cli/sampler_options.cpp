@@ -63,7 +63,8 @@ void apply_model_sampling_defaults(SamplerCliOptions& options, const ModelConfig
       *row.origin = "the flag";
     } else if (model != nullptr && row.field != nullptr) {
       row.take(*model);
-      const bool written = section != nullptr && section->is_object() && json_find(*section, row.field) != nullptr;
+      // (A config built in code, with no file's section behind it, is taken as writing every field.)
+      const bool written = section == nullptr || json_find(*section, row.field) != nullptr;
       *row.origin = row.optional && !written
                         ? fmt::format("the tool's default (the model's sampling section has no {})", row.field)
                         : fmt::format("the model's sampling.{}", row.field);
