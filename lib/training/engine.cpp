@@ -162,7 +162,9 @@ void check_run_options(const TrainingRunOptions& options) {
   if (options.log_every < 1) throw InvalidArgument("log_every", "must be positive");
   if (options.checkpoint_every < 1) throw InvalidArgument("checkpoint_every", "must be positive");
   if (options.warmup_steps < 0) throw InvalidArgument("warmup_steps", "must not be negative");
-  if (options.stop_after < -1) throw InvalidArgument("stop_after", "must be -1 (off) or a number of steps");
+  // 0 would still train one step: a stop is checked after each step.
+  if (options.stop_after < -1 || options.stop_after == 0)
+    throw InvalidArgument("stop_after", fmt::format("{} must be -1 (off) or a number of steps (at least 1)", options.stop_after));
   if (!(options.final_lr_fraction >= 0 && options.final_lr_fraction <= 1))
     throw InvalidArgument("final_lr_fraction", "must be between 0 and 1");
   if (!(options.beta1 >= 0 && options.beta1 < 1) || !(options.beta2 >= 0 && options.beta2 < 1))

@@ -57,7 +57,7 @@ struct TrainingRunOptions {
   // A fresh run (no `resume`) refuses a directory that holds the same stage's checkpoint or
   // model unless `overwrite`; then it discards that checkpoint and starts over.
   bool overwrite = false;
-  int64_t stop_after = -1;   // stop (with a checkpoint) after this many steps of this run
+  int64_t stop_after = -1;   // stop (with a checkpoint) after this many steps of this run (≥ 1; -1: off)
   bool quiet = false;        // no progress lines on stderr
   std::string metrics_path;  // default: the stage's <dir>/train-state/<stage>-metrics.jsonl
   torch::Device device = torch::kCPU;
