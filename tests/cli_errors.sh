@@ -253,6 +253,8 @@ expect 2 "--perceptual-model: " -- "${train[@]}" --perceptual-model "$root/model
 expect 2 "--adversarial-start: is 5" -- "${train[@]}" --adversarial-weight 0.5 --adversarial-start 5 --steps 5 -o "$work/x"
 check "no output after refused loss flags" test ! -e "$work/x/tokenizer.safetensors"
 expect 2 "--stop-after: 0 must be -1 (off) or a number of steps" -- "${train[@]}" --stop-after 0 -o "$work/x"
+expect 2 '--steps: "0" is not a finite number above 0' -- "${train[@]}" --steps 0 -o "$work/x"
+expect 2 '--warmup: "-1" is not a finite number of 0 or more' -- "${train[@]}" --warmup -1 -o "$work/x"
 # A flag of another stage would do nothing: refused, naming the flag and its stage.
 expect 2 "--filters: a flag of the tokenizer stage" -- "$bin/maskgit-train" --stage transformer --filters 8 -o "$work/x"
 expect 2 "--perceptual-model: a flag of the tokenizer stage" -- "$bin/maskgit-train" --stage classifier --perceptual-model "$work/x" -o "$work/x"

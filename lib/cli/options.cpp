@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <mutex>
 #include <random>
@@ -39,8 +40,20 @@ constexpr ToolSet kTorch = kPictures | kEval | kTrain | kBenchmark;  // tools th
 constexpr ToolSet kAll = kTorch | kConvert | kInfo;
 
 CLI::Validator split_names() { return CLI::IsMember({"train", "t10k"}); }
-CLI::Validator positive() { return CLI::PositiveNumber; }
-CLI::Validator non_negative() { return CLI::NonNegativeNumber; }
+// CLI11's PositiveNumber / NonNegativeNumber, with a message that does not print the largest
+// double in full: a finite number above 0 (at least 0).
+CLI::Validator number_at_least(bool zero_allowed) {
+  return CLI::Validator(
+      [zero_allowed](std::string& text) -> std::string {
+        double value = 0;
+        if (!CLI::detail::lexical_cast(text, value) || !std::isfinite(value) || value < 0 || (!zero_allowed && value == 0))
+          return fmt::format("\"{}\" is not a finite number {}", text, zero_allowed ? "of 0 or more" : "above 0");
+        return std::string();
+      },
+      zero_allowed ? "NONNEGATIVE" : "POSITIVE");
+}
+CLI::Validator positive() { return number_at_least(false); }
+CLI::Validator non_negative() { return number_at_least(true); }
 CLI::Validator some_text() { return non_empty(); }
 CLI::Validator dataset_limit() { return image_limit(); }
 CLI::Validator count_per_unit() { return CLI::Range(1, 1000000); }
