@@ -205,14 +205,14 @@ int main(int argc, char** argv) {
       throw_usage("--classifier: needs at least 2 images (the Fréchet distance of their features)");
     // Without a named classifier, dataset images are judged when the default one can; when it
     // cannot, a note says why.
+    const bool classifier_present = !classifier_dir.empty() && file_exists(classifier_dir + "/config.json");
     if (inputs.files.empty() && !named) {
-      if (classifier_dir.empty() || !file_exists(classifier_dir + "/config.json"))
+      if (!classifier_present)
         print_note("not judged: no classifier at {}\n", classifier_dir.empty() ? "(none given)" : classifier_dir);
       else if (data.images.size(0) < 2)
         print_note("not judged: the classifier needs at least 2 images (the Fréchet distance of their features)\n");
     }
-    if (inputs.files.empty() && data.images.size(0) >= 2 && !classifier_dir.empty() &&
-        (named || file_exists(classifier_dir + "/config.json"))) {
+    if (inputs.files.empty() && data.images.size(0) >= 2 && !classifier_dir.empty() && (named || classifier_present)) {
       classifier = read_classifier(classifier_dir, device);
       const ClassifierConfig& c = classifier.config();
       const bool fits = c.channels == data.images.size(1) && c.height == data.images.size(2) &&

@@ -162,13 +162,14 @@ int main(int argc, char** argv) {
         cli.add("ema", transformer.ema_decay)})
     only({"transformer"}, option);
 
+  CLI::Option* epochs_flag = cli.add("epochs", classifier.epochs);
   for (const CLI::Option* option :
-       {cli.add("epochs", classifier.epochs), cli.add_no_default("eval_split", evaluation_split),
+       {epochs_flag, cli.add_no_default("eval_split", evaluation_split),
         cli.add("width_multiplier", classifier.config.width_multiplier), cli.add_flag("augment", classifier.augment)})
     only({"classifier"}, option);
 
   // Defaults that differ per stage are the trainers' own (the help says which).
-  cli.add_no_default("train_steps", flags.steps);
+  const CLI::Option* steps_flag = cli.add_no_default("train_steps", flags.steps);
   cli.add_no_default("batch_size", flags.batch_size);
   cli.add_no_default("lr", flags.learning_rate);
   cli.add_no_default("weight_decay", flags.weight_decay);
@@ -182,8 +183,8 @@ int main(int argc, char** argv) {
   cli.add_flag("overwrite", flags.overwrite)->excludes(resume_flag);
   add_runtime_options(cli, runtime);
   cli.add("nproc", nproc);
-  cli.add("dist_backend", dist_backend);
-  cli.add("dist_timeout", dist_timeout);
+  const CLI::Option* dist_backend_flag = cli.add("dist_backend", dist_backend);
+  const CLI::Option* dist_timeout_flag = cli.add("dist_timeout", dist_timeout);
 
   return run_tool(cli, argc, argv, [&] {
     flags.quiet = verbosity() == Verbosity::quiet;
@@ -202,6 +203,15 @@ int main(int argc, char** argv) {
         if (option->count() > 0 && std::find(stages.begin(), stages.end(), stage) == stages.end())
           throw_usage(fmt::format("{}: a flag of the {} stage{}; this run trains the {} stage, where it would do nothing",
                                   option->get_name(), fmt::join(stages, " and "), stages.size() > 1 ? "s" : "", stage));
+      if (epochs_flag->count() > 0 && steps_flag->count() > 0)
+        throw_usage("--epochs: the run's length is given by --steps already (give one of the two)");
+      // The collectives' settings mean something only to a run of several processes.
+      if (nproc <= 1 && !launch.launched)
+        for (const CLI::Option* option : {dist_backend_flag, dist_timeout_flag})
+          if (option->count() > 0)
+            throw_usage(fmt::format("{}: only for a multi-process run (--nproc above 1, or ranks started by a "
+                                    "launcher that sets WORLD_SIZE)",
+                                    option->get_name()));
       if (stage == "tokenizer") {
         try {
           tokenizer.config.channel_multipliers = parse_int_list(channel_multipliers);

@@ -114,6 +114,10 @@ expect 2 "--cfg-scale" -- "${sample[@]}" -c 1 --cfg-scale 1e39 -o "$work/x.png"
 expect 2 "--cfg-scale" -- "${sample[@]}" -c 1 --cfg-scale inf -o "$work/x.png"
 expect 2 "--choice-temperature" -- "${sample[@]}" -c 1 --choice-temperature 1e39 -o "$work/x.png"
 expect 2 "--start-step" -- "${sample[@]}" -c 1 --start-step 2000000000 --schedule custom:1,1 -o "$work/x.png"
+# A custom schedule sets the step count; a --steps that disagrees is refused, one that agrees is not.
+expect 2 "--steps" -- "${sample[@]}" -c 1 --steps 8 --schedule custom:1,1 -o "$work/x.png"
+"${sample[@]}" -c 1 -n 1 --steps 2 --schedule custom:1,1 -o "$work/custom.png" 2>/dev/null
+check "--steps equal to a custom schedule's length is accepted" test -f "$work/custom.png"
 expect 2 "--dtype" -- "${sample[@]}" -c 1 --dtype fp64 -o "$work/x.png"
 expect 2 "--class" -- "${sample[@]}" -c Spaceship -o "$work/x%d.png"
 expect 2 "--class" -- "${sample[@]}" -c 99 -o "$work/x%d.png"
@@ -261,6 +265,9 @@ expect 2 "--perceptual-model: a flag of the tokenizer stage" -- "$bin/maskgit-tr
 expect 2 "--ema: a flag of the transformer stage" -- "${train[@]}" --ema 0.99 -o "$work/x"
 expect 2 "--augment: a flag of the classifier stage" -- "${train[@]}" --augment -o "$work/x"
 expect 2 "--layers: a flag of the transformer stage" -- "$bin/maskgit-train" --stage classifier --layers 2 -o "$work/x"
+expect 2 "--epochs: the run's length is given by --steps" -- "$bin/maskgit-train" --stage classifier --epochs 2 --steps 5 -o "$work/x"
+expect 2 "--dist-backend: only for a multi-process run" -- "${train[@]}" --dist-backend gloo -o "$work/x"
+expect 2 "--dist-timeout: only for a multi-process run" -- "${train[@]}" --nproc 1 --dist-timeout 30 -o "$work/x"
 check "no output after flags of another stage" test ! -e "$work/x"
 # A stage never writes over a directory of the other kind (its config.json would be replaced).
 cp -r "$work/model" "$work/kind"

@@ -167,6 +167,12 @@ DecodeOptions to_decode_options(const SamplerCliOptions& options) {
   decode.steps = decode_step_count(decode.schedule, options.steps, options.start_step);
   if (decode.schedule.custom_reveals.size() > SamplingDefaults::kMaxCustomSteps)
     throw_usage(fmt::format("--schedule: a custom schedule has at most {} steps", SamplingDefaults::kMaxCustomSteps));
+  // A custom schedule decides the step count itself; a --steps given beside it must agree.
+  if (!decode.schedule.custom_reveals.empty() && options.steps_flag != nullptr && options.steps_flag->count() > 0 &&
+      options.steps != decode.steps)
+    throw_usage(fmt::format("--steps: {} disagrees with the custom schedule's {} steps (--start-step {} + its {} "
+                            "reveals); leave --steps out",
+                            options.steps, decode.steps, options.start_step, decode.schedule.custom_reveals.size()));
   if (options.start_step >= decode.steps) {
     auto given = [](const CLI::Option* flag) { return flag == nullptr || flag->count() > 0; };
     if (given(options.start_step_flag) && !given(options.steps_flag))
