@@ -279,7 +279,16 @@ int main(int argc, char** argv) {
         flags.apply_to(tokenizer);
         tokenizer.model_dir = flags.model_dir;
         tokenizer.device = device;
-        finish(train_tokenizer(tokenizer), flags);
+        // A transformer beside a new tokenizer was trained on the former one's codes (a
+        // decoder-only fine-tune keeps the codes): said once the tokenizer is trained.
+        const bool kept_transformer = !tokenizer.decoder_only && flags.group->is_main() &&
+                                      file_exists(flags.model_dir + "/" + kTransformerWeightsFile);
+        const auto result = train_tokenizer(tokenizer);
+        if (kept_transformer && !result.interrupted)
+          print_note("{}: {} was trained on the former tokenizer's codes and no longer fits; retrain it "
+                     "(maskgit-train --stage transformer --overwrite)\n",
+                     flags.model_dir, kTransformerWeightsFile);
+        finish(result, flags);
       } else if (stage == "classifier") {
         flags.apply_to(classifier);
         classifier.out_dir = flags.model_dir;

@@ -67,6 +67,11 @@ PY
   --layers 1 --hidden 16 --heads 2 --mlp-dim 32 --threads 1 --overwrite 2>"$work/err" >/dev/null
 check "a retrained transformer: the note on the kept sampling section" grep -q 'keeps its "sampling" section' "$work/err"
 check "... which is kept" grep -q '"choice_temperature": 3' "$work/resampled/config.json"
+# A new tokenizer beside a transformer: a note says the transformer no longer fits its codes.
+cp -r "$work/gen" "$work/retokenized"
+"$bin/maskgit-train" --stage tokenizer --data "$data" --split t10k --limit 64 --batch-size 32 --filters 8 --channel-mult 1,2 \
+  --codebook-size 16 --embedding-dim 4 --norm-groups 4 --threads 1 --steps 1 --overwrite -o "$work/retokenized" 2>"$work/err" >/dev/null
+check "a retrained tokenizer: the note on the transformer beside it" grep -q "transformer.safetensors was trained on the former tokenizer" "$work/err"
 sample=("$bin/maskgit-sample" -m "$work/gen" --threads 1)
 "${sample[@]}" -c 1 -n 3 -s 5 -b 1 -o "$work/b1-%d.png" 2>"$work/progress"
 check "progress to a file is whole lines, no carriage returns" \

@@ -392,7 +392,7 @@ std::vector<OptionSpec> build_table() {
                ema_range});
   t.push_back({"epochs", "--epochs", "Classifier", "Epochs (when --steps is not given)", kTrain, positive});
   t.push_back({"eval_split", "--eval-split", "Classifier",
-               "After training, report accuracy on this split of --data (t10k)", kTrain, split_names});
+               "After training, report accuracy on the whole of this split of --data, e.g. t10k (--limit applies to training only)", kTrain, split_names});
   t.push_back({"width_multiplier", "--width-multiplier", "Classifier", "Channel width multiplier", kTrain,
                width_multiplier_range});
   t.push_back({"augment", "--augment", "Classifier", "Random 2-pixel shifts and horizontal flips", kTrain, nullptr});
