@@ -2,9 +2,9 @@
 # Trains a Fashion-MNIST tokenizer the way issue 13 chose (scripts/sweep_tokenizer.sh; README,
 # "Tokenizer"): the perceptual loss through models/fashion-mnist-perceptual from the first step,
 # base width 32, codebook 512 × 32, dead-code restarts, 3,000 steps of 128 images.
-# The shipped models/fashion-mnist tokenizer is still the earlier recipe until a transformer is
-# trained on this one's grids: `git show cae7a99:scripts/train_tokenizer.sh` (MSE, width 16,
-# 4,000 steps), its decoder then sharpened by scripts/train_tokenizer_decoder.sh.
+# This is the shipped models/fashion-mnist tokenizer's recipe. The earlier one was
+# `git show cae7a99:scripts/train_tokenizer.sh` (MSE, width 16, 4,000 steps), its decoder then
+# sharpened by scripts/train_tokenizer_decoder.sh.
 # Resumable: run it again after a kill and it continues from the last checkpoint.
 # Usage: scripts/train_tokenizer.sh OUT_DIR [maskgit-train flags the script does not set, e.g. --threads 2]
 set -euo pipefail

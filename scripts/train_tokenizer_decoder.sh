@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sharpens a trained tokenizer's decoder with the perceptual loss (docs/training.md §4): the
 # encoder and codebook stay frozen, so every image keeps its token grid and a transformer
-# trained on BASE_MODEL_DIR's grids stays valid with the new decoder. This made the shipped
-# model's decoder from its MSE-trained tokenizer (`git show cae7a99:scripts/train_tokenizer.sh`), e.g.:
+# trained on BASE_MODEL_DIR's grids stays valid with the new decoder. This made the former shipped
+# model's decoder (until the width-32 tokenizer) from its MSE-trained tokenizer (`git show cae7a99:scripts/train_tokenizer.sh`), e.g.:
 #   mkdir -p runs/base && git show cae7a99:models/fashion-mnist/config.json >runs/base/config.json &&
 #     git show cae7a99:models/fashion-mnist/tokenizer.safetensors >runs/base/tokenizer.safetensors
 #   scripts/train_tokenizer_decoder.sh runs/decoder runs/base

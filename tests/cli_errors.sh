@@ -72,6 +72,13 @@ cp -r "$work/gen" "$work/retokenized"
 "$bin/maskgit-train" --stage tokenizer --data "$data" --split t10k --limit 64 --batch-size 32 --filters 8 --channel-mult 1,2 \
   --codebook-size 16 --embedding-dim 4 --norm-groups 4 --threads 1 --steps 1 --overwrite -o "$work/retokenized" 2>"$work/err" >/dev/null
 check "a retrained tokenizer: the note on the transformer beside it" grep -q "transformer.safetensors was trained on the former tokenizer" "$work/err"
+# ... also when the new tokenizer's codebook differs: config.json stays valid and the advice works.
+cp -r "$work/gen" "$work/reshaped"
+"$bin/maskgit-train" --stage tokenizer --data "$data" --split t10k --limit 64 --batch-size 32 --filters 8 --channel-mult 1,2 \
+  --codebook-size 32 --embedding-dim 4 --norm-groups 4 --threads 1 --steps 1 --overwrite -q -o "$work/reshaped" 2>/dev/null
+check "a reshaped tokenizer leaves a readable model" "$bin/maskgit-tokenize" -m "$work/reshaped" reconstruct --data "$data" --limit 1 -o "$work/reshaped-%d.png" -q
+check "... whose transformer is retrained as the note says" "$bin/maskgit-train" --stage transformer -o "$work/reshaped" --data "$data" \
+  --split t10k --limit 64 --steps 1 -b 32 --layers 1 --hidden 16 --heads 2 --mlp-dim 32 --threads 1 -q --overwrite
 sample=("$bin/maskgit-sample" -m "$work/gen" --threads 1)
 "${sample[@]}" -c 1 -n 3 -s 5 -b 1 -o "$work/b1-%d.png" 2>"$work/progress"
 check "progress to a file is whole lines, no carriage returns" \

@@ -39,6 +39,11 @@ for i in 0 2; do
   check "sample $i replayed gives the same bytes" "$bin/maskgit-sample" --replay "$work/s$i.png" "${run[@]}" -o "$work/re-s$i.png"
   check "sample $i: same bytes" cmp "$work/s$i.png" "$work/re-s$i.png"
 done
+# A custom schedule: the record holds the steps it ran (its length), and replays.
+check "sample, custom schedule" "$bin/maskgit-sample" -m "$model" "${run[@]}" -c 3 -n 1 -s 7 --schedule custom:20,29 -o "$work/c.png"
+check "custom schedule: its steps recorded" grep -q '"--steps","2"' "$work/c.png"
+check "custom schedule replayed" "$bin/maskgit-sample" --replay "$work/c.png" "${run[@]}" -o "$work/re-c.png"
+check "custom schedule: same bytes" cmp "$work/c.png" "$work/re-c.png"
 check "info prints the record" "$bin/maskgit-info" "$work/s1.png"
 "$bin/maskgit-info" "$work/s1.png" >"$work/info.txt"
 check "info text names the seed" grep -q "^  seed: 18446744073709551614$" "$work/info.txt"

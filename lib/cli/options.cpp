@@ -390,7 +390,7 @@ std::vector<OptionSpec> build_table() {
                kTrain, loss_weight});
   t.push_back({"ema", "--ema", "Transformer", "EMA decay of the shipped weights (0 = off, e.g. 0.999)", kTrain,
                ema_range});
-  t.push_back({"epochs", "--epochs", "Classifier", "Epochs (when --steps is not given)", kTrain, positive});
+  t.push_back({"epochs", "--epochs", "Classifier", "Epochs (instead of --steps)", kTrain, positive});
   t.push_back({"eval_split", "--eval-split", "Classifier",
                "After training, report accuracy on the whole of this split of --data, e.g. t10k (--limit applies to training only)", kTrain, split_names});
   t.push_back({"width_multiplier", "--width-multiplier", "Classifier", "Channel width multiplier", kTrain,

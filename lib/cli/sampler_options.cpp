@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli/common.h"
+#include "cli/image_record.h"
 #include "common/console.h"
 #include "common/error.h"
 #include "compat/torch_compat.h"
@@ -167,9 +168,10 @@ DecodeOptions to_decode_options(const SamplerCliOptions& options) {
   decode.steps = decode_step_count(decode.schedule, options.steps, options.start_step);
   if (decode.schedule.custom_reveals.size() > SamplingDefaults::kMaxCustomSteps)
     throw_usage(fmt::format("--schedule: a custom schedule has at most {} steps", SamplingDefaults::kMaxCustomSteps));
-  // A custom schedule decides the step count itself; a --steps given beside it must agree.
+  // A custom schedule decides the step count itself; a --steps given beside it must agree. (A
+  // replayed record written before this rule carries the default --steps beside it: let through.)
   if (!decode.schedule.custom_reveals.empty() && options.steps_flag != nullptr && options.steps_flag->count() > 0 &&
-      options.steps != decode.steps)
+      options.steps != decode.steps && replayed_record() == nullptr)
     throw_usage(fmt::format("--steps: {} disagrees with the custom schedule's {} steps (--start-step {} + its {} "
                             "reveals); leave --steps out",
                             options.steps, decode.steps, options.start_step, decode.schedule.custom_reveals.size()));
@@ -199,7 +201,14 @@ std::string dtype_flag_value(torch::ScalarType dtype) {
 }
 
 std::vector<std::string> sampler_arguments(const SamplerCliOptions& options, torch::ScalarType dtype) {
-  return {"--steps",       std::to_string(options.steps),
+  // The step count the decoder ran (a custom schedule's own, not a --steps beside it).
+  int64_t steps = options.steps;
+  try {
+    steps = decode_step_count(parse_schedule(options.schedule), options.steps, options.start_step);
+  } catch (const std::exception&) {
+    // to_decode_options has refused a bad schedule before a record is written
+  }
+  return {"--steps",       std::to_string(steps),
           "--start-step",  std::to_string(options.start_step),
           "--schedule",    options.schedule,
           "--choice-temperature", exact_number(options.choice_temperature),

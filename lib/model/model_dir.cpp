@@ -245,7 +245,11 @@ void write_model_config(const ModelConfig& config) {
   for (const auto& name : config.class_names) names.push_back(name);
   root["class_names"] = names;
   if (config.tokenizer) root["tokenizer"] = config.tokenizer->to_json();
-  if (config.transformer) root["transformer"] = config.transformer->to_json();
+  if (config.transformer) {
+    root["transformer"] = config.transformer->to_json();
+  } else {
+    root.erase("transformer");
+  }
   if (config.sampling) {
     root["sampling"] = config.sampling->to_json();
   } else {
