@@ -73,6 +73,20 @@ void apply_model_sampling_defaults(SamplerCliOptions& options, const ModelConfig
   }
 }
 
+namespace {
+
+// The number of steps the decoder runs: --steps, or a custom schedule's start step + length.
+// (A bad schedule is refused by to_decode_options before anything asks.)
+int64_t decoded_step_count(const SamplerCliOptions& options) {
+  try {
+    return decode_step_count(parse_schedule(options.schedule), options.steps, options.start_step);
+  } catch (const std::exception&) {
+    return options.steps;
+  }
+}
+
+}  // namespace
+
 bool show_defaults_requested(int argc, const char* const* argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view argument = argv[i];
@@ -90,17 +104,9 @@ bool show_sampling_defaults(const SamplerCliOptions& options, const ModelConfig&
     std::string origin;
   };
   // A custom schedule decides the number of steps itself.
-  int64_t steps = options.steps;
-  std::string steps_origin = options.steps_origin;
-  try {
-    const MaskSchedule schedule = parse_schedule(options.schedule);
-    if (!schedule.custom_reveals.empty()) {
-      steps = decode_step_count(schedule, options.steps, options.start_step);
-      steps_origin = "the custom schedule's length";
-    }
-  } catch (const std::exception&) {
-    // to_decode_options has refused a bad schedule before this is reached
-  }
+  const int64_t steps = decoded_step_count(options);
+  const std::string steps_origin =
+      options.schedule.rfind("custom:", 0) == 0 ? "the custom schedule's length" : options.steps_origin;
   auto origin = [](const CLI::Option* flag) { return flag != nullptr && flag->count() > 0 ? "the flag" : "the tool's default"; };
   const std::vector<Row> rows = {
       {"--steps", steps, steps_origin},
@@ -202,13 +208,7 @@ std::string dtype_flag_value(torch::ScalarType dtype) {
 
 std::vector<std::string> sampler_arguments(const SamplerCliOptions& options, torch::ScalarType dtype) {
   // The step count the decoder ran (a custom schedule's own, not a --steps beside it).
-  int64_t steps = options.steps;
-  try {
-    steps = decode_step_count(parse_schedule(options.schedule), options.steps, options.start_step);
-  } catch (const std::exception&) {
-    // to_decode_options has refused a bad schedule before a record is written
-  }
-  return {"--steps",       std::to_string(steps),
+  return {"--steps",       std::to_string(decoded_step_count(options)),
           "--start-step",  std::to_string(options.start_step),
           "--schedule",    options.schedule,
           "--choice-temperature", exact_number(options.choice_temperature),
