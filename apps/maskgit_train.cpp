@@ -125,16 +125,45 @@ int main(int argc, char** argv) {
     stage_only.emplace_back(std::move(stages), option);
     return option;
   };
+  // Settings a checkpoint records (the architecture): given with --resume they must be the
+  // checkpoint's (the engine compares; a different value would silently do nothing).
+  struct CheckpointSetting {
+    std::string stage;
+    const CLI::Option* option;
+    std::string key, field;
+    std::function<Json()> value;  // read once the flags are parsed
+  };
+  std::vector<CheckpointSetting> checkpoint_settings;
+  const auto recorded_in = [&](const std::string& stage_name, const CLI::Option* option, const std::string& key,
+                               const std::string& field, std::function<Json()> value) {
+    checkpoint_settings.push_back({stage_name, option, key, field, std::move(value)});
+    return option;
+  };
   // Also the classifier's: its input channels.
   const CLI::Option* channels_flag = only({"tokenizer", "classifier"}, cli.add("channels", tokenizer.config.channels));
-  for (const CLI::Option* option :
-       {cli.add("filters", tokenizer.config.filters), cli.add("channel_mult", channel_multipliers),
-        cli.add("res_blocks", tokenizer.config.num_res_blocks), cli.add("codebook_size", tokenizer.config.codebook_size),
-        cli.add("embedding_dim", tokenizer.config.embedding_dim), cli.add("norm_groups", tokenizer.config.norm_groups),
-        cli.add_flag("release_shortcut", tokenizer.config.release_shortcut),
-        cli.add("dead_code_window", tokenizer.dead_code_window),
-        cli.add_no_default("perceptual_model", tokenizer.perceptual_model)})
-    only({"tokenizer"}, option);
+  const auto channels_value = [&] { return Json(tokenizer.config.channels); };
+  recorded_in("tokenizer", channels_flag, "tokenizer_config", "channels", channels_value);
+  recorded_in("classifier", channels_flag, "classifier_config", "channels", channels_value);
+  const auto tokenizer_architecture = [&](CLI::Option* option, const std::string& field, std::function<Json()> value) {
+    only({"tokenizer"}, recorded_in("tokenizer", option, "tokenizer_config", field, std::move(value)));
+  };
+  TokenizerConfig& architecture = tokenizer.config;
+  tokenizer_architecture(cli.add("filters", architecture.filters), "filters", [&] { return Json(architecture.filters); });
+  tokenizer_architecture(cli.add("channel_mult", channel_multipliers), "channel_multipliers",
+                         [&] { return Json(architecture.channel_multipliers); });
+  tokenizer_architecture(cli.add("res_blocks", architecture.num_res_blocks), "num_res_blocks",
+                         [&] { return Json(architecture.num_res_blocks); });
+  tokenizer_architecture(cli.add("codebook_size", architecture.codebook_size), "codebook_size",
+                         [&] { return Json(architecture.codebook_size); });
+  tokenizer_architecture(cli.add("embedding_dim", architecture.embedding_dim), "embedding_dim",
+                         [&] { return Json(architecture.embedding_dim); });
+  tokenizer_architecture(cli.add("norm_groups", architecture.norm_groups), "norm_groups",
+                         [&] { return Json(architecture.norm_groups); });
+  tokenizer_architecture(cli.add_flag("release_shortcut", architecture.release_shortcut), "release_shortcut",
+                         [&] { return Json(architecture.release_shortcut); });
+  only({"tokenizer"}, recorded_in("tokenizer", cli.add("dead_code_window", tokenizer.dead_code_window),
+                                  "tokenizer_losses", "dead_code_window", [&] { return Json(tokenizer.dead_code_window); }));
+  only({"tokenizer"}, cli.add_no_default("perceptual_model", tokenizer.perceptual_model));
   const CLI::Option* commitment_flag = cli.add("commitment", tokenizer.commitment_weight);
   // The loss settings a checkpoint records (refused with --resume: the checkpoint decides), and
   // the adversarial ones (refused without --adversarial-weight, which they would not affect).
@@ -146,26 +175,43 @@ int main(int argc, char** argv) {
       {"--r1-weight", cli.add("r1_weight", tokenizer.r1_weight)},
       {"--discriminator-filters", cli.add("discriminator_filters", tokenizer.discriminator.filters)},
       {"--discriminator-layers", cli.add("discriminator_layers", tokenizer.discriminator.layers)},
-      {"--init-from", cli.add_no_default("init_from", tokenizer.init_from)},
       {"--decoder-only", cli.add_flag("decoder_only", tokenizer.decoder_only)},
       {"--commitment", commitment_flag},
   };
   for (const auto& [flag, option] : recorded) only({"tokenizer"}, option);
+  // Both weight stages: the starting weights of a new run.
+  std::string init_from;
+  const CLI::Option* init_from_flag = only({"tokenizer", "transformer"}, cli.add_no_default("init_from", init_from));
 
   // Also the classifier's: its dropout before the logits.
   const CLI::Option* dropout_flag =
       only({"transformer", "classifier"}, cli.add("dropout", transformer.config.dropout));
+  const auto dropout_value = [&] { return Json(transformer.config.dropout); };
+  recorded_in("transformer", dropout_flag, "transformer_config", "dropout", dropout_value);
+  recorded_in("classifier", dropout_flag, "classifier_config", "dropout", dropout_value);
+  // The transformer's architecture (from the starting model with --init-from).
+  TransformerConfig& layout = transformer.config;
+  const std::vector<const CLI::Option*> transformer_architecture = {
+      recorded_in("transformer", cli.add("layers", layout.num_layers), "transformer_config", "num_layers",
+                  [&] { return Json(layout.num_layers); }),
+      recorded_in("transformer", cli.add("hidden", layout.hidden_size), "transformer_config", "hidden_size",
+                  [&] { return Json(layout.hidden_size); }),
+      recorded_in("transformer", cli.add("heads", layout.num_heads), "transformer_config", "num_heads",
+                  [&] { return Json(layout.num_heads); }),
+      recorded_in("transformer", cli.add("mlp_dim", layout.mlp_dim), "transformer_config", "mlp_dim",
+                  [&] { return Json(layout.mlp_dim); })};
+  for (const CLI::Option* option : transformer_architecture) only({"transformer"}, option);
   for (const CLI::Option* option :
-       {cli.add("layers", transformer.config.num_layers), cli.add("hidden", transformer.config.hidden_size),
-        cli.add("heads", transformer.config.num_heads), cli.add("mlp_dim", transformer.config.mlp_dim),
-        cli.add("class_dropout", transformer.class_dropout), cli.add("label_smoothing", transformer.label_smoothing),
+       {cli.add("class_dropout", transformer.class_dropout), cli.add("label_smoothing", transformer.label_smoothing),
         cli.add("ema", transformer.ema_decay)})
     only({"transformer"}, option);
 
   CLI::Option* epochs_flag = cli.add("epochs", classifier.epochs);
   for (const CLI::Option* option :
-       {epochs_flag, cli.add_no_default("eval_split", evaluation_split),
-        cli.add("width_multiplier", classifier.config.width_multiplier), cli.add_flag("augment", classifier.augment)})
+       std::initializer_list<const CLI::Option*>{epochs_flag, cli.add_no_default("eval_split", evaluation_split),
+        recorded_in("classifier", cli.add("width_multiplier", classifier.config.width_multiplier), "classifier_config",
+                    "width_multiplier", [&] { return Json(classifier.config.width_multiplier); }),
+        cli.add_flag("augment", classifier.augment)})
     only({"classifier"}, option);
 
   // Defaults that differ per stage are the trainers' own (the help says which).
@@ -212,7 +258,14 @@ int main(int argc, char** argv) {
             throw_usage(fmt::format("{}: only for a multi-process run (--nproc above 1, or ranks started by a "
                                     "launcher that sets WORLD_SIZE)",
                                     option->get_name()));
+      if (init_from_flag->count() > 0 && flags.resume)
+        throw_usage("--init-from: a resumed run continues from its checkpoint's weights (start a new run to change them)");
+      if (init_from_flag->count() > 0 && stage == "transformer")
+        for (const CLI::Option* option : transformer_architecture)
+          if (option->count() > 0)
+            throw_usage(fmt::format("{}: the architecture comes from --init-from's transformer", option->get_name()));
       if (stage == "tokenizer") {
+        tokenizer.init_from = init_from;
         try {
           tokenizer.config.channel_multipliers = parse_int_list(channel_multipliers);
         } catch (const std::exception& e) {
@@ -240,6 +293,7 @@ int main(int argc, char** argv) {
                              {"num_res_blocks", "--res-blocks"}, {"codebook_size", "--codebook-size"},
                              {"embedding_dim", "--embedding-dim"}, {"norm_groups", "--norm-groups"}});
       } else if (stage == "transformer") {
+        transformer.init_from = init_from;
         validate_from_flags([&] { transformer.config.validate(); }, "transformer.",
                             {{"num_layers", "--layers"}, {"hidden_size", "--hidden"}, {"num_heads", "--heads"},
                              {"mlp_dim", "--mlp-dim"}, {"dropout", "--dropout"}});
@@ -273,10 +327,20 @@ int main(int argc, char** argv) {
       prepare_output_file(out + "/train-state/" + stage + ".safetensors", "--out", false);
       if (flags.metrics.empty()) prepare_output_file(out + "/train-state/" + stage + "-metrics.jsonl", "--out", false);
     };
+    // The recorded settings given beside --resume, for the engine to compare with the checkpoint.
+    const auto resume_checks = [&] {
+      std::vector<TrainingRunOptions::RecordedSetting> checks;
+      if (flags.resume)
+        for (const CheckpointSetting& setting : checkpoint_settings)
+          if (setting.stage == stage && setting.option->count() > 0)
+            checks.push_back({setting.key, setting.field, setting.value()});
+      return checks;
+    };
     const auto train = [&](const torch::Device& device) {
       flags.group->run_on_main("checking the outputs", check_outputs);
       if (stage == "tokenizer") {
         flags.apply_to(tokenizer);
+        tokenizer.resume_checks = resume_checks();
         tokenizer.model_dir = flags.model_dir;
         tokenizer.device = device;
         // A transformer beside a new tokenizer was trained on the former one's codes (a
@@ -291,6 +355,7 @@ int main(int argc, char** argv) {
         finish(result, flags);
       } else if (stage == "classifier") {
         flags.apply_to(classifier);
+        classifier.resume_checks = resume_checks();
         classifier.out_dir = flags.model_dir;
         if (channels_flag->count() > 0) classifier.config.channels = tokenizer.config.channels;
         if (dropout_flag->count() > 0) classifier.config.dropout = transformer.config.dropout;
@@ -306,6 +371,7 @@ int main(int argc, char** argv) {
         finish(result, flags);
       } else {
         flags.apply_to(transformer);
+        transformer.resume_checks = resume_checks();
         transformer.model_dir = flags.model_dir;
         transformer.config.attention_dropout = transformer.config.dropout;
         transformer.device = device;

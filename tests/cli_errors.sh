@@ -250,6 +250,23 @@ cp -r "$work/classifier" "$work/classifier-diverge"
 expect 1 "$diverged" -- "$bin/maskgit-train" --stage classifier -o "$work/classifier-diverge" "${tiny_classifier[@]}" --steps 12 --lr 1e30 --resume
 check "a diverged classifier run keeps the last model and checkpoint" \
   same_files "$work/classifier" "$work/classifier-diverge" config.json classifier.safetensors train-state/classifier.safetensors
+# Settings a checkpoint records, given with --resume: the same values are accepted (the runs
+# above), other values refused before anything is written (they would do nothing).
+cp -r "$work/gen" "$work/gen-refused"
+expect 2 "--layers: 2, but the checkpoint $work/gen-refused/train-state/transformer.safetensors records 1" -- \
+  "$bin/maskgit-train" --stage transformer -o "$work/gen-refused" --data "$data" --split t10k --limit 64 --layers 2 --steps 3 --threads 1 -q --resume
+expect 2 "--dropout: 0.2, but the checkpoint" -- \
+  "$bin/maskgit-train" --stage transformer -o "$work/gen-refused" --data "$data" --split t10k --limit 64 --dropout 0.2 --steps 3 --threads 1 -q --resume
+check "refused resumes leave the run as it was" \
+  same_files "$work/gen" "$work/gen-refused" config.json transformer.safetensors train-state/transformer.safetensors
+expect 2 "--codebook-size: 32, but the checkpoint" -- \
+  "$bin/maskgit-train" --stage tokenizer -o "$work/diverge" --data "$data" --split t10k --limit 64 --codebook-size 32 --steps 3 --threads 1 -q --resume
+expect 2 "--channel-mult: [1,2,4], but the checkpoint" -- \
+  "$bin/maskgit-train" --stage tokenizer -o "$work/diverge" --data "$data" --split t10k --limit 64 --channel-mult 1,2,4 --steps 3 --threads 1 -q --resume
+expect 2 "--dead-code-window: 7, but the checkpoint" -- \
+  "$bin/maskgit-train" --stage tokenizer -o "$work/diverge" --data "$data" --split t10k --limit 64 --dead-code-window 7 --steps 3 --threads 1 -q --resume
+expect 2 "--width-multiplier: 0.5, but the checkpoint" -- \
+  "$bin/maskgit-train" --stage classifier -o "$work/classifier-diverge" --data "$data" --split t10k --limit 64 --width-multiplier 0.5 --steps 3 --threads 1 -q --resume
 expect 2 "--lr" -- "${train[@]}" --lr 1e39 -o "$work/x"
 expect 2 "--lr" -- "${train[@]}" --lr inf -o "$work/x"
 check "no output after refused learning rates" test ! -e "$work/x"
@@ -277,6 +294,9 @@ expect 2 "--perceptual-model: a flag of the tokenizer stage" -- "$bin/maskgit-tr
 expect 2 "--ema: a flag of the transformer stage" -- "${train[@]}" --ema 0.99 -o "$work/x"
 expect 2 "--augment: a flag of the classifier stage" -- "${train[@]}" --augment -o "$work/x"
 expect 2 "--layers: a flag of the transformer stage" -- "$bin/maskgit-train" --stage classifier --layers 2 -o "$work/x"
+expect 2 "--init-from: a flag of the tokenizer and transformer stages" -- "$bin/maskgit-train" --stage classifier --init-from "$root/models/fashion-mnist" -o "$work/x"
+expect 2 "--hidden: the architecture comes from --init-from" -- "$bin/maskgit-train" --stage transformer --init-from "$root/models/fashion-mnist" --hidden 64 -o "$work/x"
+expect 2 "--init-from: a resumed run" -- "$bin/maskgit-train" --stage transformer --init-from "$root/models/fashion-mnist" --resume -o "$work/x"
 expect 2 "--epochs: the run's length is given by --steps" -- "$bin/maskgit-train" --stage classifier --epochs 2 --steps 5 -o "$work/x"
 expect 2 "--dist-backend: only for a multi-process run" -- "${train[@]}" --dist-backend gloo -o "$work/x"
 expect 2 "--dist-timeout: only for a multi-process run" -- "${train[@]}" --nproc 1 --dist-timeout 30 -o "$work/x"

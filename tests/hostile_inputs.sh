@@ -251,6 +251,20 @@ case_ 3 "$work/none" -- "${train[@]}" --stage tokenizer --perceptual-model "$wor
 case_ 3 "$work/none" -- "${train[@]}" --stage tokenizer --init-from "$work/none"
 case_ 3 "$shipped" -- "${train[@]}" --stage tokenizer --perceptual-model "$shipped"
 case_ 3 "fashion-mnist-classifier/config.json" -- "${train[@]}" --stage tokenizer --init-from "$root/models/fashion-mnist-classifier"
+# A transformer started from a directory that is missing, not a MaskGIT model, or has no transformer.
+rm -rf "$work/tmodel" && cp -r "$shipped" "$work/tmodel" && rm "$work/tmodel/transformer.safetensors"
+python3 - "$work/tmodel/config.json" <<'PY'
+import json, sys
+config = json.load(open(sys.argv[1]))
+del config["transformer"], config["sampling"]
+json.dump(config, open(sys.argv[1], "w"))
+PY
+cp -r "$work/tmodel" "$work/tmodel.before"
+tmodel_train=("$bin/maskgit-train" --threads 1 --data "$data" --limit 64 --steps 1 --stage transformer -o "$work/tmodel")
+case_ 3 "$work/none" -- "${tmodel_train[@]}" --init-from "$work/none"
+case_ 3 "fashion-mnist-classifier/config.json" -- "${tmodel_train[@]}" --init-from "$root/models/fashion-mnist-classifier"
+case_ 2 "--init-from: $work/tmodel.before has no transformer" -- "${tmodel_train[@]}" --init-from "$work/tmodel.before"
+check "a refused --init-from leaves the output directory as it was" diff -r "$work/tmodel" "$work/tmodel.before"
 echo "a file" >"$work/plain"
 case_ 4 "--out" -- "$bin/maskgit-train" --threads 1 --data "$data" --limit 64 --steps 1 --stage tokenizer -o "$work/plain/m"
 case_ 4 "--metrics" -- "${train[@]}" --stage tokenizer --metrics "$out"

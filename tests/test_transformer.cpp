@@ -3,6 +3,7 @@
 
 #include <filesystem>
 
+#include "common/error.h"
 #include "compat/torch_compat.h"
 #include "io/image.h"
 #include "io/safetensors.h"
@@ -228,6 +229,81 @@ TEST_CASE("a tiny MVTM run lowers its loss, and a resumed run matches an uninter
   for (size_t i = 0; i < a.tensors.size(); ++i) {
     INFO(a.tensors[i].name);
     CHECK(torch::equal(entry_to_tensor(a.tensors[i]), entry_to_tensor(b.tensors[i])));  // bit for bit
+  }
+  fs::remove_all(root);
+}
+
+TEST_CASE("--init-from starts a new run from a trained transformer, whose architecture it takes",
+          "[transformer][training]") {
+  torch::set_num_threads(1);
+  const fs::path root = testing::fresh_temp_dir("mvtm-init");
+  tiny_model_dir(root);
+  TransformerTrainOptions base = tiny_training(root, "base");
+  base.steps = 60;
+  base.ema_decay = 0.9;
+  const TransformerTrainResult trained = train_transformer(base);
+
+  // A fresh run's first logging window starts near log(8); one started from the base continues
+  // near where the base ended, with the base's architecture whatever `config` says.
+  TransformerTrainOptions tuned = tiny_training(root, "tuned");
+  tuned.init_from = base.model_dir;
+  tuned.config.hidden_size = 16;
+  tuned.config.num_layers = 2;
+  tuned.config.dropout = tuned.config.attention_dropout = 0;
+  tuned.steps = 10;
+  tuned.learning_rate = 1e-4;
+  const TransformerTrainResult continued = train_transformer(tuned);
+  TransformerTrainOptions fresh = tiny_training(root, "fresh");
+  fresh.steps = 10;
+  const TransformerTrainResult scratch = train_transformer(fresh);
+  INFO("base first " << trained.first_loss << " last " << trained.last_loss << "; continued first "
+                     << continued.first_loss << "; fresh first " << scratch.first_loss);
+  CHECK(continued.first_loss < 0.8 * scratch.first_loss);
+  CHECK(continued.first_loss < trained.first_loss);
+  const ModelConfig a = read_model_config(base.model_dir), b = read_model_config(tuned.model_dir);
+  REQUIRE(b.transformer.has_value());
+  CHECK(b.transformer->hidden_size == 32);
+  CHECK(b.transformer->num_layers == 1);
+  CHECK(b.transformer->dropout == 0);  // dropout is the run's own
+  // Tiny steps at a small learning rate: close to the base's weights, not equal.
+  BidirectionalTransformer before = load_transformer(a, torch::kCPU), after = load_transformer(b, torch::kCPU);
+  const auto old_parameters = before->named_parameters();
+  double largest = 0;
+  bool changed = false;
+  for (const auto& item : after->named_parameters()) {
+    largest = std::max(largest, (item.value() - old_parameters[item.key()]).abs().max().item<double>());
+    changed = changed || !torch::equal(item.value(), old_parameters[item.key()]);
+  }
+  CHECK(changed);
+  CHECK(largest < 0.05);
+
+  // A directory whose tokenizer has another codebook than the starting transformer's: refused,
+  // naming the option, before any training.
+  ModelConfig other = read_model_config((root / "model").string());
+  other.directory = (root / "mismatched").string();
+  fs::create_directories(other.directory);
+  other.tokenizer->codebook_size = 16;
+  VQTokenizer other_tokenizer(*other.tokenizer);
+  write_model_config(other);
+  save_tokenizer_weights(other, other_tokenizer);
+  TransformerTrainOptions mismatched = tiny_training(root, "mismatched");
+  mismatched.init_from = base.model_dir;
+  try {
+    train_transformer(mismatched);
+    FAIL("no error");
+  } catch (const InvalidArgument& e) {
+    CHECK(e.argument() == "init_from");
+    CHECK(std::string(e.what()).find("the tokenizer's codebook has 16") != std::string::npos);
+  }
+  CHECK_FALSE(fs::exists(mismatched.model_dir + "/" + kTransformerWeightsFile));
+  // A directory without a transformer: refused the same way.
+  TransformerTrainOptions bare = tiny_training(root, "bare");
+  bare.init_from = (root / "model").string();
+  try {
+    train_transformer(bare);
+    FAIL("no error");
+  } catch (const InvalidArgument& e) {
+    CHECK(e.argument() == "init_from");
   }
   fs::remove_all(root);
 }

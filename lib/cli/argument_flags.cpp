@@ -79,6 +79,22 @@ constexpr ArgumentFlag kArgumentFlags[] = {
     {"perceptual_model", "--perceptual-model", "maskgit-train"},
     {"discriminator_layers", "--discriminator-layers", "maskgit-train"},
     {"discriminator_filters", "--discriminator-filters", "maskgit-train"},
+    // Settings a checkpoint records, given beside --resume (TrainingRunOptions::resume_checks):
+    // the fields of the stages' configurations.
+    {"filters", "--filters", "maskgit-train"},
+    {"channel_multipliers", "--channel-mult", "maskgit-train"},
+    {"num_res_blocks", "--res-blocks", "maskgit-train"},
+    {"codebook_size", "--codebook-size", "maskgit-train"},
+    {"embedding_dim", "--embedding-dim", "maskgit-train"},
+    {"norm_groups", "--norm-groups", "maskgit-train"},
+    {"release_shortcut", "--release-shortcut", "maskgit-train"},
+    {"dead_code_window", "--dead-code-window", "maskgit-train"},
+    {"num_layers", "--layers", "maskgit-train"},
+    {"hidden_size", "--hidden", "maskgit-train"},
+    {"num_heads", "--heads", "maskgit-train"},
+    {"mlp_dim", "--mlp-dim", "maskgit-train"},
+    {"dropout", "--dropout", "maskgit-train"},
+    {"width_multiplier", "--width-multiplier", "maskgit-train"},
 };
 
 }  // namespace

@@ -367,9 +367,10 @@ std::vector<OptionSpec> build_table() {
                "The discriminator's first width (doubled per layer)", kTrain, discriminator_filters_range});
   t.push_back({"discriminator_layers", "--discriminator-layers", "Tokenizer",
                "The discriminator's stride-2 convolutions (each halves the patch grid)", kTrain, discriminator_layers_range});
-  t.push_back({"init_from", "--init-from", "Tokenizer",
-               "Start from this model directory's tokenizer (its architecture replaces the flags above)", kTrain,
-               some_text});
+  t.push_back({"init_from", "--init-from", "Training",
+               "Start a new run from this model directory's tokenizer or transformer (the stage trained): its "
+               "architecture replaces the architecture flags (a transformer's with them given is refused)",
+               kTrain, some_text});
   t.push_back({"decoder_only", "--decoder-only", "Tokenizer",
                "Train the decoder alone (needs --init-from): token grids, and a transformer trained on them, stay valid",
                kTrain, nullptr});

@@ -183,19 +183,8 @@ ModelConfig read_model_config(const std::string& directory) {
     }
     if (const Json* transformer = json_find(root, "transformer")) {
       config.transformer = TransformerConfig::from_json(*transformer, "transformer");
-      if (config.transformer->num_classes != config.num_classes())
-        throw std::runtime_error("transformer.num_classes: differs from the number of class_names");
-      if (config.tokenizer && config.transformer->codebook_size != config.tokenizer->codebook_size)
-        throw std::runtime_error("transformer.codebook_size: differs from tokenizer.codebook_size");
-      if (config.tokenizer) {
-        const int64_t factor = config.tokenizer->downsample_factor();
-        if (config.transformer->grid_width != config.image_width / factor ||
-            config.transformer->grid_height != config.image_height / factor)
-          throw std::runtime_error(fmt::format(
-              "transformer.grid_height, grid_width: {}x{} tokens, but a {}x{} image is {}x{} tokens",
-              config.transformer->grid_width, config.transformer->grid_height, config.image_width,
-              config.image_height, config.image_width / factor, config.image_height / factor));
-      }
+      if (const std::string why = transformer_mismatch(*config.transformer, config); !why.empty())
+        throw std::runtime_error(why);
     }
     if (const Json* sampling = json_find(root, "sampling")) {
       config.sampling = SamplingDefaults::from_json(*sampling, "sampling");
@@ -210,6 +199,22 @@ ModelConfig read_model_config(const std::string& directory) {
     throw_bad_input(fmt::format("{}: {}", path, e.what()));
   }
   return config;
+}
+
+std::string transformer_mismatch(const TransformerConfig& transformer, const ModelConfig& model) {
+  if (transformer.num_classes != model.num_classes())
+    return fmt::format("transformer.num_classes: {}, but there are {} class_names", transformer.num_classes,
+                       model.num_classes());
+  if (!model.tokenizer) return "";
+  if (transformer.codebook_size != model.tokenizer->codebook_size)
+    return fmt::format("transformer.codebook_size: {} codes, but the tokenizer's codebook has {}",
+                       transformer.codebook_size, model.tokenizer->codebook_size);
+  const int64_t factor = model.tokenizer->downsample_factor();
+  if (transformer.grid_width != model.image_width / factor || transformer.grid_height != model.image_height / factor)
+    return fmt::format("transformer.grid_height, grid_width: {}x{} tokens, but a {}x{} image is {}x{} tokens",
+                       transformer.grid_width, transformer.grid_height, model.image_width, model.image_height,
+                       model.image_width / factor, model.image_height / factor);
+  return "";
 }
 
 int64_t tokenizer_activation_bound(const TokenizerConfig& tokenizer, int64_t width, int64_t height) {

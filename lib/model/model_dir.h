@@ -99,6 +99,11 @@ int64_t tokenizer_activation_bound(const TokenizerConfig& tokenizer, int64_t wid
 // most kMaxActivation. Throws Error(bad_input) naming `source`.
 void check_tokenizer_image_size(const ModelConfig& config, int64_t width, int64_t height, const std::string& source);
 
+// Why `transformer` cannot model the token grids of `model`'s tokenizer (codebook size, grid
+// of its image size, model.num_classes()) as "transformer.<field>: why", or "" when it can (or
+// the model has no tokenizer; the classes are checked either way). Never throws.
+std::string transformer_mismatch(const TransformerConfig& transformer, const ModelConfig& model);
+
 // Reads and validates DIR/config.json. Throws Error(bad_input) naming the file and field.
 ModelConfig read_model_config(const std::string& directory);
 // What `directory` holds, by its config.json's "format": "maskgit-cpp" (a MaskGIT model),

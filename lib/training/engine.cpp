@@ -340,6 +340,15 @@ TrainingRunResult run_training(TrainingStage& stage, TrainingRunOptions& options
                                                                          : fmt::format("the first {} images", limit)));
       options.data.limit = limit;
     }
+    for (const auto& check : options.resume_checks) {
+      if (!checkpoint.has(check.key)) continue;
+      const Json recorded = checkpoint.parsed(check.key, [](const Json& json) { return json; });
+      const auto field = recorded.is_object() ? recorded.find(check.field) : recorded.end();
+      if (field == recorded.end() || *field == check.value) continue;
+      throw InvalidArgument(check.field, fmt::format("{}, but the checkpoint {} records {}: a resumed run keeps its "
+                                                     "checkpoint's settings (start a new run to change them)",
+                                                     dump_json(check.value), state_path, dump_json(*field)));
+    }
     stage.read_settings(checkpoint);
   });
   const int64_t global_batch = options.batch_size * world;

@@ -63,6 +63,15 @@ struct TrainingRunOptions {
   torch::Device device = torch::kCPU;
   // The process group of a data-parallel run (this process is one rank of it); null: one process.
   std::shared_ptr<DataParallelGroup> group;
+  // Settings given for a resumed run that its checkpoint records (the architecture, say): the
+  // field `field` of the JSON object in metadata `key` must equal `value` (a number compares
+  // by value), or the run is refused with InvalidArgument(field) before anything is built. A
+  // checkpoint without `key` or `field` (an earlier version's) is not checked.
+  struct RecordedSetting {
+    std::string key, field;
+    Json value;
+  };
+  std::vector<RecordedSetting> resume_checks;
 };
 
 // A checkpoint's metadata and tensors, read strictly: every accessor names the file and the

@@ -241,13 +241,7 @@ class TokenizerStage final : public TrainingStage {
     model_.tokenizer = options_.config;
     // A transformer section that no longer fits the new tokenizer (codebook, grid, classes) would
     // make config.json invalid: dropped (its weights file stays; the CLI says to retrain it).
-    if (model_.transformer) {
-      const int64_t factor = options_.config.downsample_factor();
-      const TransformerConfig& t = *model_.transformer;
-      if (t.codebook_size != options_.config.codebook_size || t.num_classes != model_.num_classes() ||
-          t.grid_height != model_.image_height / factor || t.grid_width != model_.image_width / factor)
-        model_.transformer.reset();
-    }
+    if (model_.transformer && !transformer_mismatch(*model_.transformer, model_).empty()) model_.transformer.reset();
 
     torch::manual_seed(options_.seed);  // parameter initialisation, the same on every rank
     tokenizer_ = VQTokenizer(options_.config);

@@ -112,12 +112,35 @@ class TransformerStage final : public TrainingStage {
       throw_bad_input(fmt::format("{}: train the tokenizer stage first (no \"tokenizer\" section)",
                                   model_.path_of(kModelConfigFile)));
     TransformerConfig& config = options_.config;
+    ModelConfig init;
+    const bool start_from_model = !options_.init_from.empty() && !options_.resume;  // resumed: the checkpoint's weights
     if (!options_.resume) {
       VQTokenizer probe(*model_.tokenizer);
-      config.codebook_size = model_.tokenizer->codebook_size;
+      const int64_t codebook = model_.tokenizer->codebook_size;
+      const int64_t grid_height = probe->grid_size(model_.image_height);
+      const int64_t grid_width = probe->grid_size(model_.image_width);
+      if (start_from_model) {
+        init = read_model_config(options_.init_from);
+        if (!init.transformer)
+          throw InvalidArgument("init_from", fmt::format("{} has no transformer", options_.init_from));
+        if (const std::string why = transformer_mismatch(*init.transformer, model_); !why.empty())
+          throw InvalidArgument("init_from", fmt::format("{}'s transformer does not fit the tokenizer of {} ({})",
+                                                         options_.init_from, options_.model_dir, why));
+        const double dropout = config.dropout, attention_dropout = config.attention_dropout;
+        config = *init.transformer;
+        config.dropout = dropout;
+        config.attention_dropout = attention_dropout;
+        const std::string init_tokenizer = init.path_of(kTokenizerWeightsFile);
+        if (!options_.quiet && file_exists(init_tokenizer) &&
+            sha256_file(init_tokenizer) != sha256_file(model_.path_of(kTokenizerWeightsFile)))
+          print_note("{}: its transformer was trained with another tokenizer than {}'s (same codebook and grid); "
+                     "training continues on {}'s token grids\n",
+                     options_.init_from, options_.model_dir, options_.model_dir);
+      }
+      config.codebook_size = codebook;
       config.num_classes = model_.num_classes();
-      config.grid_height = probe->grid_size(model_.image_height);
-      config.grid_width = probe->grid_size(model_.image_width);
+      config.grid_height = grid_height;
+      config.grid_width = grid_width;
     }
     config.validate();
 
@@ -136,6 +159,14 @@ class TransformerStage final : public TrainingStage {
 
     transformer_ = BidirectionalTransformer(config);
     transformer_->reset_parameters_like_release(options_.seed);
+    if (start_from_model) {
+      // The starting weights (a fresh run; a resumed one loads its checkpoint over them).
+      BidirectionalTransformer start = load_transformer(init, torch::kCPU);
+      torch::NoGradGuard no_grad;
+      const auto source = start->named_parameters();
+      for (auto& item : transformer_->named_parameters()) item.value().copy_(source[item.key()]);
+      options_.init_from = fs::absolute(options_.init_from).string();
+    }
     transformer_->to(options_.device);
     transformer_->train();
     for (const auto& item : transformer_->named_parameters()) named_.emplace_back(item.key(), item.value());
