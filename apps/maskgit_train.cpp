@@ -144,8 +144,10 @@ int main(int argc, char** argv) {
   const auto channels_value = [&] { return Json(tokenizer.config.channels); };
   recorded_in("tokenizer", channels_flag, "tokenizer_config", "channels", channels_value);
   recorded_in("classifier", channels_flag, "classifier_config", "channels", channels_value);
+  std::vector<const CLI::Option*> tokenizer_architecture_flags = {channels_flag};
   const auto tokenizer_architecture = [&](CLI::Option* option, const std::string& field, std::function<Json()> value) {
     only({"tokenizer"}, recorded_in("tokenizer", option, "tokenizer_config", field, std::move(value)));
+    tokenizer_architecture_flags.push_back(option);
   };
   TokenizerConfig& architecture = tokenizer.config;
   tokenizer_architecture(cli.add("filters", architecture.filters), "filters", [&] { return Json(architecture.filters); });
@@ -161,8 +163,10 @@ int main(int argc, char** argv) {
                          [&] { return Json(architecture.norm_groups); });
   tokenizer_architecture(cli.add_flag("release_shortcut", architecture.release_shortcut), "release_shortcut",
                          [&] { return Json(architecture.release_shortcut); });
-  only({"tokenizer"}, recorded_in("tokenizer", cli.add("dead_code_window", tokenizer.dead_code_window),
-                                  "tokenizer_losses", "dead_code_window", [&] { return Json(tokenizer.dead_code_window); }));
+  const CLI::Option* dead_code_window_flag =
+      only({"tokenizer"}, recorded_in("tokenizer", cli.add("dead_code_window", tokenizer.dead_code_window),
+                                      "tokenizer_losses", "dead_code_window",
+                                      [&] { return Json(tokenizer.dead_code_window); }));
   only({"tokenizer"}, cli.add_no_default("perceptual_model", tokenizer.perceptual_model));
   const CLI::Option* commitment_flag = cli.add("commitment", tokenizer.commitment_weight);
   // The loss settings a checkpoint records (refused with --resume: the checkpoint decides), and
@@ -260,10 +264,10 @@ int main(int argc, char** argv) {
                                     option->get_name()));
       if (init_from_flag->count() > 0 && flags.resume)
         throw_usage("--init-from: a resumed run continues from its checkpoint's weights (start a new run to change them)");
-      if (init_from_flag->count() > 0 && stage == "transformer")
-        for (const CLI::Option* option : transformer_architecture)
+      if (init_from_flag->count() > 0)
+        for (const CLI::Option* option : stage == "transformer" ? transformer_architecture : tokenizer_architecture_flags)
           if (option->count() > 0)
-            throw_usage(fmt::format("{}: the architecture comes from --init-from's transformer", option->get_name()));
+            throw_usage(fmt::format("{}: the architecture comes from --init-from's {}", option->get_name(), stage));
       if (stage == "tokenizer") {
         tokenizer.init_from = init_from;
         try {
@@ -288,6 +292,8 @@ int main(int argc, char** argv) {
           throw_usage("--perceptual-weight: needs --perceptual-model (the network the loss goes through)");
         if (tokenizer.decoder_only && tokenizer.init_from.empty())
           throw_usage("--decoder-only: needs --init-from (a trained tokenizer whose decoder is fine-tuned)");
+        if (tokenizer.decoder_only && dead_code_window_flag->count() > 0)
+          throw_usage("--dead-code-window: not with --decoder-only (the codebook is frozen: no code is restarted)");
         validate_from_flags([&] { tokenizer.config.validate(); }, "tokenizer.",
                             {{"channels", "--channels"}, {"filters", "--filters"}, {"channel_multipliers", "--channel-mult"},
                              {"num_res_blocks", "--res-blocks"}, {"codebook_size", "--codebook-size"},
@@ -372,6 +378,7 @@ int main(int argc, char** argv) {
       } else {
         flags.apply_to(transformer);
         transformer.resume_checks = resume_checks();
+        transformer.dropout_from_options = dropout_flag->count() > 0;
         transformer.model_dir = flags.model_dir;
         transformer.config.attention_dropout = transformer.config.dropout;
         transformer.device = device;

@@ -261,7 +261,7 @@ check "refused resumes leave the run as it was" \
   same_files "$work/gen" "$work/gen-refused" config.json transformer.safetensors train-state/transformer.safetensors
 expect 2 "--codebook-size: 32, but the checkpoint" -- \
   "$bin/maskgit-train" --stage tokenizer -o "$work/diverge" --data "$data" --split t10k --limit 64 --codebook-size 32 --steps 3 --threads 1 -q --resume
-expect 2 "--channel-mult: [1,2,4], but the checkpoint" -- \
+expect 2 "--channel-mult: 1,2,4, but the checkpoint $work/diverge/train-state/tokenizer.safetensors records 1,2" -- \
   "$bin/maskgit-train" --stage tokenizer -o "$work/diverge" --data "$data" --split t10k --limit 64 --channel-mult 1,2,4 --steps 3 --threads 1 -q --resume
 expect 2 "--dead-code-window: 7, but the checkpoint" -- \
   "$bin/maskgit-train" --stage tokenizer -o "$work/diverge" --data "$data" --split t10k --limit 64 --dead-code-window 7 --steps 3 --threads 1 -q --resume
@@ -297,6 +297,13 @@ expect 2 "--layers: a flag of the transformer stage" -- "$bin/maskgit-train" --s
 expect 2 "--init-from: a flag of the tokenizer and transformer stages" -- "$bin/maskgit-train" --stage classifier --init-from "$root/models/fashion-mnist" -o "$work/x"
 expect 2 "--hidden: the architecture comes from --init-from" -- "$bin/maskgit-train" --stage transformer --init-from "$root/models/fashion-mnist" --hidden 64 -o "$work/x"
 expect 2 "--init-from: a resumed run" -- "$bin/maskgit-train" --stage transformer --init-from "$root/models/fashion-mnist" --resume -o "$work/x"
+expect 2 "--filters: the architecture comes from --init-from's tokenizer" -- "${train[@]}" --init-from "$work/model" -o "$work/x"
+expect 2 "--dead-code-window: not with --decoder-only" -- "$bin/maskgit-train" --stage tokenizer --init-from "$work/model" --decoder-only --dead-code-window 50 -o "$work/x"
+# A transformer continued from a trained one, from the command line (its architecture and dropout).
+mkdir -p "$work/continued" && cp "$work/model/config.json" "$work/model/tokenizer.safetensors" "$work/continued/"
+check "a transformer run started from another (--init-from)" "$bin/maskgit-train" --stage transformer -o "$work/continued" \
+  --init-from "$work/gen" --data "$data" --split t10k --limit 64 --steps 2 -b 32 --threads 1 -q
+check "... takes its architecture" grep -q '"hidden_size": 16' "$work/continued/config.json"
 expect 2 "--epochs: the run's length is given by --steps" -- "$bin/maskgit-train" --stage classifier --epochs 2 --steps 5 -o "$work/x"
 expect 2 "--dist-backend: only for a multi-process run" -- "${train[@]}" --dist-backend gloo -o "$work/x"
 expect 2 "--dist-timeout: only for a multi-process run" -- "${train[@]}" --nproc 1 --dist-timeout 30 -o "$work/x"

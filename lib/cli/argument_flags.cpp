@@ -95,6 +95,7 @@ constexpr ArgumentFlag kArgumentFlags[] = {
     {"mlp_dim", "--mlp-dim", "maskgit-train"},
     {"dropout", "--dropout", "maskgit-train"},
     {"width_multiplier", "--width-multiplier", "maskgit-train"},
+    {"class_dropout", "--class-dropout", "maskgit-train"},
 };
 
 }  // namespace

@@ -368,8 +368,8 @@ std::vector<OptionSpec> build_table() {
   t.push_back({"discriminator_layers", "--discriminator-layers", "Tokenizer",
                "The discriminator's stride-2 convolutions (each halves the patch grid)", kTrain, discriminator_layers_range});
   t.push_back({"init_from", "--init-from", "Training",
-               "Start a new run from this model directory's tokenizer or transformer (the stage trained): its "
-               "architecture replaces the architecture flags (a transformer's with them given is refused)",
+               "Start a new run from this model directory's tokenizer or transformer (the stage trained), "
+               "with its architecture (architecture flags beside it are refused)",
                kTrain, some_text});
   t.push_back({"decoder_only", "--decoder-only", "Tokenizer",
                "Train the decoder alone (needs --init-from): token grids, and a transformer trained on them, stay valid",

@@ -126,7 +126,21 @@ std::vector<std::string> run_settings(const TrainingStage& stage, const Training
                       options.eps, options.weight_decay),
           fmt::format("checkpoint_every={} stop_after={}", options.checkpoint_every, options.stop_after),
           fmt::format("resume={} overwrite={}", options.resume, options.overwrite),
-          "metrics=" + options.metrics_path};
+          "metrics=" + options.metrics_path,
+          "resume_checks=" + [&] {
+            std::string checks;
+            for (const auto& check : options.resume_checks)
+              checks += fmt::format("{}.{}={} ", check.key, check.field, dump_json(check.value));
+            return checks;
+          }()};
+}
+
+// A recorded setting as the user types it: a list comma-separated ("1,2,4"), others as JSON.
+std::string setting_text(const Json& value) {
+  if (!value.is_array()) return dump_json(value);
+  std::string text;
+  for (const Json& item : value) text += (text.empty() ? "" : ",") + dump_json(item);
+  return text;
 }
 
 // The metrics log is appended to, and a fresh run starts it empty: refuse a path that is one of
@@ -347,7 +361,7 @@ TrainingRunResult run_training(TrainingStage& stage, TrainingRunOptions& options
       if (field == recorded.end() || *field == check.value) continue;
       throw InvalidArgument(check.field, fmt::format("{}, but the checkpoint {} records {}: a resumed run keeps its "
                                                      "checkpoint's settings (start a new run to change them)",
-                                                     dump_json(check.value), state_path, dump_json(*field)));
+                                                     setting_text(check.value), state_path, setting_text(*field)));
     }
     stage.read_settings(checkpoint);
   });

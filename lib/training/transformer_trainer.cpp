@@ -89,6 +89,17 @@ TokenGrid cached_tokens(const TransformerTrainOptions& options, const ModelConfi
   return grid;
 }
 
+// Whether two models' tokenizers give every image the same token grid: the same encoder and
+// codebook (a decoder-only fine-tune keeps both).
+bool same_codes(const ModelConfig& a, const ModelConfig& b) {
+  if (!a.tokenizer || !b.tokenizer || a.tokenizer->to_json() != b.tokenizer->to_json()) return false;
+  VQTokenizer first = load_tokenizer(a, torch::kCPU), second = load_tokenizer(b, torch::kCPU);
+  const auto theirs = second->named_parameters();
+  for (const auto& item : first->named_parameters())
+    if (item.key().rfind("decoder.", 0) != 0 && !torch::equal(item.value(), theirs[item.key()])) return false;
+  return true;
+}
+
 class TransformerStage final : public TrainingStage {
  public:
   explicit TransformerStage(TransformerTrainOptions& options) : options_(options) {}
@@ -126,16 +137,24 @@ class TransformerStage final : public TrainingStage {
         if (const std::string why = transformer_mismatch(*init.transformer, model_); !why.empty())
           throw InvalidArgument("init_from", fmt::format("{}'s transformer does not fit the tokenizer of {} ({})",
                                                          options_.init_from, options_.model_dir, why));
+        if (init.class_names != model_.class_names)
+          throw InvalidArgument("init_from", fmt::format("{}'s classes ({}) are not those of {} ({})", options_.init_from,
+                                                         fmt::join(init.class_names, ", "), options_.model_dir,
+                                                         fmt::join(model_.class_names, ", ")));
+        if (!init.transformer->no_class_token && options_.class_dropout > 0)
+          throw InvalidArgument("class_dropout", fmt::format("{}'s transformer has no no-class token to drop the class to "
+                                                             "(give 0)",
+                                                             options_.init_from));
         const double dropout = config.dropout, attention_dropout = config.attention_dropout;
         config = *init.transformer;
-        config.dropout = dropout;
-        config.attention_dropout = attention_dropout;
-        const std::string init_tokenizer = init.path_of(kTokenizerWeightsFile);
-        if (!options_.quiet && file_exists(init_tokenizer) &&
-            sha256_file(init_tokenizer) != sha256_file(model_.path_of(kTokenizerWeightsFile)))
-          print_note("{}: its transformer was trained with another tokenizer than {}'s (same codebook and grid); "
-                     "training continues on {}'s token grids\n",
-                     options_.init_from, options_.model_dir, options_.model_dir);
+        if (options_.dropout_from_options) {
+          config.dropout = dropout;
+          config.attention_dropout = attention_dropout;
+        }
+        if (!options_.quiet && options_.group->is_main() && init.tokenizer && !same_codes(init, model_))
+          print_note("{}: its transformer learned the codes of another tokenizer (encoder or codebook differ from "
+                     "{}'s): the same ids mean other patches here, so this is barely a head start\n",
+                     options_.init_from, options_.model_dir);
       }
       config.codebook_size = codebook;
       config.num_classes = model_.num_classes();
@@ -165,7 +184,6 @@ class TransformerStage final : public TrainingStage {
       torch::NoGradGuard no_grad;
       const auto source = start->named_parameters();
       for (auto& item : transformer_->named_parameters()) item.value().copy_(source[item.key()]);
-      options_.init_from = fs::absolute(options_.init_from).string();
     }
     transformer_->to(options_.device);
     transformer_->train();

@@ -18,10 +18,14 @@ struct TransformerTrainOptions : TrainingRunOptions {
   double label_smoothing = 0.1;
   double class_dropout = 0.1;  // probability of replacing the class by the "no class" token
   double ema_decay = 0.0;      // 0 = off; otherwise the shipped weights are the EMA
-  // A model directory whose transformer is the starting point of a new run (its architecture
-  // replaces `config`'s, except dropout; ignored on resume). Its codebook, grid and classes
-  // must be those of model_dir's tokenizer (InvalidArgument "init_from" otherwise).
+  // A model directory whose transformer is the starting point of a new run (its configuration
+  // replaces `config`'s, dropout included unless `dropout_from_options`; ignored on resume). Its
+  // codebook, grid and class names must be model_dir's (InvalidArgument "init_from" otherwise),
+  // and with class_dropout above 0 it must have the no-class token (InvalidArgument
+  // "class_dropout"). A note says when model_dir's tokenizer encodes differently (another
+  // encoder or codebook: the starting transformer learned other codes).
   std::string init_from;
+  bool dropout_from_options = false;
 
   std::string state_path() const;        // <model_dir>/train-state/transformer.safetensors
   std::string token_cache_path() const;  // <model_dir>/train-state/tokens-<split>.safetensors
