@@ -36,6 +36,9 @@ struct CommonTrainingFlags {
   uint64_t seed = 1;
   std::string metrics;
   bool resume = false, overwrite = false, quiet = false;
+  // Whether --steps (or --epochs), --lr and --warmup were given: on resume, those not given come
+  // from the checkpoint's schedule.
+  bool steps_given = false, learning_rate_given = false, warmup_given = false;
   std::shared_ptr<DataParallelGroup> group;  // this process's group (of one when alone)
 
   template <typename Options>
@@ -55,6 +58,9 @@ struct CommonTrainingFlags {
     options.overwrite = overwrite;
     options.quiet = quiet;
     options.group = group;
+    options.steps_given = steps_given;
+    options.learning_rate_given = learning_rate_given;
+    options.warmup_given = warmup_given;
   }
 };
 
@@ -63,7 +69,7 @@ void finish(const Result& result, const CommonTrainingFlags& flags) {
   const bool main = flags.group->is_main();
   if (result.interrupted) {
     const std::string message =
-        fmt::format("interrupted at step {}; continue with --resume (and the same --steps)", result.steps_done);
+        fmt::format("interrupted at step {}; continue with --resume", result.steps_done);
     if (!main) throw AlreadyReported(ExitCode::interrupted, message);  // rank 0 says it
     throw Error(ExitCode::interrupted, message);
   }
@@ -221,9 +227,9 @@ int main(int argc, char** argv) {
   // Defaults that differ per stage are the trainers' own (the help says which).
   const CLI::Option* steps_flag = cli.add_no_default("train_steps", flags.steps);
   cli.add_no_default("batch_size", flags.batch_size);
-  cli.add_no_default("lr", flags.learning_rate);
+  const CLI::Option* lr_flag = cli.add_no_default("lr", flags.learning_rate);
   cli.add_no_default("weight_decay", flags.weight_decay);
-  cli.add_no_default("warmup", flags.warmup);
+  const CLI::Option* warmup_flag = cli.add_no_default("warmup", flags.warmup);
   cli.add("seed", flags.seed);
   cli.add_no_default("checkpoint_every", flags.checkpoint_every);
   cli.add_no_default("log_every", flags.log_every);
@@ -238,6 +244,9 @@ int main(int argc, char** argv) {
 
   return run_tool(cli, argc, argv, [&] {
     flags.quiet = verbosity() == Verbosity::quiet;
+    flags.steps_given = steps_flag->count() > 0 || epochs_flag->count() > 0;
+    flags.learning_rate_given = lr_flag->count() > 0;
+    flags.warmup_given = warmup_flag->count() > 0;
     const LaunchEnvironment launch = read_launch_environment();
     // A rank of our own launcher has its variables set by it; MASKGIT_LOCAL_LAUNCHER alone (left
     // in an environment) changes nothing.
@@ -294,13 +303,15 @@ int main(int argc, char** argv) {
           throw_usage("--decoder-only: needs --init-from (a trained tokenizer whose decoder is fine-tuned)");
         if (tokenizer.decoder_only && dead_code_window_flag->count() > 0)
           throw_usage("--dead-code-window: not with --decoder-only (the codebook is frozen: no code is restarted)");
-        validate_from_flags([&] { tokenizer.config.validate(); }, "tokenizer.",
+        if (!flags.resume)  // resumed: the checkpoint's architecture (given flags are compared with it)
+          validate_from_flags([&] { tokenizer.config.validate(); }, "tokenizer.",
                             {{"channels", "--channels"}, {"filters", "--filters"}, {"channel_multipliers", "--channel-mult"},
                              {"num_res_blocks", "--res-blocks"}, {"codebook_size", "--codebook-size"},
                              {"embedding_dim", "--embedding-dim"}, {"norm_groups", "--norm-groups"}});
       } else if (stage == "transformer") {
         transformer.init_from = init_from;
-        validate_from_flags([&] { transformer.config.validate(); }, "transformer.",
+        if (!flags.resume)
+          validate_from_flags([&] { transformer.config.validate(); }, "transformer.",
                             {{"num_layers", "--layers"}, {"hidden_size", "--hidden"}, {"num_heads", "--heads"},
                              {"mlp_dim", "--mlp-dim"}, {"dropout", "--dropout"}});
       }

@@ -286,6 +286,22 @@ expect 2 "--perceptual-model: " -- "${train[@]}" --perceptual-model "$root/model
 expect 2 "--adversarial-start: is 5" -- "${train[@]}" --adversarial-weight 0.5 --adversarial-start 5 --steps 5 -o "$work/x"
 check "no output after refused loss flags" test ! -e "$work/x/tokenizer.safetensors"
 expect 2 "--stop-after: 0 must be -1 (off) or a number of steps" -- "${train[@]}" --stop-after 0 -o "$work/x"
+# A resumed run keeps its schedule: without --steps it ends at the checkpoint's 4 steps (not the
+# stage's default of 6000, which would run past the test's time), with --steps 5 it extends.
+"${train[@]}" --steps 4 --lr 2e-3 --stop-after 2 -o "$work/schedule" 2>"$work/err"
+check "a run stopped after 2 of 4 steps" grep -q '"step":"2"' "$work/schedule/train-state/tokenizer.safetensors"
+check "... resumes to its own 4 steps" timeout 120 "${train[@]}" --resume -o "$work/schedule"
+check "... and stops there" grep -q '"step":"4"' "$work/schedule/train-state/tokenizer.safetensors"
+check "... with its own learning rate" grep -qF 'learning_rate\":0.002' "$work/schedule/train-state/tokenizer.safetensors"
+check "--steps given again extends it" timeout 120 "${train[@]}" --steps 5 --resume -o "$work/schedule"
+check "... to 5 steps" grep -q '"step":"5"' "$work/schedule/train-state/tokenizer.safetensors"
+# A recorded value clashing with a default is still the recorded value (hidden 12 with the
+# default 8 heads is no architecture, but the checkpoint's 2 heads divide it).
+mkdir -p "$work/h12" && cp "$work/model/config.json" "$work/model/tokenizer.safetensors" "$work/h12/"
+"$bin/maskgit-train" --stage transformer -o "$work/h12" --data "$data" --split t10k --limit 64 --steps 2 -b 32 \
+  --layers 1 --hidden 12 --heads 2 --mlp-dim 16 --threads 1 -q 2>"$work/err"
+check "a resume giving the recorded --hidden again" "$bin/maskgit-train" --stage transformer -o "$work/h12" \
+  --data "$data" --split t10k --limit 64 --hidden 12 --steps 3 --threads 1 -q --resume
 expect 2 '--steps: "0" is not a finite number above 0' -- "${train[@]}" --steps 0 -o "$work/x"
 expect 2 '--warmup: "-1" is not a finite number of 0 or more' -- "${train[@]}" --warmup -1 -o "$work/x"
 # A flag of another stage would do nothing: refused, naming the flag and its stage.

@@ -264,6 +264,9 @@ tmodel_train=("$bin/maskgit-train" --threads 1 --data "$data" --limit 64 --steps
 case_ 3 "$work/none" -- "${tmodel_train[@]}" --init-from "$work/none"
 case_ 3 "fashion-mnist-classifier/config.json" -- "${tmodel_train[@]}" --init-from "$root/models/fashion-mnist-classifier"
 case_ 2 "--init-from: $work/tmodel.before has no transformer" -- "${tmodel_train[@]}" --init-from "$work/tmodel.before"
+# A starting transformer whose weights file is truncated: refused before the data is tokenized.
+rm -rf "$work/tstart" && cp -r "$shipped" "$work/tstart" && truncate -s 1000 "$work/tstart/transformer.safetensors"
+case_ 3 "$work/tstart/transformer.safetensors" -- "${tmodel_train[@]}" --init-from "$work/tstart"
 check "a refused --init-from leaves the output directory as it was" diff -r "$work/tmodel" "$work/tmodel.before"
 echo "a file" >"$work/plain"
 case_ 4 "--out" -- "$bin/maskgit-train" --threads 1 --data "$data" --limit 64 --steps 1 --stage tokenizer -o "$work/plain/m"

@@ -233,7 +233,7 @@ TEST_CASE("a tiny MVTM run lowers its loss, and a resumed run matches an uninter
   fs::remove_all(root);
 }
 
-TEST_CASE("--init-from starts a new run from a trained transformer, whose architecture it takes",
+TEST_CASE("a transformer run started from a trained one (init_from) takes its weights and architecture",
           "[transformer][training]") {
   torch::set_num_threads(1);
   const fs::path root = testing::fresh_temp_dir("mvtm-init");
@@ -319,7 +319,7 @@ TEST_CASE("--init-from starts a new run from a trained transformer, whose archit
     FAIL("no error");
   } catch (const InvalidArgument& e) {
     CHECK(e.argument() == "init_from");
-    CHECK(std::string(e.what()).find("classes (dark, light)") != std::string::npos);
+    CHECK(std::string(e.what()).find("classes [\"dark\",\"light\"]") != std::string::npos);
   }
   // A directory without a transformer: refused the same way.
   TransformerTrainOptions bare = tiny_training(root, "bare");

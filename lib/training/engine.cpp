@@ -354,6 +354,29 @@ TrainingRunResult run_training(TrainingStage& stage, TrainingRunOptions& options
                                                                          : fmt::format("the first {} images", limit)));
       options.data.limit = limit;
     }
+    // The schedule (absent from checkpoints of earlier versions: the options apply).
+    if (checkpoint.has("schedule")) {
+      checkpoint.parsed("schedule", [&](const Json& json) {
+        const auto field = [&](const char* key) -> const Json& {
+          if (!json.is_object() || !json.contains(key)) throw std::runtime_error(fmt::format("no \"{}\"", key));
+          return json.at(key);
+        };
+        const Json& steps = field("steps");
+        const Json& rate = field("learning_rate");
+        const Json& warmup = field("warmup_steps");
+        if (!steps.is_number_integer() || steps.get<int64_t>() < 1 || steps.get<int64_t>() > kMaxSteps)
+          throw std::runtime_error("\"steps\" is not a number of steps");
+        if (!rate.is_number() || !std::isfinite(rate.get<double>()) || rate.get<double>() <= 0 ||
+            rate.get<double>() > 1e30)
+          throw std::runtime_error("\"learning_rate\" is not a finite rate above 0");
+        if (!warmup.is_number_integer() || warmup.get<int64_t>() < 0 || warmup.get<int64_t>() > kMaxSteps)
+          throw std::runtime_error("\"warmup_steps\" is not a number of steps");
+        if (!options.steps_given) options.steps = steps.get<int64_t>();
+        if (!options.learning_rate_given) options.learning_rate = rate.get<double>();
+        if (!options.warmup_given) options.warmup_steps = warmup.get<int64_t>();
+        return 0;
+      });
+    }
     for (const auto& check : options.resume_checks) {
       if (!checkpoint.has(check.key)) continue;
       const Json recorded = checkpoint.parsed(check.key, [](const Json& json) { return json; });
@@ -454,6 +477,9 @@ TrainingRunResult run_training(TrainingStage& stage, TrainingRunOptions& options
       writer.set("ranks", std::to_string(world));
       writer.set("data", options.data.path);
       writer.set("limit", std::to_string(options.data.limit));
+      writer.set("schedule", dump_json(Json{{"steps", total_steps},
+                                            {"learning_rate", options.learning_rate},
+                                            {"warmup_steps", options.warmup_steps}}));
       write_safetensors(state_path, writer.file);
       stage.write_model();
     }

@@ -63,6 +63,11 @@ struct TrainingRunOptions {
   torch::Device device = torch::kCPU;
   // The process group of a data-parallel run (this process is one rank of it); null: one process.
   std::shared_ptr<DataParallelGroup> group;
+  // On resume, the schedule the checkpoint records ("schedule": total steps, peak learning
+  // rate, warm-up) replaces `steps`, `learning_rate` and `warmup_steps` where these say the
+  // value was not given (a command line without --steps, --lr, --warmup): a resumed run keeps
+  // its schedule. Library callers' values are used as they are (true).
+  bool steps_given = true, learning_rate_given = true, warmup_given = true;
   // Settings given for a resumed run that its checkpoint records (the architecture, say): the
   // field `field` of the JSON object in metadata `key` must equal `value` (a number compares
   // by value), or the run is refused with InvalidArgument(field) before anything is built. A

@@ -90,10 +90,18 @@ TokenGrid cached_tokens(const TransformerTrainOptions& options, const ModelConfi
 }
 
 // Whether two models' tokenizers give every image the same token grid: the same encoder and
-// codebook (a decoder-only fine-tune keeps both).
+// codebook (a decoder-only fine-tune keeps both). For a note only: true when `a`'s tokenizer
+// cannot be read (nothing to say), false when the configurations differ.
 bool same_codes(const ModelConfig& a, const ModelConfig& b) {
-  if (!a.tokenizer || !b.tokenizer || a.tokenizer->to_json() != b.tokenizer->to_json()) return false;
-  VQTokenizer first = load_tokenizer(a, torch::kCPU), second = load_tokenizer(b, torch::kCPU);
+  if (!a.tokenizer) return true;
+  if (!b.tokenizer || a.tokenizer->to_json() != b.tokenizer->to_json()) return false;
+  VQTokenizer first{nullptr};
+  try {
+    first = load_tokenizer(a, torch::kCPU);
+  } catch (const std::exception&) {
+    return true;
+  }
+  VQTokenizer second = load_tokenizer(b, torch::kCPU);
   const auto theirs = second->named_parameters();
   for (const auto& item : first->named_parameters())
     if (item.key().rfind("decoder.", 0) != 0 && !torch::equal(item.value(), theirs[item.key()])) return false;
@@ -138,9 +146,9 @@ class TransformerStage final : public TrainingStage {
           throw InvalidArgument("init_from", fmt::format("{}'s transformer does not fit the tokenizer of {} ({})",
                                                          options_.init_from, options_.model_dir, why));
         if (init.class_names != model_.class_names)
-          throw InvalidArgument("init_from", fmt::format("{}'s classes ({}) are not those of {} ({})", options_.init_from,
-                                                         fmt::join(init.class_names, ", "), options_.model_dir,
-                                                         fmt::join(model_.class_names, ", ")));
+          throw InvalidArgument("init_from", fmt::format("{}'s classes {} are not those of {}: {}", options_.init_from,
+                                                         dump_json(Json(init.class_names)), options_.model_dir,
+                                                         dump_json(Json(model_.class_names))));
         if (!init.transformer->no_class_token && options_.class_dropout > 0)
           throw InvalidArgument("class_dropout", fmt::format("{}'s transformer has no no-class token to drop the class to "
                                                              "(give 0)",
@@ -151,7 +159,9 @@ class TransformerStage final : public TrainingStage {
           config.dropout = dropout;
           config.attention_dropout = attention_dropout;
         }
-        if (!options_.quiet && options_.group->is_main() && init.tokenizer && !same_codes(init, model_))
+        // The starting weights, read (and checked against their configuration) before any work.
+        start_ = load_transformer(init, torch::kCPU);
+        if (!options_.quiet && options_.group->is_main() && !same_codes(init, model_))
           print_note("{}: its transformer learned the codes of another tokenizer (encoder or codebook differ from "
                      "{}'s): the same ids mean other patches here, so this is barely a head start\n",
                      options_.init_from, options_.model_dir);
@@ -180,10 +190,10 @@ class TransformerStage final : public TrainingStage {
     transformer_->reset_parameters_like_release(options_.seed);
     if (start_from_model) {
       // The starting weights (a fresh run; a resumed one loads its checkpoint over them).
-      BidirectionalTransformer start = load_transformer(init, torch::kCPU);
       torch::NoGradGuard no_grad;
-      const auto source = start->named_parameters();
+      const auto source = start_->named_parameters();
       for (auto& item : transformer_->named_parameters()) item.value().copy_(source[item.key()]);
+      start_ = nullptr;
     }
     transformer_->to(options_.device);
     transformer_->train();
@@ -304,6 +314,7 @@ class TransformerStage final : public TrainingStage {
   ModelConfig model_;
   torch::Tensor ids_, labels_;
   mutable BidirectionalTransformer transformer_{nullptr};  // saving takes the module holder by reference
+  BidirectionalTransformer start_{nullptr};                // --init-from's weights, until copied
   std::vector<std::pair<std::string, torch::Tensor>> named_, ema_;
 };
 
