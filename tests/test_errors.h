@@ -21,4 +21,17 @@ void require_error(Body body, ExitCode code, const std::vector<std::string>& nee
   }
 }
 
+// `body` throws an InvalidArgument naming `argument` whose message contains every one of `needles`.
+template <typename Body>
+void require_invalid_argument(Body body, const std::string& argument, const std::vector<std::string>& needles = {}) {
+  try {
+    body();
+    FAIL("no error thrown");
+  } catch (const InvalidArgument& e) {
+    INFO(e.what());
+    CHECK(e.argument() == argument);
+    for (const auto& needle : needles) CHECK(std::string(e.what()).find(needle) != std::string::npos);
+  }
+}
+
 }  // namespace maskgit::testing
