@@ -39,6 +39,9 @@ struct CommonTrainingFlags {
   // Whether --steps (or --epochs), --lr and --warmup were given: on resume, those not given come
   // from the checkpoint's schedule.
   bool steps_given = false, learning_rate_given = false, warmup_given = false;
+  // Whether --seed and --batch-size were given: on resume, a value other than the checkpoint's
+  // is refused.
+  bool seed_given = false, batch_size_given = false;
   std::shared_ptr<DataParallelGroup> group;  // this process's group (of one when alone)
 
   template <typename Options>
@@ -61,6 +64,8 @@ struct CommonTrainingFlags {
     options.steps_given = steps_given;
     options.learning_rate_given = learning_rate_given;
     options.warmup_given = warmup_given;
+    options.seed_given = seed_given;
+    options.batch_size_given = batch_size_given;
   }
 };
 
@@ -211,9 +216,14 @@ int main(int argc, char** argv) {
       recorded_in("transformer", cli.add("mlp_dim", layout.mlp_dim), "transformer_config", "mlp_dim",
                   [&] { return Json(layout.mlp_dim); })};
   for (const CLI::Option* option : transformer_architecture) only({"transformer"}, option);
+  // Its loss settings and EMA decay (the checkpoint's on resume).
   for (const CLI::Option* option :
-       {cli.add("class_dropout", transformer.class_dropout), cli.add("label_smoothing", transformer.label_smoothing),
-        cli.add("ema", transformer.ema_decay)})
+       {recorded_in("transformer", cli.add("class_dropout", transformer.class_dropout), "transformer_training",
+                    "class_dropout", [&] { return Json(transformer.class_dropout); }),
+        recorded_in("transformer", cli.add("label_smoothing", transformer.label_smoothing), "transformer_training",
+                    "label_smoothing", [&] { return Json(transformer.label_smoothing); }),
+        recorded_in("transformer", cli.add("ema", transformer.ema_decay), "transformer_training", "ema",
+                    [&] { return Json(transformer.ema_decay); })})
     only({"transformer"}, option);
 
   CLI::Option* epochs_flag = cli.add("epochs", classifier.epochs);
@@ -226,11 +236,11 @@ int main(int argc, char** argv) {
 
   // Defaults that differ per stage are the trainers' own (the help says which).
   const CLI::Option* steps_flag = cli.add_no_default("train_steps", flags.steps);
-  cli.add_no_default("batch_size", flags.batch_size);
+  const CLI::Option* batch_size_flag = cli.add_no_default("batch_size", flags.batch_size);
   const CLI::Option* lr_flag = cli.add_no_default("lr", flags.learning_rate);
   cli.add_no_default("weight_decay", flags.weight_decay);
   const CLI::Option* warmup_flag = cli.add_no_default("warmup", flags.warmup);
-  cli.add("seed", flags.seed);
+  const CLI::Option* seed_flag = cli.add("seed", flags.seed);
   cli.add_no_default("checkpoint_every", flags.checkpoint_every);
   cli.add_no_default("log_every", flags.log_every);
   cli.add_no_default("metrics", flags.metrics);
@@ -247,6 +257,8 @@ int main(int argc, char** argv) {
     flags.steps_given = steps_flag->count() > 0 || epochs_flag->count() > 0;
     flags.learning_rate_given = lr_flag->count() > 0;
     flags.warmup_given = warmup_flag->count() > 0;
+    flags.seed_given = seed_flag->count() > 0;
+    flags.batch_size_given = batch_size_flag->count() > 0;
     const LaunchEnvironment launch = read_launch_environment();
     // A rank of our own launcher has its variables set by it; MASKGIT_LOCAL_LAUNCHER alone (left
     // in an environment) changes nothing.

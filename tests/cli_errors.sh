@@ -96,9 +96,14 @@ check "tools run with a passive OpenMP wait policy" grep -q "GOMP_SPINCOUNT = '0
 env -u OMP_WAIT_POLICY GOMP_SPINCOUNT=1234 OMP_DISPLAY_ENV=VERBOSE "$bin/maskgit-sample" --help >/dev/null 2>"$work/omp"
 check "a user's GOMP_SPINCOUNT is kept" grep -q "GOMP_SPINCOUNT = '1234'" "$work/omp"
 # The re-executed tool keeps its name for ps and pkill, and runs when started through ld.so.
-"$bin/maskgit-sample" -m "$work/gen" --threads 1 -n 100000 -o "" --json >/dev/null 2>&1 &
+# (Waiting for the re-executed process: before it renames itself it is briefly "exe".)
+env -u OMP_WAIT_POLICY "$bin/maskgit-sample" -m "$work/gen" --threads 1 -n 100000 -o "" --json >/dev/null 2>&1 &
 pid=$!
-for _ in $(seq 50); do [ "$(cat /proc/$pid/comm 2>/dev/null)" = maskgit-sample ] && break; sleep 0.1; done
+for _ in $(seq 100); do
+  tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -q '^MASKGIT_OMP_WAIT_POLICY=' &&
+    [ "$(cat /proc/$pid/comm 2>/dev/null)" = maskgit-sample ] && break
+  sleep 0.1
+done
 check "the process is named maskgit-sample (got $(cat /proc/$pid/comm 2>/dev/null))" \
   test "$(cat /proc/$pid/comm 2>/dev/null)" = maskgit-sample
 kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
@@ -257,8 +262,42 @@ expect 2 "--layers: 2, but the checkpoint $work/gen-refused/train-state/transfor
   "$bin/maskgit-train" --stage transformer -o "$work/gen-refused" --data "$data" --split t10k --limit 64 --layers 2 --steps 3 --threads 1 -q --resume
 expect 2 "--dropout: 0.2, but the checkpoint" -- \
   "$bin/maskgit-train" --stage transformer -o "$work/gen-refused" --data "$data" --split t10k --limit 64 --dropout 0.2 --steps 3 --threads 1 -q --resume
+# The data order (seed, global batch), the loss settings and the EMA decay are recorded too.
+expect 2 "--seed: 5, but the checkpoint $work/gen-refused/train-state/transformer.safetensors records 1" -- \
+  "$bin/maskgit-train" --stage transformer -o "$work/gen-refused" "${tiny_transformer[@]}" --seed 5 --steps 3 --resume
+expect 2 "--batch-size: 16, but the checkpoint $work/gen-refused/train-state/transformer.safetensors records batches of 32" -- \
+  "$bin/maskgit-train" --stage transformer -o "$work/gen-refused" --data "$data" --split t10k --limit 64 -b 16 --steps 3 --threads 1 -q --resume
+expect 2 "--ema: 0.5, but the checkpoint" -- \
+  "$bin/maskgit-train" --stage transformer -o "$work/gen-refused" "${tiny_transformer[@]}" --ema 0.5 --steps 3 --resume
+expect 2 "--class-dropout: 0.3, but the checkpoint" -- \
+  "$bin/maskgit-train" --stage transformer -o "$work/gen-refused" "${tiny_transformer[@]}" --class-dropout 0.3 --steps 3 --resume
+expect 2 "--label-smoothing: 0.3, but the checkpoint" -- \
+  "$bin/maskgit-train" --stage transformer -o "$work/gen-refused" "${tiny_transformer[@]}" --label-smoothing 0.3 --steps 3 --resume
 check "refused resumes leave the run as it was" \
   same_files "$work/gen" "$work/gen-refused" config.json transformer.safetensors train-state/transformer.safetensors
+# A resume without --ema keeps the run's averaged weights and their decay.
+mkdir -p "$work/averaged" && cp "$work/model/config.json" "$work/model/tokenizer.safetensors" "$work/averaged/"
+"$bin/maskgit-train" --stage transformer -o "$work/averaged" "${tiny_transformer[@]}" --steps 2 --ema 0.9 2>"$work/err"
+cp -r "$work/averaged" "$work/averaged-legacy"
+check "a resume without --ema" "$bin/maskgit-train" --stage transformer -o "$work/averaged" "${tiny_transformer[@]}" --steps 3 --resume
+check "... reaches step 3" grep -aq '"step":"3"' "$work/averaged/train-state/transformer.safetensors"
+check "... keeps the decay" grep -aqF 'ema\":0.9' "$work/averaged/train-state/transformer.safetensors"
+check "... and the averaged weights" grep -aq '"ema\.' "$work/averaged/train-state/transformer.safetensors"
+# A checkpoint of an earlier version (no recorded decay) with averaged weights needs --ema again.
+/usr/bin/python3 - "$work/averaged-legacy/train-state/transformer.safetensors" <<'PY'
+import json, struct, sys
+path = sys.argv[1]
+data = open(path, "rb").read()
+length = struct.unpack("<Q", data[:8])[0]
+header = json.loads(data[8:8 + length])
+del header["__metadata__"]["transformer_training"]
+text = json.dumps(header).encode()
+open(path, "wb").write(struct.pack("<Q", len(text)) + text + data[8 + length:])
+PY
+expect 2 "--ema: the checkpoint $work/averaged-legacy/train-state/transformer.safetensors holds averaged weights" -- \
+  "$bin/maskgit-train" --stage transformer -o "$work/averaged-legacy" "${tiny_transformer[@]}" --steps 3 --resume
+check "... which --ema 0.9 resumes" "$bin/maskgit-train" --stage transformer -o "$work/averaged-legacy" "${tiny_transformer[@]}" --ema 0.9 --steps 3 --resume
+check "... keeping them" grep -aq '"ema\.' "$work/averaged-legacy/train-state/transformer.safetensors"
 expect 2 "--codebook-size: 32, but the checkpoint" -- \
   "$bin/maskgit-train" --stage tokenizer -o "$work/diverge" --data "$data" --split t10k --limit 64 --codebook-size 32 --steps 3 --threads 1 -q --resume
 expect 2 "--channel-mult: 1,2,4, but the checkpoint $work/diverge/train-state/tokenizer.safetensors records 1,2" -- \

@@ -319,3 +319,73 @@ TEST_CASE("a transformer run started from a trained one (init_from) takes its we
   testing::require_invalid_argument([&] { train_transformer(bare); }, "init_from");
   fs::remove_all(root);
 }
+
+TEST_CASE("a resumed transformer run keeps its recorded loss settings and EMA decay, read strictly",
+          "[transformer][training]") {
+  torch::set_num_threads(1);
+  const fs::path root = testing::fresh_temp_dir("mvtm-recorded");
+  tiny_model_dir(root);
+  TransformerTrainOptions options = tiny_training(root, "averaged");
+  options.steps = 20;
+  options.ema_decay = 0.9;
+  options.class_dropout = 0.2;
+  options.stop_after = 10;
+  train_transformer(options);
+  const SafetensorsFile good = read_safetensors(options.state_path());
+  const Json recorded = parse_json(good.metadata.at("transformer_training"));
+  CHECK(recorded.at("ema").get<double>() == 0.9);
+  CHECK(recorded.at("class_dropout").get<double>() == 0.2);
+  CHECK(recorded.at("label_smoothing").get<double>() == options.label_smoothing);
+
+  // A resume without the decay or the class dropout (a library caller's defaults) takes them
+  // from the checkpoint; a bad record is refused, naming the file and the key, and the
+  // checkpoint is left as it was.
+  options.ema_decay = 0;
+  options.class_dropout = 0.1;
+  options.stop_after = -1;
+  options.resume = true;
+  for (const std::string& value :
+       {std::string("{"), std::string("[]"), std::string(R"({"label_smoothing":0.1,"class_dropout":0.2})"),
+        std::string(R"({"label_smoothing":0.1,"class_dropout":0.2,"ema":1})"),
+        std::string(R"({"label_smoothing":0.1,"class_dropout":1.5,"ema":0.9})"),
+        std::string(R"({"label_smoothing":-0.1,"class_dropout":0.2,"ema":0.9})"),
+        std::string(R"({"label_smoothing":0.1,"class_dropout":0.2,"ema":"0.9"})")}) {
+    INFO(value);
+    SafetensorsFile bad = good;
+    bad.metadata["transformer_training"] = value;
+    write_safetensors(options.state_path(), bad);
+    const std::string before = testing::read_text(options.state_path());
+    testing::require_error([&] { train_transformer(options); }, ExitCode::bad_input,
+                           {options.state_path(), "transformer_training"});
+    CHECK(testing::read_text(options.state_path()) == before);
+  }
+  // A checkpoint of an earlier version (no record) holding averaged weights needs the decay.
+  SafetensorsFile earlier = good;
+  earlier.metadata.erase("transformer_training");
+  write_safetensors(options.state_path(), earlier);
+  testing::require_invalid_argument([&] { train_transformer(options); }, "ema",
+                                    {options.state_path(), "holds averaged weights"});
+
+  write_safetensors(options.state_path(), good);
+  CHECK(train_transformer(options).steps_done == 20);
+  const SafetensorsFile done = read_safetensors(options.state_path());
+  const Json kept = parse_json(done.metadata.at("transformer_training"));
+  CHECK(kept.at("ema").get<double>() == 0.9);
+  CHECK(kept.at("class_dropout").get<double>() == 0.2);
+  // The shipped weights are still the average, which the checkpoint carries on.
+  const SafetensorsFile shipped = read_safetensors(options.model_dir + "/" + kTransformerWeightsFile);
+  int64_t averaged = 0;
+  for (const SafetensorsEntry& entry : done.tensors) {
+    if (entry.name.rfind("ema.", 0) != 0) continue;
+    INFO(entry.name);
+    const SafetensorsEntry* weights = shipped.find(entry.name.substr(4));
+    REQUIRE(weights != nullptr);
+    CHECK(torch::equal(entry_to_tensor(entry), entry_to_tensor(*weights)));
+    ++averaged;
+  }
+  int64_t started_with = 0;  // the averages the stopped run wrote
+  for (const SafetensorsEntry& entry : good.tensors) started_with += entry.name.rfind("ema.", 0) == 0 ? 1 : 0;
+  CHECK(averaged > 0);
+  CHECK(averaged == started_with);
+  fs::remove_all(root);
+}

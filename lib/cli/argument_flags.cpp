@@ -96,6 +96,9 @@ constexpr ArgumentFlag kArgumentFlags[] = {
     {"dropout", "--dropout", "maskgit-train"},
     {"width_multiplier", "--width-multiplier", "maskgit-train"},
     {"class_dropout", "--class-dropout", "maskgit-train"},
+    {"label_smoothing", "--label-smoothing", "maskgit-train"},
+    {"ema", "--ema", "maskgit-train"},
+    {"seed", "--seed", "maskgit-train"},
 };
 
 }  // namespace

@@ -336,8 +336,21 @@ TrainingRunResult run_training(TrainingStage& stage, TrainingRunOptions& options
     // Seed, batch size and data limit come from the checkpoint so that the resumed run
     // continues the same data order; the global batch is split over this run's ranks.
     start_step = checkpoint.integer("step", 0, kMaxSteps);
-    options.seed = checkpoint.unsigned_integer("seed");
+    const uint64_t recorded_seed = checkpoint.unsigned_integer("seed");
+    if (options.seed_given && options.seed != recorded_seed)
+      throw InvalidArgument("seed", fmt::format("{}, but the checkpoint {} records {}: a resumed run keeps its "
+                                                "checkpoint's data order (start a new run to change it)",
+                                                options.seed, state_path, recorded_seed));
+    options.seed = recorded_seed;
     const int64_t global_batch = checkpoint.integer("batch_size", 1, int64_t{1} << 40);
+    if (options.batch_size_given && options.batch_size * world != global_batch)
+      throw InvalidArgument("batch_size",
+                            fmt::format("{}{}, but the checkpoint {} records batches of {}: a resumed run keeps its "
+                                        "checkpoint's batch size (start a new run to change it)",
+                                        options.batch_size,
+                                        world > 1 ? fmt::format(" per rank ({} in all)", options.batch_size * world)
+                                                  : std::string(),
+                                        state_path, global_batch));
     if (global_batch % world != 0)
       throw InvalidArgument("world_size", fmt::format("the checkpoint {} trains on batches of {} images, which do not "
                                                       "split evenly over {} ranks; resume on a number of ranks that divides {}",

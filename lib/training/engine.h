@@ -68,6 +68,11 @@ struct TrainingRunOptions {
   // value was not given (a command line without --steps, --lr, --warmup): a resumed run keeps
   // its schedule. Library callers' values are used as they are (true).
   bool steps_given = true, learning_rate_given = true, warmup_given = true;
+  // On resume the checkpoint's seed and global batch size always apply (they fix the data
+  // order). Where these say the value was given (a command line with --seed, --batch-size), a
+  // value that differs from the checkpoint's is refused, InvalidArgument("seed"/"batch_size"),
+  // rather than silently replaced. Library callers' values are replaced (false).
+  bool seed_given = false, batch_size_given = false;
   // Settings given for a resumed run that its checkpoint records (the architecture, say): the
   // field `field` of the JSON object in metadata `key` must equal `value` (a number compares
   // by value), or the run is refused with InvalidArgument(field) before anything is built. A

@@ -108,6 +108,10 @@ bool same_codes(const ModelConfig& a, const ModelConfig& b) {
   return true;
 }
 
+// The checkpoint metadata that records a run's loss settings and EMA decay (JSON object:
+// label_smoothing, class_dropout, ema): a resumed run keeps them.
+constexpr const char* kTrainingSettingsKey = "transformer_training";
+
 class TransformerStage final : public TrainingStage {
  public:
   explicit TransformerStage(TransformerTrainOptions& options) : options_(options) {}
@@ -123,6 +127,33 @@ class TransformerStage final : public TrainingStage {
   void read_settings(const CheckpointReader& checkpoint) override {
     options_.config = checkpoint.parsed(
         "transformer_config", [](const Json& json) { return TransformerConfig::from_json(json); });
+    if (checkpoint.has(kTrainingSettingsKey)) {
+      // The loss settings and the EMA decay the run was started with (a value given again was
+      // compared already: resume_checks).
+      checkpoint.parsed(kTrainingSettingsKey, [&](const Json& json) {
+        const auto number = [&](const char* key, double maximum, bool maximum_allowed) {
+          if (!json.is_object() || !json.contains(key) || !json.at(key).is_number())
+            throw std::runtime_error(fmt::format("no number \"{}\"", key));
+          const double value = json.at(key).get<double>();
+          if (!std::isfinite(value) || value < 0 || value > maximum || (value == maximum && !maximum_allowed))
+            throw std::runtime_error(fmt::format("\"{}\" is {}, outside [0, {}{}", key, value, maximum,
+                                                 maximum_allowed ? "]" : ")"));
+          return value;
+        };
+        options_.label_smoothing = number("label_smoothing", 1.0, false);
+        options_.class_dropout = number("class_dropout", 1.0, true);
+        options_.ema_decay = number("ema", 1.0, false);
+        return 0;
+      });
+    } else if (options_.ema_decay == 0) {
+      // A checkpoint of an earlier version, which did not record the decay: a run without --ema
+      // would drop its averaged weights without a word.
+      for (const SafetensorsEntry& entry : checkpoint.file().tensors)
+        if (entry.name.rfind("ema.", 0) == 0)
+          throw InvalidArgument("ema", fmt::format("the checkpoint {} holds averaged weights but not their decay (an "
+                                                   "earlier version's): give the decay again to keep them",
+                                                   checkpoint.path()));
+    }
   }
 
   int64_t prepare() override {
@@ -285,6 +316,9 @@ class TransformerStage final : public TrainingStage {
   void write_checkpoint(CheckpointWriter& checkpoint) const override {
     for (const auto& [name, value] : ema_) checkpoint.add_tensor("ema." + name, value);
     checkpoint.set("transformer_config", dump_json(options_.config.to_json()));
+    checkpoint.set(kTrainingSettingsKey, dump_json(Json{{"label_smoothing", options_.label_smoothing},
+                                                        {"class_dropout", options_.class_dropout},
+                                                        {"ema", options_.ema_decay}}));
   }
 
   std::vector<std::string> settings() const override {
