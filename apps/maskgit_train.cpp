@@ -258,6 +258,11 @@ int main(int argc, char** argv) {
     flags.learning_rate_given = lr_flag->count() > 0;
     flags.warmup_given = warmup_flag->count() > 0;
     flags.seed_given = seed_flag->count() > 0;
+    if (flags.resume && flags.seed_given)
+      for (const auto& [flag, seed] : drawn_random_seeds())
+        if (flag == seed_flag->get_name())
+          throw_usage(fmt::format("{}: -1 draws a new seed, but a resumed run keeps its checkpoint's (leave it out)",
+                                  flag));
     flags.batch_size_given = batch_size_flag->count() > 0;
     const LaunchEnvironment launch = read_launch_environment();
     // A rank of our own launcher has its variables set by it; MASKGIT_LOCAL_LAUNCHER alone (left

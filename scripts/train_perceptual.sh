@@ -8,9 +8,10 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/models/fashion-mnist-perceptual}
 [ $# -gt 0 ] && shift
-resume=()
-[ -f "$out/train-state/classifier.safetensors" ] && resume=(--resume)
+# A resumed run takes its architecture, seed, batch and schedule from its checkpoint (given
+# again they would have to match it, which a resume on another number of ranks would not).
+run=(--epochs 4 --batch-size 128 --lr 1e-3 --warmup 100 --seed 11 --width-multiplier 0.5 --augment)
+[ -f "$out/train-state/classifier.safetensors" ] && run=(--resume)
 exec "$root/build/apps/maskgit-train" --stage classifier -o "$out" \
   --data /usr/share/datasets/fashion-mnist --split train --eval-split t10k \
-  --epochs 4 --batch-size 128 --lr 1e-3 --warmup 100 --seed 11 --width-multiplier 0.5 --augment \
-  --checkpoint-every 250 --log-every 50 "${resume[@]}" "$@"
+  "${run[@]}" --checkpoint-every 250 --log-every 50 "$@"

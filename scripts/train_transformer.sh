@@ -4,7 +4,8 @@
 # transformer is two runs of it: the defaults, then INIT_FROM=<the first> STEPS=2800 LR=5e-4
 # WARMUP=100 SEED=2 (README, "Transformer").
 # Resumable: run it again after a kill and it continues from the last checkpoint, with the
-# checkpoint's schedule (STEPS, LR, WARMUP given again replace it).
+# checkpoint's schedule (STEPS, LR, WARMUP given again replace it), seed and batch (on any
+# number of ranks that divides it).
 # Usage: scripts/train_transformer.sh [OUT_DIR [maskgit-train flags...]]  (default OUT_DIR: the
 #   shipped model, which already has a transformer: give --overwrite to train one over it)
 set -euo pipefail
@@ -17,7 +18,7 @@ for arg in "$@"; do [ "$arg" = --overwrite ] && overwrite=true; done
 # (its architecture; the same tokenizer); a resumed run takes it from its checkpoint.
 architecture=(--layers 4 --hidden 192 --heads 6 --mlp-dim 768)
 [ -n "${INIT_FROM:-}" ] && architecture=(--init-from "$INIT_FROM")
-schedule=(--steps "${STEPS:-4000}" --lr "${LR:-1e-3}" --warmup "${WARMUP:-200}" --seed "${SEED:-1}")
+schedule=(--steps "${STEPS:-4000}" --lr "${LR:-1e-3}" --warmup "${WARMUP:-200}" --seed "${SEED:-1}" --batch-size 128)
 resume=()
 if [ -f "$out/train-state/transformer.safetensors" ] && ! $overwrite; then
   if [ -n "${INIT_FROM:-}" ]; then
@@ -39,5 +40,5 @@ fi
 # the length, the peak learning rate, its warm-up and the seed (data order, masks).
 exec "$root/build/apps/maskgit-train" --stage transformer -o "$out" \
   --data /usr/share/datasets/fashion-mnist --split train \
-  "${architecture[@]}" --dropout 0 --class-dropout 0.1 --batch-size 128 --ema 0.999 \
+  "${architecture[@]}" --dropout 0 --class-dropout 0.1 --ema 0.999 \
   "${schedule[@]}" --checkpoint-every 100 --log-every 25 "${resume[@]}" "$@"

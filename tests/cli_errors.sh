@@ -97,10 +97,10 @@ env -u OMP_WAIT_POLICY GOMP_SPINCOUNT=1234 OMP_DISPLAY_ENV=VERBOSE "$bin/maskgit
 check "a user's GOMP_SPINCOUNT is kept" grep -q "GOMP_SPINCOUNT = '1234'" "$work/omp"
 # The re-executed tool keeps its name for ps and pkill, and runs when started through ld.so.
 # (Waiting for the re-executed process: before it renames itself it is briefly "exe".)
-env -u OMP_WAIT_POLICY "$bin/maskgit-sample" -m "$work/gen" --threads 1 -n 100000 -o "" --json >/dev/null 2>&1 &
+env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT "$bin/maskgit-sample" -m "$work/gen" --threads 1 -n 100000 -o "" --json >/dev/null 2>&1 &
 pid=$!
 for _ in $(seq 100); do
-  tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -q '^MASKGIT_OMP_WAIT_POLICY=' &&
+  tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -q '^MASKGIT_OMP_WAIT_POLICY=' &&
     [ "$(cat /proc/$pid/comm 2>/dev/null)" = maskgit-sample ] && break
   sleep 0.1
 done
@@ -267,6 +267,8 @@ expect 2 "--seed: 5, but the checkpoint $work/gen-refused/train-state/transforme
   "$bin/maskgit-train" --stage transformer -o "$work/gen-refused" "${tiny_transformer[@]}" --seed 5 --steps 3 --resume
 expect 2 "--batch-size: 16, but the checkpoint $work/gen-refused/train-state/transformer.safetensors records batches of 32" -- \
   "$bin/maskgit-train" --stage transformer -o "$work/gen-refused" --data "$data" --split t10k --limit 64 -b 16 --steps 3 --threads 1 -q --resume
+expect 2 "--seed: -1 draws a new seed, but a resumed run keeps its checkpoint's" -- \
+  "$bin/maskgit-train" --stage transformer -o "$work/gen-refused" "${tiny_transformer[@]}" --seed -1 --steps 3 --resume
 expect 2 "--ema: 0.5, but the checkpoint" -- \
   "$bin/maskgit-train" --stage transformer -o "$work/gen-refused" "${tiny_transformer[@]}" --ema 0.5 --steps 3 --resume
 expect 2 "--class-dropout: 0.3, but the checkpoint" -- \
@@ -277,7 +279,7 @@ check "refused resumes leave the run as it was" \
   same_files "$work/gen" "$work/gen-refused" config.json transformer.safetensors train-state/transformer.safetensors
 # A resume without --ema keeps the run's averaged weights and their decay.
 mkdir -p "$work/averaged" && cp "$work/model/config.json" "$work/model/tokenizer.safetensors" "$work/averaged/"
-"$bin/maskgit-train" --stage transformer -o "$work/averaged" "${tiny_transformer[@]}" --steps 2 --ema 0.9 2>"$work/err"
+check "a run with --ema 0.9" "$bin/maskgit-train" --stage transformer -o "$work/averaged" "${tiny_transformer[@]}" --steps 2 --ema 0.9
 cp -r "$work/averaged" "$work/averaged-legacy"
 check "a resume without --ema" "$bin/maskgit-train" --stage transformer -o "$work/averaged" "${tiny_transformer[@]}" --steps 3 --resume
 check "... reaches step 3" grep -aq '"step":"3"' "$work/averaged/train-state/transformer.safetensors"

@@ -125,6 +125,12 @@ wait "$launcher" 2>/dev/null
 sleep 0.5
 check "a checkpoint survived the kill" test -f "$work/killed/train-state/transformer.safetensors"
 check "no rank outlived its killed launcher" test -z "$(pgrep -f -- "-o $work/killed" || true)"
+# Given again, the batch must be the checkpoint's (here 16 per rank, 32 in all).
+"${transformer[@]}" --steps "$steps" --checkpoint-every 4 --batch-size 32 --nproc 2 -q --resume -o "$work/killed" 2>"$work/err"
+status=$?
+check "a resume at another per-rank batch is refused (status 2, got $status)" test "$status" -eq 2
+check "... naming the batch per rank and in all" \
+  grep -q -- "--batch-size: 32 per rank (64 in all), but the checkpoint .* records batches of 32" "$work/err"
 check "the killed 2-rank run resumes to the end" "${run2[@]}" -q --resume -o "$work/killed"
 for file in transformer.safetensors train-state/transformer.safetensors; do
   check "killed and resumed = uninterrupted: $file, bit for bit" cmp -s "$work/killed/$file" "$work/straight/$file"

@@ -126,6 +126,8 @@ std::vector<std::string> run_settings(const TrainingStage& stage, const Training
                       options.eps, options.weight_decay),
           fmt::format("checkpoint_every={} stop_after={}", options.checkpoint_every, options.stop_after),
           fmt::format("resume={} overwrite={}", options.resume, options.overwrite),
+          fmt::format("given: steps={} learning_rate={} warmup={} seed={} batch_size={}", options.steps_given,
+                      options.learning_rate_given, options.warmup_given, options.seed_given, options.batch_size_given),
           "metrics=" + options.metrics_path,
           "resume_checks=" + [&] {
             std::string checks;
@@ -343,18 +345,19 @@ TrainingRunResult run_training(TrainingStage& stage, TrainingRunOptions& options
                                                 options.seed, state_path, recorded_seed));
     options.seed = recorded_seed;
     const int64_t global_batch = checkpoint.integer("batch_size", 1, int64_t{1} << 40);
-    if (options.batch_size_given && options.batch_size * world != global_batch)
-      throw InvalidArgument("batch_size",
-                            fmt::format("{}{}, but the checkpoint {} records batches of {}: a resumed run keeps its "
-                                        "checkpoint's batch size (start a new run to change it)",
-                                        options.batch_size,
-                                        world > 1 ? fmt::format(" per rank ({} in all)", options.batch_size * world)
-                                                  : std::string(),
-                                        state_path, global_batch));
     if (global_batch % world != 0)
       throw InvalidArgument("world_size", fmt::format("the checkpoint {} trains on batches of {} images, which do not "
                                                       "split evenly over {} ranks; resume on a number of ranks that divides {}",
                                                       state_path, global_batch, world, global_batch));
+    if (options.batch_size_given && options.batch_size * world != global_batch)
+      throw InvalidArgument("batch_size",
+                            fmt::format("{}{}, but the checkpoint {} records batches of {}: a resumed run keeps its "
+                                        "checkpoint's batch size ({} per rank here; leave it out, or start a new run "
+                                        "to change it)",
+                                        options.batch_size,
+                                        world > 1 ? fmt::format(" per rank ({} in all)", options.batch_size * world)
+                                                  : std::string(),
+                                        state_path, global_batch, global_batch / world));
     options.batch_size = global_batch / world;
     // The data order depends on the dataset's size, so the resumed run trains on the images
     // the checkpoint was trained on: its limit (the first N images, -1 = all) replaces the

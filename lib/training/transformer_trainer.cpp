@@ -151,7 +151,7 @@ class TransformerStage final : public TrainingStage {
       for (const SafetensorsEntry& entry : checkpoint.file().tensors)
         if (entry.name.rfind("ema.", 0) == 0)
           throw InvalidArgument("ema", fmt::format("the checkpoint {} holds averaged weights but not their decay (an "
-                                                   "earlier version's): give the decay again to keep them",
+                                                   "earlier version's): give the decay again to keep them, or start a new run",
                                                    checkpoint.path()));
     }
   }

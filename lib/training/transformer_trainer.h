@@ -15,6 +15,9 @@ struct TransformerTrainOptions : TrainingRunOptions {
   TransformerTrainOptions();
   std::string model_dir;     // must hold a trained tokenizer; receives transformer.safetensors
   TransformerConfig config;  // codebook_size, num_classes and grid come from the model
+  // The loss settings and the EMA decay, recorded in the checkpoint ("transformer_training"):
+  // a resumed run takes them from it. A checkpoint of an earlier version does not record them;
+  // resuming one that holds averaged weights with ema_decay 0 is InvalidArgument "ema".
   double label_smoothing = 0.1;
   double class_dropout = 0.1;  // probability of replacing the class by the "no class" token
   double ema_decay = 0.0;      // 0 = off; otherwise the shipped weights are the EMA
