@@ -38,11 +38,11 @@ set -x
   -o "$out/results/wide-%02d.png" --grid "$out/outpaint-wide.png"
 
 # Class-conditional editing of a whole-height box with the release's settings (the 1-token
-# dilation, T = 12 from step 2, no guidance).
+# dilation, T = 12 from step 2, τ0 4.5, no guidance).
 "$bin/maskgit-edit" "${all[@]}" --box 8,0,12,28 -c Bag -n 4 --release-defaults \
   -o "$out/results/edit-bag-%02d.png" --grid "$out/edit-bag.png"
 # The same with the shipped model's defaults: classifier-free guidance 4 (its sampling.edit_guidance_scale)
-# follows the target more.
+# and choice temperature 6 (sampling.choice_temperature); it follows the target more.
 "$bin/maskgit-edit" "${all[@]}" --box 8,0,12,28 -c Bag -n 4 \
   -o "$out/results/edit-bag-cfg4-%02d.png" --grid "$out/edit-bag-cfg4.png"
 "$bin/maskgit-edit" "${clothes[@]}" --box 0,14,28,14 -c Dress -n 4 \
