@@ -20,7 +20,7 @@ packages=(
   libmsgpack-cxx-dev    # maskgit-convert reads the release's Flax msgpack checkpoints
   libssl-dev            # libcrypto's SHA-256: model and input identities in the images' records
   python3-numpy python3-msgpack  # the golden-tensor reference of the release (tests/reference)
-  python3-pil           # tests only: cli:png-metadata reads the tools' PNG metadata with Pillow
+  python3-pil           # tests only: cli:png-metadata and cli:image-records read and rewrite PNG metadata with Pillow
   dataset-fashion-mnist # training and evaluation data (IDX files)
 )
 missing=()

@@ -129,6 +129,7 @@ expect 2 "--temperature" -- "${sample[@]}" -c 1 --temperature 1e-40 -o "$work/x.
 expect 2 "--temperature" -- "${sample[@]}" -c 1 --temperature nan -o "$work/x.png"
 expect 2 "--cfg-scale" -- "${sample[@]}" -c 1 --cfg-scale 1e39 -o "$work/x.png"
 expect 2 "--cfg-scale" -- "${sample[@]}" -c 1 --cfg-scale inf -o "$work/x.png"
+expect 2 "--cfg-schedule" -- "${sample[@]}" -c 1 --cfg-schedule cosine -o "$work/x.png"
 expect 2 "--choice-temperature" -- "${sample[@]}" -c 1 --choice-temperature 1e39 -o "$work/x.png"
 expect 2 "--start-step" -- "${sample[@]}" -c 1 --start-step 2000000000 --schedule custom:1,1 -o "$work/x.png"
 # A custom schedule sets the step count; a --steps that disagrees is refused, one that agrees is not.
@@ -392,7 +393,7 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 s = d["settings"]
 assert s["temperature"] == {"value": 0.7, "from": "the flag"}, s
-assert set(s) == {"steps", "start-step", "schedule", "choice-temperature", "temperature", "cfg-scale", "top-k", "order", "dtype"}, s
+assert set(s) == {"steps", "start-step", "schedule", "choice-temperature", "temperature", "cfg-scale", "cfg-schedule", "top-k", "order", "dtype"}, s
 ' "$work/show.json"
 check "--show-defaults writes no image" test ! -e "$work/never.png"
 "$bin/maskgit-edit" --show-defaults --release-defaults >"$work/show.txt" 2>"$work/err"

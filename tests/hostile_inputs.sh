@@ -190,6 +190,7 @@ done
 for flag in --steps --num --batch-size --top-k --grid-scale --threads --start-step; do
   for value in -1 1e9 99999999999999999999 nan abc; do bad_flag "$flag" "$value" "${sample[@]}"; done
 done
+for value in '' abc LINEAR 'linear ' cosine; do bad_flag --cfg-schedule "$value" "${sample[@]}"; done
 bad_flag --steps 0 "${sample[@]}"
 bad_flag --num 0 "${sample[@]}"
 for value in 99999999999 16385 -5 nan; do bad_flag --right "$value" "${outpaint[@]}" -i "$work/ok.png"; done

@@ -44,6 +44,47 @@ check "sample, custom schedule" "$bin/maskgit-sample" -m "$model" "${run[@]}" -c
 check "custom schedule: its steps recorded" grep -q '"--steps","2"' "$work/c.png"
 check "custom schedule replayed" "$bin/maskgit-sample" --replay "$work/c.png" "${run[@]}" -o "$work/re-c.png"
 check "custom schedule: same bytes" cmp "$work/c.png" "$work/re-c.png"
+# A linear guidance schedule: recorded and replayed. A record made before --cfg-schedule existed
+# (no such argument) replays with the tool's constant schedule, even from a model that now
+# recommends linear: what made the file, not the model's current default.
+check "sample, linear guidance" "$bin/maskgit-sample" -m "$model" "${run[@]}" -c 6 -n 1 -s 11 --cfg-scale 3 \
+  --cfg-schedule linear -o "$work/g.png"
+check "linear guidance recorded" grep -q '"cfg_schedule":"linear"' "$work/g.png"
+check "linear guidance replayed" "$bin/maskgit-sample" --replay "$work/g.png" "${run[@]}" -o "$work/re-g.png"
+check "linear guidance: same bytes" cmp "$work/g.png" "$work/re-g.png"
+check "sample, constant guidance" "$bin/maskgit-sample" -m "$model" "${run[@]}" -c 6 -n 1 -s 11 --cfg-scale 3 \
+  --cfg-schedule constant -o "$work/g-constant.png"
+check "linear and constant guidance differ" sh -c '! cmp -s "$1" "$2"' _ "$work/g.png" "$work/g-constant.png"
+cp -r "$model" "$work/model-linear"
+check "a model recommending linear guidance" "$python" -c '
+import json, sys
+path = sys.argv[1] + "/config.json"
+config = json.load(open(path))
+config["sampling"]["guidance_schedule"] = "linear"
+json.dump(config, open(path, "w"))
+' "$work/model-linear"
+check "an older record: its arguments without --cfg-schedule" "$python" -c '
+import json, sys
+from PIL import Image, PngImagePlugin
+image = Image.open(sys.argv[1])
+record = json.loads(image.text["maskgit"])
+args = record["arguments"]
+i = args.index("--cfg-schedule")
+del args[i:i + 2]
+del record["settings"]["cfg_schedule"]
+info = PngImagePlugin.PngInfo()
+info.add_itxt("maskgit", json.dumps(record))
+image.save(sys.argv[2], pnginfo=info)
+' "$work/g-constant.png" "$work/g-old.png"
+check "the older record replayed with the linear model" "$bin/maskgit-sample" --replay "$work/g-old.png" \
+  -m "$work/model-linear" "${run[@]}" -o "$work/re-g-old.png"
+check "the older record's replay is the constant image" "$python" -c '
+import sys
+from PIL import Image
+a, b = (Image.open(p) for p in sys.argv[1:])
+assert a.tobytes() == b.tobytes()
+' "$work/g-constant.png" "$work/re-g-old.png"
+check "the older record's replay records constant" grep -q '"cfg_schedule":"constant"' "$work/re-g-old.png"
 check "info prints the record" "$bin/maskgit-info" "$work/s1.png"
 "$bin/maskgit-info" "$work/s1.png" >"$work/info.txt"
 check "info text names the seed" grep -q "^  seed: 18446744073709551614$" "$work/info.txt"

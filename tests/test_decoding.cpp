@@ -151,6 +151,62 @@ TEST_CASE("guidance combines conditional and unconditional logits", "[decoding]"
   CHECK((decode_tokens(request, options, logits_of) == 2).all().item<bool>());
 }
 
+TEST_CASE("a linear guidance schedule rises to the scale over the steps", "[decoding]") {
+  DecodeOptions options;
+  options.guidance_scale = 3.0;
+  CHECK(guidance_scale_at(options, 0, 8) == 3.0);  // constant
+  CHECK(guidance_scale_at(options, 7, 8) == 3.0);
+  options.guidance_schedule = GuidanceSchedule::linear;
+  CHECK(guidance_scale_at(options, 0, 8) == Approx(1.25));  // 1 + 2·1/8
+  CHECK(guidance_scale_at(options, 3, 8) == Approx(2.0));
+  CHECK(guidance_scale_at(options, 7, 8) == 3.0);
+  options.guidance_scale = 1.0;  // no guidance stays none
+  for (int64_t step = 0; step < 8; ++step) CHECK(guidance_scale_at(options, step, 8) == 1.0);
+  CHECK(parse_guidance_schedule("linear") == GuidanceSchedule::linear);
+  CHECK(std::string(guidance_schedule_name(GuidanceSchedule::constant)) == "constant");
+  CHECK_THROWS_AS(parse_guidance_schedule("cosine"), std::invalid_argument);
+
+  // The decoder uses the step's scale: conditional logits favour id 1, unconditional id 2, so
+  // (top-k 1) a token is 1 where s_t > 0.5 and 2 where s_t < 0.5. With s = 0, constant gives 2
+  // everywhere; linear gives s_t = 1 − (t+1)/T, so the tokens fixed in the first half are 1 and
+  // those of the second half 2.
+  const int64_t tokens = 16, mask_id = 3, no_class = 5;
+  LogitsFunction logits_of = [&](const torch::Tensor& ids, const torch::Tensor& classes) {
+    torch::Tensor logits = torch::zeros({ids.size(0), tokens, 3});
+    for (int64_t b = 0; b < ids.size(0); ++b) logits[b].select(1, classes[b].item<int64_t>() == no_class ? 2 : 1).fill_(2.0);
+    return logits;
+  };
+  DecodeRequest request;
+  request.ids = torch::full({1, tokens}, mask_id, torch::kLong);
+  request.class_tokens = torch::zeros({1}, torch::kLong);
+  request.mask_id = mask_id;
+  request.no_class_token = no_class;
+  request.seeds = seeds(1, 3);
+  DecodeOptions decode;
+  decode.top_k = 1;
+  decode.guidance_scale = 0.0;
+  decode.schedule = parse_schedule("linear");  // 2 tokens fixed per step of 8
+  CHECK((decode_tokens(request, decode, logits_of) == 2).all().item<bool>());
+  decode.guidance_schedule = GuidanceSchedule::linear;
+  // Steps 0..2 (s_t = 7/8, 6/8, 5/8) fix 1s, steps 4..7 (s_t ≤ 3/8) 2s; step 3 (s_t = 1/2) ties.
+  std::vector<int64_t> fixed_at(tokens, -1);
+  StepObserver observe = [&](int64_t step, const torch::Tensor& still_masked) {
+    for (int64_t i = 0; i < tokens; ++i)
+      if (!still_masked[0][i].item<bool>() && fixed_at[static_cast<size_t>(i)] < 0) fixed_at[static_cast<size_t>(i)] = step;
+  };
+  const torch::Tensor ids = decode_tokens(request, decode, logits_of, observe)[0];
+  int64_t ones = 0, twos = 0;
+  for (int64_t i = 0; i < tokens; ++i) {
+    const int64_t id = ids[i].item<int64_t>(), step = fixed_at[static_cast<size_t>(i)];
+    if (step <= 2) CHECK(id == 1);
+    if (step >= 4) CHECK(id == 2);
+    ones += id == 1;
+    twos += id == 2;
+  }
+  CHECK(ones >= 2);
+  CHECK(twos >= 2);
+}
+
 TEST_CASE("the Halton order covers every cell once", "[decoding]") {
   for (auto [h, w] : std::vector<std::pair<int64_t, int64_t>>{{7, 7}, {16, 16}, {3, 10}}) {
     const auto order = halton_order(h, w);

@@ -200,20 +200,30 @@ TEST_CASE("a model's temperature and guidance defaults, --release-defaults and -
   const fs::path dir = maskgit::testing::fresh_temp_dir("tools-guidance-defaults");
   const std::string base = R"("steps": 10, "schedule": "linear", "choice_temperature": 3, "edit_steps": 6, "edit_start_step": 1)";
   const ModelConfig model = read_model_config(model_with_sampling(
-      dir / "model", "{" + base + R"(, "temperature": 0.9, "guidance_scale": 1.5, "edit_guidance_scale": 3})"));
+      dir / "model", "{" + base +
+                         R"(, "temperature": 0.9, "guidance_scale": 1.5, "edit_guidance_scale": 3, "guidance_schedule": "linear"})"));
   REQUIRE(model.sampling);
+  CHECK(model.sampling->guidance_schedule == "linear");
+  CHECK(model.sampling->edit_guidance_schedule == "constant");
   CHECK(model.sampling->temperature == 0.9);
   CHECK(model.sampling->guidance_scale == 1.5);
   CHECK(model.sampling->edit_guidance_scale == 3);
   // Optional: a section without them (written before they existed) means 1.
   const ModelConfig older = read_model_config(model_with_sampling(dir / "older", "{" + base + "}"));
   CHECK((older.sampling->temperature == 1 && older.sampling->guidance_scale == 1));
+  CHECK((older.sampling->guidance_schedule == "constant" && older.sampling->edit_guidance_schedule == "constant"));
 
   // The model's values for the flags not given; the edit's guidance for maskgit-edit.
   DecodeOptions decode = parse_sampler({}, model, SamplingUse::generation);
   CHECK((decode.temperature == 0.9 && decode.guidance_scale == 1.5 && decode.steps == 10));
+  CHECK(decode.guidance_schedule == GuidanceSchedule::linear);
   decode = parse_sampler({}, model, SamplingUse::editing);
   CHECK((decode.temperature == 0.9 && decode.guidance_scale == 3 && decode.steps == 6));
+  CHECK(decode.guidance_schedule == GuidanceSchedule::constant);  // edit_guidance_schedule's
+  decode = parse_sampler({"--cfg-schedule", "linear"}, model, SamplingUse::editing);
+  CHECK(decode.guidance_schedule == GuidanceSchedule::linear);
+  decode = parse_sampler({"--cfg-schedule", "constant"}, model, SamplingUse::generation);
+  CHECK(decode.guidance_schedule == GuidanceSchedule::constant);
   decode = parse_sampler({"--temperature", "1", "--cfg-scale", "1"}, model, SamplingUse::generation);
   CHECK((decode.temperature == 1 && decode.guidance_scale == 1 && decode.steps == 10));
   // --release-defaults: the tool's own (the release's) for every flag not given.
@@ -221,6 +231,7 @@ TEST_CASE("a model's temperature and guidance defaults, --release-defaults and -
   decode = parse_sampler({"--release-defaults"}, model, SamplingUse::generation, &resolved);
   CHECK((decode.steps == 8 && decode.schedule.name() == "cosine" && decode.choice_temperature == 4.5));
   CHECK((decode.temperature == 1 && decode.guidance_scale == 1));
+  CHECK(decode.guidance_schedule == GuidanceSchedule::constant);
   CHECK(resolved.steps_origin == "the tool's default");
   decode = parse_sampler({"--release-defaults", "--steps", "5"}, model, SamplingUse::editing, &resolved);
   CHECK((decode.steps == 5 && decode.start_step == 2 && decode.guidance_scale == 1));
@@ -230,12 +241,15 @@ TEST_CASE("a model's temperature and guidance defaults, --release-defaults and -
   CHECK(resolved.show_defaults);
   CHECK(resolved.temperature_origin == "the model's sampling.temperature");
   CHECK(resolved.cfg_scale_origin == "the model's sampling.guidance_scale");
+  CHECK(resolved.cfg_schedule_origin == "the model's sampling.guidance_schedule");
   CHECK(resolved.schedule_origin == "the flag");
   CHECK(resolved.start_step_origin == "the tool's default");  // generation starts at step 0
   parse_sampler({}, model, SamplingUse::editing, &resolved);
   CHECK(resolved.steps_origin == "the model's sampling.edit_steps");
   CHECK(resolved.start_step_origin == "the model's sampling.edit_start_step");
   CHECK(resolved.cfg_scale_origin == "the model's sampling.edit_guidance_scale");
+  CHECK(resolved.cfg_schedule_origin ==
+        "the tool's default (the model's sampling section has no edit_guidance_schedule)");
   // An optional field the model leaves out is named as absent, not as a value it recommends.
   parse_sampler({}, older, SamplingUse::generation, &resolved);
   CHECK(resolved.temperature_origin == "the tool's default (the model's sampling section has no temperature)");
@@ -259,6 +273,8 @@ TEST_CASE("a model's temperature and guidance defaults, --release-defaults and -
       {"{" + base + R"(, "temperature": "hot"})", "sampling.temperature"},
       {"{" + base + R"(, "guidance_scale": 1e9})", "sampling.guidance_scale"},
       {"{" + base + R"(, "edit_guidance_scale": -1e9})", "sampling.edit_guidance_scale"},
+      {"{" + base + R"(, "guidance_schedule": "cosine"})", "sampling.guidance_schedule"},
+      {"{" + base + R"(, "edit_guidance_schedule": 1})", "sampling.edit_guidance_schedule"},
   };
   int index = 0;
   for (const auto& [section, field] : bad) {

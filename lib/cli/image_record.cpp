@@ -53,7 +53,7 @@ const std::map<std::string, bool>& recorded_flags() {
       {"--mask", true},     {"--threshold", true},   {"--invert", false},  {"--box", true},
       {"--canvas", true},   {"--offset", true},      {"--crop", true},     {"--steps", true},
       {"--start-step", true}, {"--schedule", true},  {"--choice-temperature", true},
-      {"--temperature", true}, {"--top-k", true},    {"--cfg-scale", true}, {"--order", true},
+      {"--temperature", true}, {"--top-k", true},    {"--cfg-scale", true}, {"--cfg-schedule", true}, {"--order", true},
       {"--dtype", true}};
   return flags;
 }

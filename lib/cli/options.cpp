@@ -65,6 +65,7 @@ CLI::Validator unit_interval() { return finite_range(0.0, 1.0); }
 CLI::Validator fit_modes() { return CLI::IsMember({"none", "crop", "resize"}); }
 CLI::Validator dtype_names() { return CLI::IsMember({"auto", "fp32", "bf16", "fp16"}); }
 CLI::Validator order_names() { return CLI::IsMember({"confidence", "halton"}); }
+CLI::Validator guidance_schedule_names() { return CLI::IsMember({"constant", "linear"}); }
 CLI::Validator stage_names() { return CLI::IsMember({"tokenizer", "transformer", "classifier"}); }
 CLI::Validator nproc_range() { return CLI::Range(1, 1024); }
 CLI::Validator backend_names() { return CLI::IsMember({"auto", "gloo", "nccl"}); }
@@ -257,6 +258,12 @@ std::vector<OptionSpec> build_table() {
                "which the release's models lack) (default: the model's sampling.guidance_scale, in maskgit-edit "
                "sampling.edit_guidance_scale, when it has one; else the value shown)",
                kMaking | kEval, cfg_range});
+  t.push_back({"cfg_schedule", "--cfg-schedule", "Sampler",
+               "How guidance is spread over the steps: constant (s at every step) or linear (1 + (s - 1)(t+1)/T at "
+               "step t: little while the layout is decided, all of s at the end; Muse's) (default: the model's "
+               "sampling.guidance_schedule, in maskgit-edit sampling.edit_guidance_schedule, when it has one; else "
+               "the value shown)",
+               kMaking | kEval, guidance_schedule_names});
   t.push_back({"release_defaults", "--release-defaults", "Sampler",
                "Ignore the model's recommended decoding settings (config.json \"sampling\"): the release's behaviour, "
                "the values shown, for every sampler flag not given",

@@ -25,6 +25,7 @@ void add_sampler_options(ToolOptions& cli, SamplerCliOptions& options) {
   options.temperature_flag = cli.add("temperature", options.temperature);
   options.top_k_flag = cli.add("top_k", options.top_k);
   options.cfg_scale_flag = cli.add("cfg_scale", options.cfg_scale);
+  options.cfg_schedule_flag = cli.add("cfg_schedule", options.cfg_schedule);
   options.order_flag = cli.add("order", options.order);
   options.dtype_flag = cli.add("dtype", options.dtype);
   cli.add_flag("release_defaults", options.release_defaults);
@@ -33,10 +34,14 @@ void add_sampler_options(ToolOptions& cli, SamplerCliOptions& options) {
 
 void apply_model_sampling_defaults(SamplerCliOptions& options, const ModelConfig& config) {
   const bool editing = options.use == SamplingUse::editing;
-  const SamplingDefaults* model = config.sampling && !options.release_defaults ? &*config.sampling : nullptr;
+  // A replay takes nothing from the model: its record gives every sampler flag there was when it
+  // was made, and a flag added since did not exist then, so the tool's default is what it ran.
+  const SamplingDefaults* model =
+      config.sampling && !options.release_defaults && replayed_record() == nullptr ? &*config.sampling : nullptr;
   // One row per flag a model may recommend: the flag, where its value came from, the model's
   // field for this use (none: the model has no say, as for generation's start step) and its
-  // value. An optional field the section leaves out (written only when not 1) is the tool's 1.
+  // value. An optional field the section leaves out (written only when it is not the tool's
+  // default: 1, or constant for the guidance schedules) is the tool's default.
   struct Row {
     const CLI::Option* flag;
     std::string* origin;
@@ -57,6 +62,10 @@ void apply_model_sampling_defaults(SamplerCliOptions& options, const ModelConfig
        [&](const SamplingDefaults& d) { options.temperature = d.temperature; }},
       {options.cfg_scale_flag, &options.cfg_scale_origin, editing ? "edit_guidance_scale" : "guidance_scale", true,
        [&](const SamplingDefaults& d) { options.cfg_scale = editing ? d.edit_guidance_scale : d.guidance_scale; }},
+      {options.cfg_schedule_flag, &options.cfg_schedule_origin,
+       editing ? "edit_guidance_schedule" : "guidance_schedule", true, [&](const SamplingDefaults& d) {
+         options.cfg_schedule = editing ? d.edit_guidance_schedule : d.guidance_schedule;
+       }},
   };
   const Json* section = json_find(config.raw, "sampling");
   for (const Row& row : rows) {
@@ -115,6 +124,7 @@ bool show_sampling_defaults(const SamplerCliOptions& options, const ModelConfig&
       {"--choice-temperature", options.choice_temperature, options.choice_temperature_origin},
       {"--temperature", options.temperature, options.temperature_origin},
       {"--cfg-scale", options.cfg_scale, options.cfg_scale_origin},
+      {"--cfg-schedule", options.cfg_schedule, options.cfg_schedule_origin},
       {"--top-k", options.top_k, origin(options.top_k_flag)},
       {"--order", options.order, origin(options.order_flag)},
       {"--dtype", options.dtype, origin(options.dtype_flag)},
@@ -196,6 +206,11 @@ DecodeOptions to_decode_options(const SamplerCliOptions& options) {
   decode.temperature = options.temperature;
   decode.top_k = options.top_k;
   decode.guidance_scale = options.cfg_scale;
+  try {
+    decode.guidance_schedule = parse_guidance_schedule(options.cfg_schedule);
+  } catch (const std::exception& e) {
+    throw_usage(fmt::format("--cfg-schedule: {}", e.what()));
+  }
   decode.halton_order = options.order == "halton";
   return decode;
 }
@@ -215,6 +230,7 @@ std::vector<std::string> sampler_arguments(const SamplerCliOptions& options, tor
           "--temperature", exact_number(options.temperature),
           "--top-k",       std::to_string(options.top_k),
           "--cfg-scale",   exact_number(options.cfg_scale),
+          "--cfg-schedule", options.cfg_schedule,
           "--order",       options.order,
           "--dtype",       dtype_flag_value(dtype)};
 }

@@ -29,6 +29,7 @@ struct SamplerCliOptions {
   double temperature = 1.0;
   int64_t top_k = 0;
   double cfg_scale = 1.0;
+  std::string cfg_schedule = "constant";
   std::string order = "confidence";
   std::string dtype = "auto";
   SamplingUse use = SamplingUse::generation;
@@ -40,6 +41,7 @@ struct SamplerCliOptions {
   const CLI::Option* choice_temperature_flag = nullptr;
   const CLI::Option* temperature_flag = nullptr;
   const CLI::Option* cfg_scale_flag = nullptr;
+  const CLI::Option* cfg_schedule_flag = nullptr;
   const CLI::Option* top_k_flag = nullptr;
   const CLI::Option* order_flag = nullptr;
   const CLI::Option* dtype_flag = nullptr;
@@ -52,21 +54,23 @@ struct SamplerCliOptions {
   std::string steps_origin = "the tool's default";
   std::string start_step_origin = "the tool's default";
   std::string schedule_origin = "the tool's default", choice_temperature_origin = "the tool's default",
-              temperature_origin = "the tool's default", cfg_scale_origin = "the tool's default";
+              temperature_origin = "the tool's default", cfg_scale_origin = "the tool's default",
+              cfg_schedule_origin = "the tool's default";
 };
 
 // --steps, --start-step, --schedule, --choice-temperature, --temperature, --top-k,
-// --cfg-scale, --order, --dtype, --release-defaults, --show-defaults. `options.use` and the values in `options` (the tool's own
+// --cfg-scale, --cfg-schedule, --order, --dtype, --release-defaults, --show-defaults. `options.use` and the values in `options` (the tool's own
 // defaults) must be set before the call; --help says that the model's defaults come first.
 void add_sampler_options(ToolOptions& cli, SamplerCliOptions& options);
 // --dtype alone (for tools without the other sampler options, such as the benchmark).
 void add_dtype_option(ToolOptions& cli, std::string& dtype);
 
 // After parsing and reading the model: each of --steps, --start-step, --schedule,
-// --choice-temperature, --temperature and --cfg-scale the user did not pass takes the model's
-// default (config.sampling) when the model has one and --release-defaults was not given
-// (--start-step only when editing: generation starts at step 0; --cfg-scale from
-// guidance_scale, or edit_guidance_scale when editing).
+// --choice-temperature, --temperature, --cfg-scale and --cfg-schedule the user did not pass
+// takes the model's default (config.sampling) when the model has one and --release-defaults was
+// not given (--start-step only when editing: generation starts at step 0; --cfg-scale and
+// --cfg-schedule from guidance_scale and guidance_schedule, or edit_guidance_scale and
+// edit_guidance_schedule when editing).
 void apply_model_sampling_defaults(SamplerCliOptions& options, const ModelConfig& config);
 // --show-defaults: prints the resolved decoding settings (after apply_model_sampling_defaults),
 // each with where it came from (the flag, the model's config.json, or the tool), on stdout, as
@@ -96,7 +100,7 @@ std::string dtype_flag_value(torch::ScalarType dtype);
 // whatever the model's defaults are then.
 std::vector<std::string> sampler_arguments(const SamplerCliOptions& options, torch::ScalarType dtype);
 // The decoding settings of an image record: steps, start_step, schedule, choice_temperature,
-// temperature, top_k, cfg_scale, order, rng, dtype, device.
+// temperature, top_k, cfg_scale, cfg_schedule, order, rng, dtype, device.
 RecordJson sampler_settings(const DecodeOptions& decode, torch::ScalarType dtype, const torch::Device& device);
 
 }  // namespace maskgit

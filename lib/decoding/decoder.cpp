@@ -38,6 +38,12 @@ torch::Tensor shape_logits(torch::Tensor logits, const DecodeOptions& options) {
 
 }  // namespace
 
+double guidance_scale_at(const DecodeOptions& options, int64_t step, int64_t steps) {
+  if (options.guidance_schedule == GuidanceSchedule::constant) return options.guidance_scale;
+  const double ratio = static_cast<double>(step + 1) / static_cast<double>(steps);
+  return 1.0 + (options.guidance_scale - 1.0) * ratio;
+}
+
 std::vector<int64_t> halton_order(int64_t height, int64_t width) {
   std::vector<int64_t> order;
   std::vector<bool> seen(static_cast<size_t>(height * width), false);
@@ -130,7 +136,7 @@ torch::Tensor decode_tokens(const DecodeRequest& request, const DecodeOptions& o
       const torch::Tensor conditional = logits_of(current, model_classes).to(torch::kFloat32);
       const torch::Tensor unconditional = logits_of(current, no_classes).to(torch::kFloat32);
       all_finite.logical_and_(torch::isfinite(conditional).all().logical_and(torch::isfinite(unconditional).all()));
-      logits = unconditional + options.guidance_scale * (conditional - unconditional);
+      logits = unconditional + guidance_scale_at(options, step, steps) * (conditional - unconditional);
     } else {
       logits = logits_of(current, model_classes);
       all_finite.logical_and_(torch::isfinite(logits).all());

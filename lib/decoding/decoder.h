@@ -27,6 +27,9 @@ struct DecodeOptions {
   double temperature = 1.0;         // softmax temperature on logits (1 = the release)
   int64_t top_k = 0;                // 0 = off
   double guidance_scale = 1.0;      // classifier-free guidance s (1 = off)
+  // How the guidance scale is spread over the steps: constant (s at every step) or linear
+  // (rising as the mask ratio falls: guidance_scale_at).
+  GuidanceSchedule guidance_schedule = GuidanceSchedule::constant;
   bool halton_order = false;        // reveal positions in Halton order instead of by confidence
 };
 
@@ -69,6 +72,10 @@ torch::Tensor decode_tokens(const DecodeRequest& request, const DecodeOptions& o
 // release's floor(N0·γ((t+1)/T)) clamped to [1, unknown − 1] (masked_after_step), with N0 the
 // image's unknown tokens at the start. Rows before start_step are 0 and unused.
 torch::Tensor masked_count_table(const torch::Tensor& initially_unknown, const DecodeOptions& options);
+
+// The guidance scale used at step t (0-based) of `steps`: options.guidance_scale when constant,
+// 1 + (guidance_scale − 1)·(t+1)/steps when linear (so 1, no guidance, stays 1).
+double guidance_scale_at(const DecodeOptions& options, int64_t step, int64_t steps);
 
 // The Halton (2, 3) low-discrepancy order over an h × w grid: every cell exactly once.
 std::vector<int64_t> halton_order(int64_t height, int64_t width);

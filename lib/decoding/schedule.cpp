@@ -81,4 +81,14 @@ int64_t masked_after_step(const MaskSchedule& schedule, int64_t step, int64_t st
   return std::max<int64_t>(1, std::min(currently_unknown - 1, masked));
 }
 
+const char* guidance_schedule_name(GuidanceSchedule schedule) {
+  return schedule == GuidanceSchedule::linear ? "linear" : "constant";
+}
+
+GuidanceSchedule parse_guidance_schedule(const std::string& name) {
+  if (name == "constant") return GuidanceSchedule::constant;
+  if (name == "linear") return GuidanceSchedule::linear;
+  throw std::invalid_argument(fmt::format("\"{}\" is not constant or linear", name.substr(0, 64)));
+}
+
 }  // namespace maskgit

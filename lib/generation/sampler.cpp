@@ -109,6 +109,7 @@ Json decode_settings_json(const DecodeOptions& options, torch::ScalarType forwar
   json["temperature"] = options.temperature;
   json["top_k"] = options.top_k;
   json["cfg_scale"] = options.guidance_scale;
+  json["cfg_schedule"] = guidance_schedule_name(options.guidance_schedule);
   json["order"] = options.halton_order ? "halton" : "confidence";
   json["rng"] = kCounterRngName;
   json["dtype"] = dtype_name(forward_dtype);

@@ -42,6 +42,14 @@ void SamplingDefaults::validate(const std::string& path) const {
   require(std::isfinite(edit_guidance_scale) && std::abs(edit_guidance_scale) <= kMaxGuidanceScale,
           "edit_guidance_scale",
           fmt::format("{} is not in -{:g}..{:g}", edit_guidance_scale, kMaxGuidanceScale, kMaxGuidanceScale));
+  for (const auto& [field, value] : {std::pair<const char*, const std::string*>{"guidance_schedule", &guidance_schedule},
+                                     {"edit_guidance_schedule", &edit_guidance_schedule}}) {
+    try {
+      parse_guidance_schedule(*value);
+    } catch (const std::exception& e) {
+      require(false, field, e.what());
+    }
+  }
   MaskSchedule parsed;
   try {
     parsed = parse_schedule(schedule);
@@ -63,6 +71,8 @@ void to_json(Json& json, const SamplingDefaults& defaults) {
   if (defaults.temperature != 1.0) json["temperature"] = defaults.temperature;
   if (defaults.guidance_scale != 1.0) json["guidance_scale"] = defaults.guidance_scale;
   if (defaults.edit_guidance_scale != 1.0) json["edit_guidance_scale"] = defaults.edit_guidance_scale;
+  if (defaults.guidance_schedule != "constant") json["guidance_schedule"] = defaults.guidance_schedule;
+  if (defaults.edit_guidance_schedule != "constant") json["edit_guidance_schedule"] = defaults.edit_guidance_schedule;
 }
 
 void from_json(const Json& json, SamplingDefaults& defaults) { defaults = SamplingDefaults::from_json(json); }
@@ -71,9 +81,10 @@ Json SamplingDefaults::to_json() const { return *this; }
 
 SamplingDefaults SamplingDefaults::from_json(const Json& json, const std::string& path) {
   if (!json.is_object()) throw std::runtime_error(path + ": expected an object");
-  static const char* const kFields[] = {"steps",          "schedule",    "choice_temperature",
-                                        "edit_steps",     "edit_start_step", "temperature",
-                                        "guidance_scale", "edit_guidance_scale"};
+  static const char* const kFields[] = {"steps",          "schedule",            "choice_temperature",
+                                        "edit_steps",     "edit_start_step",     "temperature",
+                                        "guidance_scale", "edit_guidance_scale", "guidance_schedule",
+                                        "edit_guidance_schedule"};
   for (const auto& entry : json.items()) {
     const std::string& key = entry.key();  // (a structured binding cannot be captured in C++17)
     if (std::find_if(std::begin(kFields), std::end(kFields), [&](const char* field) { return key == field; }) ==
@@ -92,6 +103,9 @@ SamplingDefaults SamplingDefaults::from_json(const Json& json, const std::string
   if (json_find(json, "guidance_scale")) defaults.guidance_scale = json_double(json, "guidance_scale", path);
   if (json_find(json, "edit_guidance_scale"))
     defaults.edit_guidance_scale = json_double(json, "edit_guidance_scale", path);
+  if (json_find(json, "guidance_schedule")) defaults.guidance_schedule = json_string(json, "guidance_schedule", path);
+  if (json_find(json, "edit_guidance_schedule"))
+    defaults.edit_guidance_schedule = json_string(json, "edit_guidance_schedule", path);
   defaults.validate(path);
   return defaults;
 }

@@ -29,7 +29,8 @@ constexpr int64_t kMaxActivation = int64_t{1} << 30;
 
 // A model's decoding defaults: config.json's optional "sampling" section (the first five fields
 // required when the section is there; temperature, guidance_scale and edit_guidance_scale
-// optional, 1 when absent, as sections written before they existed lack them). The tools take
+// optional, 1 when absent, guidance_schedule and edit_guidance_schedule optional, "constant"
+// when absent, as sections written before they existed lack them). The tools take
 // them for the sampler flags the user does not pass (--release-defaults: never); without the
 // section, the tools' own defaults (the values below, the release's behaviour) apply.
 // "Generation" is maskgit-sample, -inpaint and -outpaint (and maskgit-eval --sample-model);
@@ -44,6 +45,8 @@ struct SamplingDefaults {
   double temperature = 1.0;         // of the token distribution (--temperature)
   double guidance_scale = 1.0;      // generation's classifier-free guidance s (--cfg-scale; 1 = off)
   double edit_guidance_scale = 1.0; // editing's
+  std::string guidance_schedule = "constant";       // generation's: constant or linear (--cfg-schedule)
+  std::string edit_guidance_schedule = "constant";  // editing's
 
   // Bounds, shared with the sampler flags: steps in 1..kMaxSteps, a start step below its steps,
   // a choice temperature in 0..kMaxChoiceTemperature, a schedule parse_schedule accepts (a
