@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # How a model's samples depend on the decoding settings a model directory can recommend
-# (config.json "sampling": steps, choice temperature, temperature, guidance scale), judged by
+# (config.json "sampling": steps, choice temperature, temperature, guidance scale and schedule), judged by
 # maskgit-eval at one sample count: how the shipped model's defaults were chosen (README, "The
 # shipped model"). Every run starts from the release's settings (--release-defaults) and
 # changes the settings of its row; all runs sample the same classes and seeds.

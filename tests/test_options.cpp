@@ -202,6 +202,12 @@ TEST_CASE("replay: the record's arguments, then the user's own flags, which may 
   other = record;
   other["seed"] = 1e300;
   refused({"tool", "--replay", with("seed.png", other), "-o", "x.png"}, ExitCode::bad_input, "seed is not a whole number");
+  // A command line without --replay forgets the last one's record (which turns the model's
+  // sampling defaults off), so later parses in this process are plain ones.
+  CHECK_NOTHROW(expand_replay(Tool::sample, {"tool", "--replay", made, "-o", "x.png"}));
+  REQUIRE(replayed_record() != nullptr);
+  CHECK(expand_replay(Tool::sample, {"maskgit-sample", "-o", "x.png"}) == Args{"maskgit-sample", "-o", "x.png"});
+  CHECK(replayed_record() == nullptr);
 }
 
 TEST_CASE("exact_number round-trips doubles", "[records]") {

@@ -194,6 +194,7 @@ RecordJson read_image_record(const std::string& path) {
 }
 
 std::vector<std::string> expand_replay(Tool tool, const std::vector<std::string>& args) {
+  replaying.reset();  // a new command line: replaying only if this one says so
   if ((option_spec("replay").tools & tool_bit(tool)) == 0) return args;  // CLI11 refuses --replay
   std::optional<std::string> file;
   std::vector<std::string> rest;  // the user's other arguments, as given

@@ -60,7 +60,8 @@ RecordJson read_image_record(const std::string& path);
 // --json, -m/--model, --device, -t/--threads, -b/--batch-size, -q/--quiet and -v/--verbose
 // (Error(usage) naming any other, also a combined -qc4). Error(usage) when FILE was made by
 // another tool, and Error(bad_input) when its record cannot be replayed. Without --replay, or for
-// a tool without --replay (its parser then refuses the flag), `args` unchanged.
+// a tool without --replay (its parser then refuses the flag), `args` unchanged. Each call starts
+// afresh: replayed_record() is the record of this call's --replay, or nullptr.
 std::vector<std::string> expand_replay(Tool tool, const std::vector<std::string>& args);
 
 // The record being replayed in this process (set by expand_replay), or nullptr.

@@ -260,7 +260,7 @@ std::vector<OptionSpec> build_table() {
                kMaking | kEval, cfg_range});
   t.push_back({"cfg_schedule", "--cfg-schedule", "Sampler",
                "How guidance is spread over the steps: constant (s at every step) or linear (1 + (s - 1)(t+1)/T at "
-               "step t: little while the layout is decided, all of s at the end; Muse's) (default: the model's "
+               "step t: little while the layout is decided, all of s at the end; after Muse) (default: the model's "
                "sampling.guidance_schedule, in maskgit-edit sampling.edit_guidance_schedule, when it has one; else "
                "the value shown)",
                kMaking | kEval, guidance_schedule_names});

@@ -17,7 +17,8 @@ namespace maskgit {
 
 void add_sampler_options(ToolOptions& cli, SamplerCliOptions& options) {
   // The defaults shown are the tool's; the model's (config.json "sampling") come first for
-  // --steps, --start-step, --schedule and --choice-temperature (apply_model_sampling_defaults).
+  // --steps, --start-step, --schedule, --choice-temperature, --temperature, --cfg-scale and
+  // --cfg-schedule (apply_model_sampling_defaults).
   options.steps_flag = cli.add("steps", options.steps);
   options.start_step_flag = cli.add("start_step", options.start_step);
   options.schedule_flag = cli.add("schedule", options.schedule);

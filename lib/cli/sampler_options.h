@@ -70,7 +70,8 @@ void add_dtype_option(ToolOptions& cli, std::string& dtype);
 // takes the model's default (config.sampling) when the model has one and --release-defaults was
 // not given (--start-step only when editing: generation starts at step 0; --cfg-scale and
 // --cfg-schedule from guidance_scale and guidance_schedule, or edit_guidance_scale and
-// edit_guidance_schedule when editing).
+// edit_guidance_schedule when editing). Never in a --replay: the record gives every sampler flag
+// there was when it was made, and one added since takes the tool's default, as it had then.
 void apply_model_sampling_defaults(SamplerCliOptions& options, const ModelConfig& config);
 // --show-defaults: prints the resolved decoding settings (after apply_model_sampling_defaults),
 // each with where it came from (the flag, the model's config.json, or the tool), on stdout, as

@@ -39,7 +39,8 @@ torch::Tensor shape_logits(torch::Tensor logits, const DecodeOptions& options) {
 }  // namespace
 
 double guidance_scale_at(const DecodeOptions& options, int64_t step, int64_t steps) {
-  if (options.guidance_schedule == GuidanceSchedule::constant) return options.guidance_scale;
+  // (All of s at the last step exactly, whatever the rounding of 1 + (s − 1)·1.)
+  if (options.guidance_schedule == GuidanceSchedule::constant || step + 1 >= steps) return options.guidance_scale;
   const double ratio = static_cast<double>(step + 1) / static_cast<double>(steps);
   return 1.0 + (options.guidance_scale - 1.0) * ratio;
 }

@@ -28,7 +28,7 @@ struct DecodeOptions {
   int64_t top_k = 0;                // 0 = off
   double guidance_scale = 1.0;      // classifier-free guidance s (1 = off)
   // How the guidance scale is spread over the steps: constant (s at every step) or linear
-  // (rising as the mask ratio falls: guidance_scale_at).
+  // (from about 1 at the first step to s at the last: guidance_scale_at).
   GuidanceSchedule guidance_schedule = GuidanceSchedule::constant;
   bool halton_order = false;        // reveal positions in Halton order instead of by confidence
 };

@@ -36,8 +36,9 @@ int64_t masked_after_step(const MaskSchedule& schedule, int64_t step, int64_t st
                           int64_t currently_unknown);
 
 // Classifier-free guidance over the steps: constant is s at every step (the usual form);
-// linear is Muse's rising guidance (Chang et al. 2023, "Classifier Free Guidance"), 1 + (s − 1)·(t+1)/T at step t of
-// T: almost none while the layout is decided, all of s for the last tokens.
+// linear is after Muse's linearly rising guidance (Chang et al. 2023, "Classifier Free
+// Guidance"; the formula is this project's): 1 + (s − 1)·(t+1)/T at step t of T, almost none
+// while the layout is decided, all of s for the last tokens.
 enum class GuidanceSchedule { constant, linear };
 
 // "constant" or "linear"; parse_guidance_schedule throws std::invalid_argument for anything else.
